@@ -1,0 +1,196 @@
+"""Checkpoints: release weights in safetensors with the architecture in the metadata, the resumable
+training state beside them, and loading of the reference PyTorch code's ``*_net_G.pth`` files.
+
+``runs/NAME/checkpoints/latest.safetensors`` holds ``generator.*`` and ``discriminator.*`` tensors; its
+metadata holds the generator and discriminator configs as JSON (enough to rebuild both), the step and the
+epoch. ``latest.state.pt`` holds what only a resume needs: optimizer and scheduler states, RNG states and
+the position in the epoch. Every file is written to a temporary name and renamed, so a crash mid-write
+never leaves a corrupt ``latest``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from .config import DiscriminatorConfig, GeneratorConfig, RunConfig
+from .errors import Pix2PixError
+from .networks import build_discriminator, build_generator
+
+FORMAT = "pix2pix/1"
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None = None,
+                 D_cfg: DiscriminatorConfig | None = None, **meta: Any) -> None:
+    tensors = {f"generator.{k}": v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    if D is not None:
+        tensors |= {f"discriminator.{k}": v.detach().cpu().contiguous() for k, v in D.state_dict().items()}
+    metadata = {"format": FORMAT, "generator": json.dumps(dataclasses.asdict(G_cfg)),
+                "discriminator": json.dumps(dataclasses.asdict(D_cfg)) if D_cfg is not None else "null"}
+    metadata |= {k: json.dumps(v) for k, v in meta.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise Pix2PixError(f"{path}: no training state to resume from") from None
+    except Exception as e:  # a corrupt pickle raises many kinds of errors
+        raise Pix2PixError(f"{path}: unreadable training state ({e.__class__.__name__}: {e})") from None
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: configs to rebuild the nets, their weights, and metadata."""
+
+    generator: GeneratorConfig
+    generator_state: dict[str, torch.Tensor]
+    discriminator: DiscriminatorConfig | None = None
+    discriminator_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def build_generator(self) -> nn.Module:
+        G = build_generator(self.generator)
+        load_into(G, self.generator_state, self.path, f"generator {self.generator.arch}")
+        return G
+
+    def build_discriminator(self) -> nn.Module | None:
+        if self.discriminator is None:
+            return None
+        D = build_discriminator(self.discriminator)
+        load_into(D, self.discriminator_state, self.path, f"discriminator {self.discriminator.arch}")
+        return D
+
+
+def load_into(net: nn.Module, state: dict[str, torch.Tensor], path: Path | None, what: str) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        if len(detail) > 300:
+            detail = detail[:300] + "..."
+        raise Pix2PixError(f"{path}: checkpoint does not match {what} ({detail})") from None
+
+
+def resolve_checkpoint_path(path: Path) -> Path:
+    """A run folder, a ``.safetensors`` file or a reference ``.pth`` file -> the file to read."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / "checkpoints" / "latest.safetensors"
+        if not latest.exists():
+            raise Pix2PixError(f"{path}: a folder but not a run with a checkpoint (no checkpoints/latest.safetensors)")
+        return latest
+    if not path.exists():
+        raise Pix2PixError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read any supported checkpoint: ours (``.safetensors``) or the reference's (``.pth``, generator only)."""
+    path = resolve_checkpoint_path(path)
+    if path.suffix in (".pth", ".pt"):
+        return load_reference_checkpoint(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    if metadata.get("format") != FORMAT:
+        raise Pix2PixError(f"{path}: not a pix2pix checkpoint (no '{FORMAT}' format tag in its metadata)")
+    meta = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "generator", "discriminator")}
+    G_cfg = GeneratorConfig(**json.loads(metadata["generator"]))
+    D_json = json.loads(metadata["discriminator"])
+    split = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    return Checkpoint(G_cfg, split("generator."), DiscriminatorConfig(**D_json) if D_json else None,
+                      split("discriminator."), meta, path)
+
+
+# ------------------------------------------------------------------------------------- reference
+
+
+def load_reference_checkpoint(path: Path) -> Checkpoint:
+    """A ``latest_net_G.pth`` of junyanz/pytorch-CycleGAN-and-pix2pix: a bare state dict. The architecture
+    (U-Net depth or ResNet blocks, widths, channels, norm) is read off the tensor names and shapes."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many kinds for a corrupt or foreign file
+        raise Pix2PixError(f"{path}: not a readable PyTorch state dict ({e.__class__.__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise Pix2PixError(f"{path}: expected a generator state dict (name -> tensor) as the reference saves")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    cfg = infer_reference_generator(state, path)
+    # Checkpoints from before torch 0.4 lack num_batches_tracked; instance norm once kept running stats.
+    expected = build_generator_meta(cfg)
+    for k in expected:
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = torch.tensor(0)
+    if cfg.norm != "batch":
+        state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var"))}
+    return Checkpoint(cfg, state, meta={"source": "reference"}, path=path)
+
+
+def build_generator_meta(cfg: GeneratorConfig) -> dict[str, torch.Size]:
+    with torch.device("meta"):
+        return {k: v.shape for k, v in build_generator(cfg).state_dict().items()}
+
+
+def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> GeneratorConfig:
+    if "model.model.0.weight" in state:  # U-Net: levels nest as model.model.1.model.3.model. ...
+        depth, prefix = 1, "model.model.1.model."
+        while prefix + "1.weight" in state:
+            depth, prefix = depth + 1, prefix + "3.model."
+        ngf, in_channels = state["model.model.0.weight"].shape[:2]
+        last = state["model.model.3.weight"]  # (2*ngf, out, 4, 4) with skips
+        norm = ("batch" if "model.model.1.model.2.running_mean" in state or "model.model.1.model.2.weight" in state
+                else "instance" if "model.model.1.model.1.bias" in state else "none")
+        kind = "unet" if last.shape[0] == 2 * ngf else "encoder_decoder"
+        return GeneratorConfig(arch=f"{kind}_{2 ** depth}", in_channels=int(in_channels), out_channels=int(last.shape[1]),
+                               ngf=int(ngf), norm=norm, dropout=0.5, dropout_placement="reference")
+    first = state.get("model.1.weight")
+    if first is not None and first.ndim == 4 and first.shape[-1] == 7:  # ResNet: model.K.conv_block.*
+        blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
+        dropout = any(".conv_block.6.weight" in k for k in state)
+        norm = "batch" if "model.2.running_mean" in state or "model.2.weight" in state else (
+            "instance" if "model.1.bias" in state else "none")
+        last_idx = max(int(k.split(".")[1]) for k in state if k.endswith(".weight") and ".conv_block." not in k)
+        return GeneratorConfig(arch=f"resnet_{len(blocks)}blocks", in_channels=int(first.shape[1]),
+                               out_channels=int(state[f"model.{last_idx}.weight"].shape[0]), ngf=int(first.shape[0]),
+                               norm=norm, dropout=0.5 if dropout else 0.0)
+    raise Pix2PixError(f"{path}: not a pix2pix generator state dict that we recognise "
+                       "(expected U-Net keys like model.model.0.weight or ResNet keys like model.1.weight)")
+
+
+def checkpoint_config(ckpt: Checkpoint) -> RunConfig | None:
+    """The run configuration stored in one of our checkpoints, if any."""
+    cfg = ckpt.meta.get("config")
+    return RunConfig.from_dict(cfg) if cfg else None

@@ -1,0 +1,327 @@
+"""The ``pix2pix`` command: a thin layer that parses flags into configs and calls the library.
+
+Errors a user can cause arrive as :class:`Pix2PixError`; they are printed as one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config as C
+from .errors import Pix2PixError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+        return value
+    return parse
+
+
+def _non_negative(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+        return value
+    return parse
+
+
+# Flags of `train` that map onto config fields: flag dest -> (config section, field). Defaults live in the
+# dataclasses (and presets), so every flag defaults to None here: None means "not given".
+TRAIN_FIELDS = {
+    "direction": ("data", "direction"), "load_size": ("data", "load_size"), "crop_size": ("data", "crop_size"),
+    "preprocess": ("data", "preprocess"), "batch_size": ("data", "batch_size"), "workers": ("data", "workers"),
+    "generator": ("generator", "arch"), "in_channels": ("generator", "in_channels"),
+    "out_channels": ("generator", "out_channels"), "ngf": ("generator", "ngf"),
+    "dropout": ("generator", "dropout"), "dropout_placement": ("generator", "dropout_placement"),
+    "ndf": ("discriminator", "ndf"),
+    "objective": ("train", "objective"), "gan_loss": ("train", "gan_loss"), "lambda_l1": ("train", "lambda_l1"),
+    "lambda_gp": ("train", "lambda_gp"), "lr": ("train", "lr"), "beta1": ("train", "beta1"),
+    "beta2": ("train", "beta2"), "epochs": ("train", "epochs"), "epochs_decay": ("train", "epochs_decay"),
+    "max_steps": ("train", "max_steps"), "seed": ("train", "seed"), "device": ("train", "device"),
+    "init": ("train", "init"), "init_gain": ("train", "init_gain"), "log_every": ("train", "log_every"),
+    "sample_every": ("train", "sample_every"), "snapshot_every": ("train", "snapshot_every"),
+}
+# What may change when a run is resumed: how long it runs and where, not what it is.
+RESUMABLE = {"max_steps", "device", "workers", "log_every", "sample_every", "snapshot_every", "progress"}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on an aligned dataset (or resume a run)",
+                       description="Train pix2pix. Defaults are the paper's; --preset applies a dataset's settings "
+                                   "and explicit flags override it.")
+    g = p.add_argument_group("run")
+    g.add_argument("--data", help="dataset root: DATA/train/*.jpg (A|B side by side) or DATA/A/train + DATA/B/train")
+    g.add_argument("--name", help="run name (default: the dataset folder's name)")
+    g.add_argument("--out", help="folder that holds runs (default: runs)")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue runs/NAME exactly where it stopped")
+    g.add_argument("--preset", choices=sorted(C.PRESETS), help="the paper's settings for a dataset")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: auto")
+    g.add_argument("--seed", type=int, help="seed for init, data order, jitter and dropout (default 0)")
+    g.add_argument("--max-steps", type=_positive(int), help="stop after this many optimizer steps")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g = p.add_argument_group("model")
+    g.add_argument("--generator", help="unet_256 (default), unet_128, unet_N, encoder_decoder_N, resnet_9blocks, ...")
+    g.add_argument("--discriminator", help="patch70 (default), pixel, patch16, patch34, patch142, patch286; "
+                                           "or the reference's basic / n_layers")
+    g.add_argument("--n-layers-d", type=_positive(int), help="depth for --discriminator n_layers (reference name)")
+    g.add_argument("--ngf", type=_positive(int), help="generator width (default 64)")
+    g.add_argument("--ndf", type=_positive(int), help="discriminator width (default 64)")
+    g.add_argument("--norm", choices=C.NORMS, help="normalisation for G and D (default batch)")
+    g.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0, help="no dropout in G")
+    g.add_argument("--dropout", type=_non_negative(float), help="dropout rate in G (default 0.5)")
+    g.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
+                   help="paper: decoder at 2x2/4x4/8x8 (default); reference: 4x4/8x8/16x16")
+    g.add_argument("--in-channels", type=_positive(int), help="input image channels (default 3)")
+    g.add_argument("--out-channels", type=_positive(int), help="output image channels (default 3)")
+    g.add_argument("--init", choices=C.INITS, help="weight init (default normal: N(0, 0.02))")
+    g.add_argument("--init-gain", type=_positive(float), help="init scale (default 0.02)")
+    g = p.add_argument_group("objective and optimisation")
+    g.add_argument("--objective", choices=C.OBJECTIVES, help="loss terms (default l1+cgan)")
+    g.add_argument("--gan-loss", choices=C.GAN_LOSSES, help="adversarial loss (default vanilla)")
+    g.add_argument("--lambda-l1", type=_non_negative(float), help="weight of the L1 term (default 100)")
+    g.add_argument("--lambda-gp", type=_non_negative(float), help="gradient-penalty weight for wgangp (default 10)")
+    g.add_argument("--lr", type=_positive(float), help="Adam learning rate (default 2e-4)")
+    g.add_argument("--beta1", type=_non_negative(float), help="Adam beta1 (default 0.5)")
+    g.add_argument("--beta2", type=_non_negative(float), help="Adam beta2 (default 0.999)")
+    g.add_argument("--epochs", type=_non_negative(int), help="epochs at constant lr (default 100)")
+    g.add_argument("--epochs-decay", type=_non_negative(int), help="then epochs of linear decay to 0 (default 100)")
+    g = p.add_argument_group("data")
+    g.add_argument("--direction", choices=C.DIRECTIONS, help="AtoB (default) or BtoA")
+    g.add_argument("--batch-size", type=_positive(int), help="default 1")
+    g.add_argument("--load-size", type=_positive(int), help="resize to this before cropping (default 286)")
+    g.add_argument("--crop-size", type=_positive(int), help="random crop size (default 256)")
+    g.add_argument("--preprocess", choices=C.PREPROCESS, help="default resize_and_crop (the paper's jitter)")
+    g.add_argument("--no-flip", dest="flip", action="store_const", const=False, help="no random horizontal flip")
+    g.add_argument("--workers", type=_non_negative(int), help="data loader processes (default 2)")
+    g.add_argument("--skip-bad-images", action="store_const", const=True,
+                   help="skip unreadable images (and report them) instead of stopping")
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-every", type=_positive(int), help="steps between loss logs (default 100)")
+    g.add_argument("--sample-every", type=_positive(int), help="steps between sample images (default 400)")
+    g.add_argument("--snapshot-every", type=_non_negative(int), help="epochs between kept snapshots (default 5)")
+    p.set_defaults(func=cmd_train)
+
+
+def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
+    """Paper defaults <- preset <- explicit flags."""
+    if args.data is None:
+        raise Pix2PixError("train: --data DIR is required (or --resume RUN_DIR)")
+    cfg = C.RunConfig()
+    preset = C.PRESETS.get(args.preset or "", {})
+    sections = {"data": cfg.data, "generator": cfg.generator, "discriminator": cfg.discriminator, "train": cfg.train}
+    for key, value in preset.items():
+        for section in sections.values():
+            if hasattr(section, key):
+                setattr(section, key, value)
+    for dest, (section, field) in TRAIN_FIELDS.items():
+        if getattr(args, dest) is not None:
+            setattr(sections[section], field, getattr(args, dest))
+    if args.flip is not None:
+        cfg.data.flip = args.flip
+    if args.skip_bad_images:
+        cfg.data.skip_bad_images = True
+    if args.norm is not None:
+        cfg.generator.norm = cfg.discriminator.norm = args.norm
+    if args.discriminator is not None or args.n_layers_d is not None:
+        from .networks import canonical_discriminator
+        cfg.discriminator.arch = canonical_discriminator(args.discriminator or "n_layers", args.n_layers_d)
+    cfg.data.root = str(args.data)
+    cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
+    cfg.out = args.out or "runs"
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: C.RunConfig) -> None:
+    from .networks import build_generator, canonical_discriminator
+    import torch
+
+    with torch.device("meta"):  # raises a one-line error for an unknown or malformed name
+        build_generator(cfg.generator)
+    canonical_discriminator(cfg.discriminator.arch)
+    d = cfg.data
+    if d.preprocess == "resize_and_crop" and d.crop_size > d.load_size:
+        raise Pix2PixError(f"--crop-size {d.crop_size} is larger than --load-size {d.load_size}")
+    if cfg.train.epochs + cfg.train.epochs_decay == 0:
+        raise Pix2PixError("--epochs and --epochs-decay are both 0: nothing to train")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg = C.RunConfig.load(run_dir / "config.json")
+        changed = [dest for dest in list(TRAIN_FIELDS) + ["data", "name", "out", "preset", "norm", "discriminator",
+                                                          "n_layers_d", "flip", "skip_bad_images"]
+                   if getattr(args, dest) is not None and dest not in RESUMABLE]
+        if changed:
+            flag = "--" + changed[0].replace("_", "-")
+            raise Pix2PixError(f"{flag} cannot change when resuming {run_dir}; only --max-steps, --device, "
+                               "--workers and the logging flags can")
+        for dest in RESUMABLE & set(TRAIN_FIELDS):
+            if getattr(args, dest) is not None:
+                section, field = TRAIN_FIELDS[dest]
+                setattr(getattr(cfg, section), field, getattr(args, dest))
+        cfg.out, cfg.name = str(run_dir.parent), run_dir.name
+    else:
+        cfg = run_config_from_args(args)
+    result = train(cfg, resume=bool(args.resume), progress=args.progress)
+    rate = result.images / max(result.seconds, 1e-9)
+    print(("interrupted; saved" if result.interrupted else "done:") +
+          f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
+    if result.bad_images:
+        print(f"skipped {len(result.bad_images)} bad image(s):")
+        for line in sorted(set(result.bad_images)):
+            print(f"  {line}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"samples:    {result.page}")
+    print(f"tensorboard --logdir {result.run_dir / 'tensorboard'}")
+    return 130 if result.interrupted else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .inference import test_split
+
+    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed)
+    print(f"results: {page}")
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .inference import Translator, input_files
+
+    files = input_files(args.input)
+    overrides = {"dropout_placement": args.dropout_placement} if args.dropout_placement else {}
+    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, **overrides)
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Pix2PixError(f"--output {out}: cannot create it ({e.strerror})") from None
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise Pix2PixError(f"two inputs share the name '{dup}', so their outputs would collide in {out}")
+    for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
+        seed = None if args.seed is None else args.seed + i
+        image = translator.translate_file(f, args.direction, seed)
+        try:
+            image.save(out / f"{f.stem}.png")
+        except OSError as e:
+            raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
+    print(f"translated {len(files)} image(s) into {out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .networks import describe_models
+
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<22}{'role':<15}{'params':>12}  {'receptive field':<16}aliases")
+    for r in rows:
+        rf = f"{r['receptive_field']}x{r['receptive_field']}" if r["receptive_field"] else ""
+        print(f"{r['name']:<22}{r['role']:<15}{r['params']:>12,}  {rf:<16}{', '.join(r['aliases'])}")
+    return 0
+
+
+def cmd_datasets_check(args: argparse.Namespace) -> int:
+    from .data import check_dataset
+
+    count, problems = check_dataset(Path(args.dir), args.in_channels, args.out_channels)
+    for line in problems:
+        print(line)
+    print(f"{args.dir}: {count} pair(s) checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    for line in run_demo(Path(args.out), steps=args.steps, progress=True):
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
+                                                 "networks (Isola et al., CVPR 2017).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+
+    p = sub.add_parser("test", help="translate a split of a run's dataset and write a results page")
+    p.add_argument("--run", required=True, help="a run folder (runs/NAME)")
+    p.add_argument("--split", default="test", help="split to translate (default test)")
+    p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="run folder, .safetensors checkpoint, or reference .pth")
+    p.add_argument("--input", required=True, nargs="+", action="extend", help="image files or folders")
+    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.png")
+    p.add_argument("--direction", choices=C.DIRECTIONS,
+                   help="inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)")
+    p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
+    p.add_argument("--seed", type=int, help="seed of the dropout noise (image i uses seed + i)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
+                   help="override where dropout sits (reference .pth files load as 'reference')")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("models", help="list generators and discriminators with parameter counts")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="dataset tools")
+    dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("check", help="list every problem in a dataset folder (exit 1 if any)")
+    q.add_argument("dir", help="dataset root")
+    q.add_argument("--in-channels", type=int, default=3, choices=(1, 3, 4))
+    q.add_argument("--out-channels", type=int, default=3, choices=(1, 3, 4))
+    q.set_defaults(func=cmd_datasets_check)
+
+    p = sub.add_parser("demo", help="the main job: make a small dataset, train briefly, show the results")
+    p.add_argument("--out", default="runs/demo", help="where the demo's data and run go (default runs/demo)")
+    p.add_argument("--steps", type=_positive(int), default=600, help="training steps (default 600)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Pix2PixError as e:
+        print(f"pix2pix: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pix2pix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

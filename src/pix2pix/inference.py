@@ -1,0 +1,150 @@
+"""Inference: load a generator from any checkpoint and translate images of any size.
+
+Test-time mode, stated explicitly (the reference hides it behind ``--eval``):
+
+* ``eval=False`` (default, the paper's): dropout stays on and batch norm uses the statistics of the
+  batch being translated, as in the paper ("we apply dropout at test time ... and batch normalization using
+  the statistics of the test batch"). Outputs vary with the seed.
+* ``eval=True``: no dropout and batch norm's running statistics: deterministic.
+
+Three lines::
+
+    from pix2pix import Translator
+    translator = Translator.load("runs/facades")
+    photo = translator(Image.open("labels.png"))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .checkpoints import Checkpoint, load_checkpoint
+from .config import GeneratorConfig
+from .data import MODES, is_image_file, open_image, split_ab, to_image, to_tensor
+from .errors import Pix2PixError
+from .training import resolve_device
+
+
+def set_test_mode(G: nn.Module, eval: bool) -> nn.Module:
+    """Eval mode, or the paper's mode: dropout on and batch statistics, without touching running stats."""
+    G.eval()
+    if not eval:
+        for m in G.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train()
+                m.track_running_stats = False  # use the batch's statistics and leave the running ones alone
+    return G
+
+
+class Translator:
+    """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) uint8 array, or a
+    (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing."""
+
+    def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
+                 meta: dict | None = None):
+        self.config, self.eval, self.meta = config, eval, meta or {}
+        self.device = resolve_device(device)
+        self.G = set_test_mode(G.to(self.device), eval)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, eval: bool = False, device: str = "auto",
+             **overrides) -> Translator:
+        """``checkpoint``: a run folder, a ``.safetensors`` file, or a reference ``latest_net_G.pth``.
+        ``overrides`` replace fields of the generator config (e.g. ``dropout_placement="paper"``)."""
+        ckpt: Checkpoint = load_checkpoint(Path(checkpoint))
+        if overrides:
+            ckpt.generator = GeneratorConfig(**{**ckpt.generator.__dict__, **overrides})
+        return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta)
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """(B, C, H, W) in [-1, 1] -> (B, C_out, H, W) in [-1, 1]; any H and W."""
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise Pix2PixError(f"input has shape {tuple(x.shape)}; the generator expects "
+                               f"(batch, {self.config.in_channels}, height, width)")
+        if seed is not None:
+            torch.manual_seed(seed)
+        return self.G(x.to(self.device, torch.float32)).float()
+
+    def __call__(self, image, seed: int | None = None):
+        if isinstance(image, Image.Image):
+            img = image.convert(MODES[self.config.in_channels])
+            return to_image(self.translate_tensor(to_tensor(img)[None], seed)[0])
+        if isinstance(image, np.ndarray):
+            return np.asarray(self(Image.fromarray(image), seed))
+        if isinstance(image, torch.Tensor):
+            batched = image.ndim == 4
+            out = self.translate_tensor(image if batched else image[None], seed)
+            return out if batched else out[0]
+        raise TypeError(f"expected a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
+
+    def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None) -> Image.Image:
+        """Translate an image file. With ``direction``, the file is an aligned A|B pair and the source half
+        (A for AtoB, B for BtoA) is translated."""
+        channels = self.config.in_channels
+        if direction is None:
+            return self(open_image(path, channels), seed)
+        a, b = split_ab(open_image(path, max(channels, 3) if channels != 1 else 1), path)
+        src = a if direction == "AtoB" else b
+        return self(src.convert(MODES[channels]), seed)
+
+
+def input_files(inputs: list[Path]) -> list[Path]:
+    """Expand files and folders (their image files, sorted) given on the command line."""
+    files: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+            if not found:
+                raise Pix2PixError(f"--input {p}: the folder holds no image files")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise Pix2PixError(f"--input {p}: no such file or folder")
+    return files
+
+
+def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
+               progress: bool = True) -> Path:
+    """Translate a split of the run's dataset with its latest checkpoint; write images and an index.html
+    to ``run_dir/results/SPLIT/``. Returns the page's path."""
+    from tqdm import tqdm
+
+    from .config import RunConfig
+    from .data import PairDataset, scan_split
+    from .webpage import write_page
+
+    run_dir = Path(run_dir)
+    cfg = RunConfig.load(run_dir / "config.json")
+    translator = Translator.load(run_dir, eval=eval, device=cfg.train.device)
+    pairs, problems = scan_split(Path(cfg.data.root), split)
+    if problems:
+        raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")
+    out = run_dir / "results" / split
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False)
+    if seed is not None:
+        torch.manual_seed(seed)
+    rows = []
+    for i in tqdm(range(len(dataset)), disable=not progress, unit="img", desc=f"test {split}"):
+        item = dataset[i]
+        if "error" in item:
+            raise Pix2PixError(item["error"])
+        fake = translator.translate_tensor(item["A"][None])[0]
+        stem = Path(item["path"]).stem
+        names = {"input": item["A"], "output": fake, "target": item["B"]}
+        for name, t in names.items():
+            to_image(t).save(out / "images" / f"{stem}_{name}.png")
+        rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
+    mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
+    write_page(out / "index.html", f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})",
+               rows)
+    return out / "index.html"

@@ -1,0 +1,115 @@
+"""Networks by name: a small literal table from architecture names to constructors, plus weight init.
+
+Generators: ``unet_N`` (N = 2**depth, e.g. unet_256, unet_128), ``encoder_decoder_N`` (the U-Net without
+skips, for the paper's ablation), ``resnet_Kblocks``. Discriminators are named by receptive field:
+``pixel``, ``patch16``, ``patch34``, ``patch70`` (default), ``patch142``, ``patch286``; the reference's
+names ``basic`` and ``n_layers_K`` are aliases.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from ..config import DiscriminatorConfig, GeneratorConfig
+from ..errors import Pix2PixError
+from .discriminators import PATCH_LAYERS, PatchDiscriminator, PixelDiscriminator, receptive_field
+from .generators import ResnetGenerator, UNetGenerator
+
+__all__ = [
+    "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
+    "count_params", "receptive_field", "canonical_discriminator", "UNetGenerator", "ResnetGenerator",
+    "PatchDiscriminator", "PixelDiscriminator",
+]
+
+# The architectures `pix2pix models` lists; any unet_N / encoder_decoder_N / resnet_Kblocks also builds.
+GENERATORS = ("unet_256", "unet_128", "encoder_decoder_256", "encoder_decoder_128", "resnet_9blocks",
+              "resnet_6blocks")
+DISCRIMINATORS = {"pixel": ()} | {
+    f"patch{rf}": (("basic",) if rf == 70 else ()) + (f"n_layers_{n}",) for rf, n in PATCH_LAYERS.items()
+}
+
+
+def _unet_depth(size: int, name: str) -> int:
+    depth = size.bit_length() - 1
+    if size < 4 or 2 ** depth != size:
+        raise Pix2PixError(f"generator '{name}': the size must be a power of two >= 4 (e.g. unet_256, unet_128)")
+    return depth
+
+
+def build_generator(cfg: GeneratorConfig) -> nn.Module:
+    """Build the generator ``cfg.arch`` names (weights not yet initialised: see :func:`init_weights`)."""
+    common = dict(in_channels=cfg.in_channels, out_channels=cfg.out_channels, ngf=cfg.ngf, norm=cfg.norm,
+                  dropout=cfg.dropout)
+    if m := re.fullmatch(r"unet_(\d+)", cfg.arch):
+        return UNetGenerator(depth=_unet_depth(int(m[1]), cfg.arch), dropout_placement=cfg.dropout_placement,
+                             **common)
+    if m := re.fullmatch(r"encoder_decoder_(\d+)", cfg.arch):
+        return UNetGenerator(depth=_unet_depth(int(m[1]), cfg.arch), dropout_placement=cfg.dropout_placement,
+                             skip=False, **common)
+    if m := re.fullmatch(r"resnet_(\d+)blocks", cfg.arch):
+        return ResnetGenerator(blocks=int(m[1]), **common)
+    raise Pix2PixError(f"unknown generator '{cfg.arch}'; choose from {', '.join(GENERATORS)} "
+                       "(or unet_N, encoder_decoder_N, resnet_Kblocks)")
+
+
+def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
+    """Map a discriminator name or reference alias (``basic``, ``n_layers`` + depth) to ours."""
+    if name == "n_layers":
+        name = f"n_layers_{3 if n_layers is None else n_layers}"
+    for canonical, aliases in DISCRIMINATORS.items():
+        if name == canonical or name in aliases:
+            return canonical
+    choices = ", ".join(DISCRIMINATORS) + " (aliases: basic, n_layers_K)"
+    raise Pix2PixError(f"unknown discriminator '{name}'; choose from {choices}")
+
+
+def build_discriminator(cfg: DiscriminatorConfig) -> nn.Module:
+    arch = canonical_discriminator(cfg.arch)
+    if arch == "pixel":
+        return PixelDiscriminator(cfg.in_channels, cfg.ndf, cfg.norm)
+    return PatchDiscriminator(cfg.in_channels, cfg.ndf, PATCH_LAYERS[int(arch[len("patch"):])], cfg.norm)
+
+
+def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
+    """The paper's init: conv weights N(0, gain), biases 0, batch-norm scale N(1, gain) and shift 0."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if kind == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif kind == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif kind == "orthogonal":
+                nn.init.orthogonal_(m.weight, gain=gain)
+            else:
+                raise Pix2PixError(f"unknown --init '{kind}'; choose from normal, xavier, kaiming, orthogonal")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def describe_models() -> list[dict]:
+    """Every listed architecture with its parameter count at the default settings (built on the meta
+    device, so nothing is allocated): G 3->3 with ngf 64, D on 6 channels with ndf 64, batch norm."""
+    rows = []
+    with torch.device("meta"):
+        for name in GENERATORS:
+            net = build_generator(GeneratorConfig(arch=name))
+            rows.append(dict(name=name, role="generator", params=count_params(net), receptive_field=None,
+                             aliases=[]))
+        for name, aliases in DISCRIMINATORS.items():
+            net = build_discriminator(DiscriminatorConfig(arch=name))
+            rows.append(dict(name=name, role="discriminator", params=count_params(net),
+                             receptive_field=receptive_field(net), aliases=list(aliases)))
+    return rows

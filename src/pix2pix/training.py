@@ -1,0 +1,325 @@
+"""Training: the paper's step as a plain function, the lr schedule, and the loop around them.
+
+Objective (Isola et al., eq. 4):  G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G).
+Each iteration takes one D step on a real pair and a (detached) fake pair, then one G step with D frozen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .checkpoints import load_checkpoint, load_into, load_state, save_state, save_weights
+from .config import DiscriminatorConfig, RunConfig, TrainConfig
+from .data import EpochSampler, PairDataset, make_loader, scan_split, to_image
+from .errors import Pix2PixError
+from .losses import d_loss, g_loss, gradient_penalty
+from .networks import build_discriminator, build_generator, init_weights
+from .webpage import write_page
+
+# ------------------------------------------------------------------------------------------ step
+
+
+def is_conditional(objective: str) -> bool:
+    return objective.endswith("cgan")
+
+
+def uses_gan(objective: str) -> bool:
+    return objective != "l1"
+
+
+def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.Module | None,
+               opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer | None,
+               cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One pix2pix iteration on a batch (x = real_A, y = real_B). Returns detached losses and G(x).
+
+    The losses stay on the device: reading them is a host sync, so the loop does it only every few steps.
+    """
+    conditional = is_conditional(cfg.objective)
+    use_l1 = cfg.objective.startswith("l1")
+
+    def d_input(b: torch.Tensor) -> torch.Tensor:  # a conditional D sees (x, y); an unconditional one y only
+        return torch.cat([real_A, b], 1) if conditional else b
+
+    fake_B = G(real_A)  # G(x, z): the noise z is dropout
+    losses: dict[str, torch.Tensor] = {}
+
+    if D is not None:
+        # D step: maximise log D(x, y) + log(1 - D(x, G(x))), halved; the fake is detached so G is untouched.
+        D.requires_grad_(True)
+        opt_D.zero_grad(set_to_none=True)
+        pred_fake = D(d_input(fake_B.detach()))
+        pred_real = D(d_input(real_B))
+        loss_D = d_loss(cfg.gan_loss, pred_real, pred_fake)
+        if cfg.gan_loss == "wgangp":
+            gp = gradient_penalty(D, real_A if conditional else None, real_B, fake_B.detach())
+            losses["D_gp"] = gp.detach()
+            loss_D = loss_D + cfg.lambda_gp * gp
+        loss_D.backward()
+        opt_D.step()
+        losses["D"] = loss_D.detach()
+        D.requires_grad_(False)  # D is frozen for the G step
+
+    # G step: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y in L1.
+    opt_G.zero_grad(set_to_none=True)
+    loss_G = fake_B.new_zeros(())
+    if D is not None:
+        loss_G_gan = g_loss(cfg.gan_loss, D(d_input(fake_B)))
+        losses["G_gan"] = loss_G_gan.detach()
+        loss_G = loss_G + loss_G_gan
+    if use_l1:
+        loss_G_l1 = F.l1_loss(fake_B, real_B) * cfg.lambda_l1
+        losses["G_l1"] = loss_G_l1.detach()
+        loss_G = loss_G + loss_G_l1
+    loss_G.backward()
+    opt_G.step()
+    losses["G"] = loss_G.detach()
+    return losses, fake_B.detach()
+
+
+def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Constant for ``epochs`` epochs, then linear to zero over ``epochs_decay`` epochs, per step:
+
+        factor(t) = min(1, (S * (E + D) - t) / (S * D)),   t = optimizer steps taken, S = steps per epoch.
+
+    The first decaying step runs at the full lr, the last at lr / (S * D); the lr would reach 0 only after
+    the final step. (The reference decays per epoch, starting one epoch early and ending on an epoch at 0.)
+    """
+    if epochs_decay <= 0:
+        return 1.0
+    s, total = steps_per_epoch, steps_per_epoch * (epochs + epochs_decay)
+    return max(0.0, min(1.0, (total - step) / (s * epochs_decay)))
+
+
+# ------------------------------------------------------------------------------------------ loop
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Pix2PixError("--device cuda: no CUDA device is available here; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise Pix2PixError("--device mps: no Apple MPS device is available here; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise Pix2PixError(f"unknown --device '{name}'; choose from auto, cpu, cuda, mps")
+    return torch.device(name)
+
+
+def discriminator_config(cfg: RunConfig) -> DiscriminatorConfig | None:
+    """The D the objective needs: none for L1 alone; it sees (x, y) if conditional, y alone if not."""
+    if not uses_gan(cfg.train.objective):
+        return None
+    g = cfg.generator
+    in_channels = g.in_channels + g.out_channels if is_conditional(cfg.train.objective) else g.out_channels
+    return DiscriminatorConfig(**{**cfg.discriminator.__dict__, "in_channels": in_channels})
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    page: Path
+    step: int
+    epoch: int
+    seconds: float
+    images: int
+    bad_images: list[str]
+    interrupted: bool = False
+
+
+class Trainer:
+    """Builds everything a run needs from a :class:`RunConfig`, then :meth:`fit` runs the loop."""
+
+    def __init__(self, cfg: RunConfig, resume: bool = False, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        t = cfg.train
+        self.device = resolve_device(t.device)
+        self.run_dir = cfg.run_dir
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.web_dir = self.run_dir / "web"
+        _make_writable(self.run_dir)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        (self.web_dir / "images").mkdir(parents=True, exist_ok=True)
+
+        pairs, problems = scan_split(Path(cfg.data.root), "train")
+        self.bad_images: list[str] = []
+        if problems:
+            if not cfg.data.skip_bad_images:
+                raise Pix2PixError(_bad_image_hint(problems[0], len(problems)))
+            self.bad_images += problems
+        if not pairs:
+            raise Pix2PixError(f"--data {cfg.data.root}: no usable images in the 'train' split")
+        g = cfg.generator
+        dataset = PairDataset(pairs, cfg.data, g.in_channels, g.out_channels, train=True, seed=t.seed)
+        self.sampler = EpochSampler(len(dataset), t.seed)
+        self.loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, self.sampler,
+                                  pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = math.ceil(len(dataset) / cfg.data.batch_size)
+        self.total_epochs = t.epochs + t.epochs_decay
+        self.total_steps = self.steps_per_epoch * self.total_epochs
+        if t.max_steps is not None:
+            self.total_steps = min(self.total_steps, t.max_steps)
+
+        torch.manual_seed(t.seed)
+        self.G = init_weights(build_generator(g), t.init, t.init_gain).to(self.device)
+        self.D_cfg = discriminator_config(cfg)
+        self.D = init_weights(build_discriminator(self.D_cfg), t.init, t.init_gain).to(self.device) if self.D_cfg else None
+        betas = (t.beta1, t.beta2)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=betas) if self.D else None
+        schedule = lambda step: lr_factor(step, self.steps_per_epoch, t.epochs, t.epochs_decay)  # noqa: E731
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in (self.opt_G, self.opt_D) if o]
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        if resume:
+            self._load_latest()
+        cfg.save(self.run_dir / "config.json")
+        self.G.train()
+        if self.D:
+            self.D.train()
+
+    # --------------------------------------------------------------------------- checkpoints
+
+    def save(self, snapshot: str | None = None) -> Path:
+        meta = dict(step=self.step, epoch=self.epoch, config=self.cfg.to_dict())
+        latest = self.ckpt_dir / "latest.safetensors"
+        save_state(self.ckpt_dir / "latest.state.pt", {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict() if self.opt_D else None,
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "bad_images": self.bad_images,
+        })
+        # The weights go last: a crash before this line leaves the previous pair, and resume checks the step.
+        save_weights(latest, self.G, self.cfg.generator, self.D, self.D_cfg, **meta)
+        if snapshot:
+            save_weights(self.ckpt_dir / f"{snapshot}.safetensors", self.G, self.cfg.generator, self.D,
+                         self.D_cfg, **meta)
+        return latest
+
+    def _load_latest(self) -> None:
+        ckpt = load_checkpoint(self.ckpt_dir / "latest.safetensors")
+        state = load_state(self.ckpt_dir / "latest.state.pt")
+        if state["step"] != ckpt.meta.get("step"):
+            raise Pix2PixError(f"{self.ckpt_dir}: weights (step {ckpt.meta.get('step')}) and training state "
+                               f"(step {state['step']}) disagree; the last save was interrupted")
+        load_into(self.G, ckpt.generator_state, ckpt.path, f"generator {self.cfg.generator.arch}")
+        if self.D is not None:
+            load_into(self.D, ckpt.discriminator_state, ckpt.path, f"discriminator {self.D_cfg.arch}")
+            self.opt_D.load_state_dict(state["opt_D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        for sched, s in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(s)
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.bad_images = list(state.get("bad_images", []))
+
+    # ---------------------------------------------------------------------------------- loop
+
+    def fit(self) -> TrainResult:
+        t = self.cfg.train
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
+                   dynamic_ncols=True)
+        start, images, interrupted, running_steps = time.perf_counter(), 0, False, 0
+        running: dict[str, torch.Tensor] = {}  # loss sums since the last log, still on the device
+        try:
+            while self.epoch < self.total_epochs and self.step < self.total_steps:
+                self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.data.batch_size)
+                for batch in self.loader:
+                    self.batch_in_epoch += 1
+                    if batch["errors"]:
+                        if not self.cfg.data.skip_bad_images:
+                            raise Pix2PixError(_bad_image_hint(batch["errors"][0], 1))
+                        self.bad_images += batch["errors"]
+                    if "A" not in batch:
+                        continue
+                    real_A = batch["A"].to(self.device, non_blocking=True)
+                    real_B = batch["B"].to(self.device, non_blocking=True)
+                    losses, fake_B = train_step(real_A, real_B, self.G, self.D, self.opt_G, self.opt_D, t)
+                    for s in self.schedulers:
+                        s.step()
+                    self.step += 1
+                    images += real_A.shape[0]
+                    bar.update(1)
+                    for k, v in losses.items():
+                        running[k] = running.get(k, 0) + v
+                    running_steps += 1
+                    if self.step % t.log_every == 0 or self.step == self.total_steps:
+                        self._log(writer, bar, running, running_steps, images, start)
+                        running, running_steps = {}, 0
+                    if self.step % t.sample_every == 0 or self.step == self.total_steps:
+                        self._sample(writer, real_A[0], fake_B[0], real_B[0])
+                    if self.step >= self.total_steps:
+                        break
+                else:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    keep = t.snapshot_every and self.epoch % t.snapshot_every == 0
+                    self.save(snapshot=f"epoch_{self.epoch:03d}" if keep else None)
+                    continue
+                break  # max steps reached mid-epoch
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        latest = self.save()
+        writer.close()
+        return TrainResult(self.run_dir, latest, self.web_dir / "index.html", self.step, self.epoch,
+                           time.perf_counter() - start, images, self.bad_images, interrupted)
+
+    def _log(self, writer, bar, running: dict[str, torch.Tensor], n: int, images: int, start: float) -> None:
+        means = {k: float(v) / n for k, v in running.items()}  # the one host sync per log interval
+        for k, v in means.items():
+            writer.add_scalar(f"loss/{k}", v, self.step)
+        writer.add_scalar("lr", self.opt_G.param_groups[0]["lr"], self.step)
+        rate = images / max(time.perf_counter() - start, 1e-9)
+        writer.add_scalar("images_per_s", rate, self.step)
+        bar.set_postfix(epoch=self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}, img_s=f"{rate:.1f}")
+
+    def _sample(self, writer, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
+        names = ("input", "output", "target")
+        tag = f"step{self.step:08d}"
+        for name, img in zip(names, (real_A, fake_B, real_B)):
+            to_image(img).save(self.web_dir / "images" / f"{tag}_{name}.png")
+        if real_A.shape[0] == real_B.shape[0]:  # side by side in TensorBoard when channel counts agree
+            writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
+                             self.step)
+        steps = sorted({p.name.split("_")[0] for p in (self.web_dir / "images").glob("step*_output.png")},
+                       reverse=True)
+        rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in names]) for s in steps]
+        write_page(self.web_dir / "index.html", f"{self.cfg.name}: training samples (input | output | target)", rows)
+
+
+def _bad_image_hint(problem: str, count: int) -> str:
+    more = f" ({count} problems; 'pix2pix datasets check DIR' lists them all)" if count > 1 else ""
+    return f"{problem}{more}; fix or remove it, or pass --skip-bad-images"
+
+
+def _make_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise Pix2PixError(f"--out {run_dir}: cannot write there ({e.strerror}); choose a writable folder") from None
+
+
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    return Trainer(cfg, resume=resume, progress=progress).fit()
