@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
     if result.bad_images:
         print(f"skipped {len(result.bad_images)} bad image(s):")
-        for line in sorted(set(result.bad_images)):
+        for line in result.bad_images:
             print(f"  {line}")
     print(f"checkpoint: {result.checkpoint}")
     print(f"samples:    {result.page}")
@@ -212,7 +212,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from .inference import Translator, input_files
 
     files = input_files(args.input)
-    overrides = {"dropout_placement": args.dropout_placement} if args.dropout_placement else {}
+    given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout_placement": args.dropout_placement}
+    overrides = {k: v for k, v in given.items() if v is not None}
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, **overrides)
     out = Path(args.output)
     try:
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
                    help="override where dropout sits (reference .pth files load as 'reference')")
+    p.add_argument("--generator", help="state the architecture instead of reading it off the checkpoint")
+    p.add_argument("--ngf", type=_positive(int), help="state the generator width")
+    p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("models", help="list generators and discriminators with parameter counts")

@@ -247,7 +247,7 @@ class Trainer:
                     if batch["errors"]:
                         if not self.cfg.data.skip_bad_images:
                             raise Pix2PixError(_bad_image_hint(batch["errors"][0], 1))
-                        self.bad_images += batch["errors"]
+                        self.bad_images += [e for e in batch["errors"] if e not in self.bad_images]
                     if "A" not in batch:
                         continue
                     real_A = batch["A"].to(self.device, non_blocking=True)

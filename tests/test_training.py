@@ -1,0 +1,141 @@
+"""The training step, the lr schedule, and the loop's guarantees (exact resume, atomic checkpoints)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from pix2pix.cli import main
+from pix2pix.data import to_tensor
+from pix2pix.demo import make_blocks_pair
+from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from pix2pix.networks import build_discriminator, build_generator, init_weights
+from pix2pix.training import lr_factor, train_step
+
+
+def _nets(objective: str = "l1+cgan", gan_loss: str = "vanilla"):
+    torch.manual_seed(0)
+    G = init_weights(build_generator(GeneratorConfig(arch="unet_32", ngf=8)))
+    D = None
+    if objective != "l1":
+        in_ch = 6 if objective.endswith("cgan") else 3
+        D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", in_channels=in_ch, ndf=8)))
+    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999)) if D else None
+    return G, D, opt_G, opt_D
+
+
+def test_overfit_one_pair_lowers_l1():
+    G, D, opt_G, opt_D = _nets()
+    cfg = TrainConfig()
+    label, photo = make_blocks_pair(np.random.default_rng(0), 32)
+    A, B = to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
+    first = None
+    for _ in range(120):
+        losses, _ = train_step(A, B, G, D, opt_G, opt_D, cfg)
+        first = first if first is not None else float(losses["G_l1"])
+    last = float(losses["G_l1"])
+    assert last < 0.5 * first, (first, last)
+
+
+def test_each_objective_trains_the_terms_it_names():
+    A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    expected = {"l1": {"G", "G_l1"}, "gan": {"D", "G", "G_gan"}, "cgan": {"D", "G", "G_gan"},
+                "l1+gan": {"D", "G", "G_gan", "G_l1"}, "l1+cgan": {"D", "G", "G_gan", "G_l1"}}
+    for objective, keys in expected.items():
+        G, D, opt_G, opt_D = _nets(objective)
+        g_before = [p.clone() for p in G.parameters()]
+        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(objective=objective))
+        assert set(losses) == keys, objective
+        assert fake.shape == B.shape
+        assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())), objective
+        assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_each_gan_loss_updates_d_and_wgangp_reports_its_penalty():
+    A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    for gan_loss in ("vanilla", "lsgan", "hinge", "wgangp"):
+        G, D, opt_G, opt_D = _nets()
+        d_before = [p.clone() for p in D.parameters()]
+        losses, _ = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss=gan_loss))
+        assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())), gan_loss
+        assert ("D_gp" in losses) == (gan_loss == "wgangp")
+        # D is frozen after the step so that the G step leaves its gradients alone.
+        assert not any(p.requires_grad for p in D.parameters())
+
+
+def test_g_step_does_not_touch_d_and_d_step_sees_detached_fake():
+    G, D, opt_G, opt_D = _nets()
+    A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    train_step(A, B, G, D, opt_G, opt_D, TrainConfig())
+    # After the G step, D's gradients are those of its own step only (none from the G loss).
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in D.parameters())
+    d_params = [p.clone() for p in D.parameters()]
+    opt_G.zero_grad()
+    train_step(A, B, G, None, opt_G, None, TrainConfig(objective="l1"))
+    assert all(torch.equal(a, b) for a, b in zip(d_params, D.parameters()))
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    s, e, d = 10, 2, 3  # 10 steps per epoch, 2 constant epochs, 3 decaying
+    assert [lr_factor(t, s, e, d) for t in (0, 19, 20)] == [1.0, 1.0, 1.0]
+    assert lr_factor(21, s, e, d) == (50 - 21) / 30
+    last = lr_factor(49, s, e, d)
+    assert 0 < last == 1 / 30  # the last step still learns; 0 would come only after training ends
+    values = [lr_factor(t, s, e, d) for t in range(20, 50)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert lr_factor(5, s, 4, 0) == 1.0  # no decay epochs: constant, as the Lua code
+
+
+def _weights(run):
+    return load_file(str(run / "checkpoints" / "latest.safetensors"))
+
+
+def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, blocks, tiny):
+    # 4 pairs at batch 1: an epoch is 4 steps, so stopping at 3 and going on to 7 crosses an epoch boundary.
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--seed", "3", *tiny]
+    assert main(common + ["--name", "straight", "--max-steps", "7"]) == 0
+    assert main(common + ["--name", "split", "--max-steps", "3"]) == 0
+    partial = _weights(tmp_path / "runs" / "split")
+    assert main(["train", "--resume", str(tmp_path / "runs" / "split"), "--max-steps", "7", "--no-progress"]) == 0
+    straight, resumed = _weights(tmp_path / "runs" / "straight"), _weights(tmp_path / "runs" / "split")
+    assert straight.keys() == resumed.keys()
+    assert any(not torch.equal(partial[k], straight[k]) for k in straight)  # training moved on after the stop
+    mismatched = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert mismatched == []
+
+
+def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny):
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny]
+    assert main(common + ["--name", "a", "--max-steps", "5"]) == 0
+    assert main(common + ["--name", "b", "--max-steps", "2", "--workers", "1"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "runs" / "b"), "--max-steps", "5", "--workers", "1",
+                 "--no-progress"]) == 0
+    a, b = _weights(tmp_path / "runs" / "a"), _weights(tmp_path / "runs" / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_save_keeps_previous_latest(tmp_path, blocks, tiny, monkeypatch):
+    """A crash while writing a checkpoint leaves the previous latest intact and no temp file behind."""
+    import pix2pix.checkpoints as ck
+
+    run = tmp_path / "runs" / "r"
+    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "r",
+                 "--max-steps", "2", *tiny]) == 0
+    before = (run / "checkpoints" / "latest.safetensors").read_bytes()
+
+    def crash(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # stands for the process dying mid-write
+
+    monkeypatch.setattr(ck, "save_file", crash)
+    G = build_generator(GeneratorConfig(arch="unet_32", ngf=4))
+    try:
+        ck.save_weights(run / "checkpoints" / "latest.safetensors", G, GeneratorConfig(arch="unet_32", ngf=4))
+    except KeyboardInterrupt:
+        pass
+    assert (run / "checkpoints" / "latest.safetensors").read_bytes() == before
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")] == []
