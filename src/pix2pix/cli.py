@@ -58,9 +58,11 @@ TRAIN_FIELDS = {
     "max_steps": ("train", "max_steps"), "seed": ("train", "seed"), "device": ("train", "device"),
     "init": ("train", "init"), "init_gain": ("train", "init_gain"), "log_every": ("train", "log_every"),
     "sample_every": ("train", "sample_every"), "snapshot_every": ("train", "snapshot_every"),
+    "save_every": ("train", "save_every"),
 }
 # What may change when a run is resumed: how long it runs and where, not what it is.
-RESUMABLE = {"max_steps", "device", "workers", "log_every", "sample_every", "snapshot_every", "progress"}
+RESUMABLE = {"max_steps", "device", "workers", "log_every", "sample_every", "snapshot_every", "save_every",
+             "progress"}
 
 
 def _add_train(sub) -> None:
@@ -117,6 +119,7 @@ def _add_train(sub) -> None:
     g.add_argument("--log-every", type=_positive(int), help="steps between loss logs (default 100)")
     g.add_argument("--sample-every", type=_positive(int), help="steps between sample images (default 400)")
     g.add_argument("--snapshot-every", type=_non_negative(int), help="epochs between kept snapshots (default 5)")
+    g.add_argument("--save-every", type=_positive(int), help="steps between saves of latest (default 5000)")
     p.set_defaults(func=cmd_train)
 
 

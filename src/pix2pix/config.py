@@ -76,6 +76,7 @@ class TrainConfig:
     log_every: int = 100  # steps between loss reads (each read is a host sync)
     sample_every: int = 400  # steps between sample images on the web page and in TensorBoard
     snapshot_every: int = 5  # epochs between kept snapshots (0: only latest)
+    save_every: int = 5000  # steps between saves of latest (it is also saved at each epoch's end)
 
 
 @dataclass

@@ -266,6 +266,8 @@ class Trainer:
                         running, running_steps = {}, 0
                     if self.step % t.sample_every == 0 or self.step == self.total_steps:
                         self._sample(writer, real_A[0], fake_B[0], real_B[0])
+                    if self.step % t.save_every == 0:
+                        self.save()
                     if self.step >= self.total_steps:
                         break
                 else:
