@@ -97,17 +97,10 @@ def test_pixel_discriminator_keeps_resolution():
 # ------------------------------------------------------------------------------------ generator shapes
 
 SIZES = [(32, 32), (300, 200), (256, 384), (37, 53), (17, 23), (1, 9), (5, 1), (33, 64)]
-TINY_RESNET_BUG = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason="bug: ResNet pads only to a multiple of 4, so an image <= 4 px on a side reaches the residual "
-           "blocks 1 px wide and ReflectionPad2d(1) fails with a raw RuntimeError")
-
-
 def _shape_cases():
     for arch in ["unet_32", "encoder_decoder_32", "resnet_2blocks"]:
         for h, w in SIZES:
-            marks = TINY_RESNET_BUG if arch.startswith("resnet") and min(h, w) <= 4 else ()
-            yield pytest.param(arch, h, w, marks=marks, id=f"{arch}-{h}x{w}")
+            yield pytest.param(arch, h, w, id=f"{arch}-{h}x{w}")
 
 
 def _check_output(G: nn.Module, c_in: int, c_out: int, h: int, w: int, batch: int = 1) -> None:

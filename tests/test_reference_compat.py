@@ -42,7 +42,7 @@ class RefUnetSkipBlock(nn.Module):
     innermost: 0 LeakyReLU, 1 down conv, 2 ReLU, 3 up conv, 4 norm
 
     The activations are in place, as in the reference: the LeakyReLU that opens a level rewrites the
-    level's input, so the skip carries the activated features.
+    level's input, so the skip carries the activated features (harmless: the parent's ReLU comes next).
     """
 
     def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
@@ -178,6 +178,7 @@ UNET_CASES = {
     "instance": dict(input_nc=3, output_nc=3, num_downs=6, ngf=8, norm="instance"),
     "gray-to-rgb": dict(input_nc=1, output_nc=3, num_downs=6, ngf=8, norm="batch"),
     "depth7-rgba": dict(input_nc=4, output_nc=1, num_downs=7, ngf=4, norm="batch"),
+    "no-norm": dict(input_nc=3, output_nc=3, num_downs=6, ngf=8, norm="none"),
 }
 
 
@@ -285,15 +286,9 @@ def test_translator_on_a_pil_image_matches_reference(tmp_path):
 
 # ------------------------------------------------------------------------------------ ResNet
 
-RESNET_BN_NO_DROPOUT_BUG = pytest.mark.xfail(
-    strict=True, raises=Pix2PixError,
-    reason="bug: infer_reference_generator takes `.conv_block.6.weight` as the sign of dropout, but without "
-           "dropout index 6 is the second batch norm (which has a weight), so a batch-norm ResNet trained "
-           "with --no_dropout is rebuilt with dropout and its state dict does not match")
-
 RESNET_CASES = [
     pytest.param(dict(norm="batch", use_dropout=True), id="batch-dropout"),
-    pytest.param(dict(norm="batch", use_dropout=False), id="batch-no-dropout", marks=RESNET_BN_NO_DROPOUT_BUG),
+    pytest.param(dict(norm="batch", use_dropout=False), id="batch-no-dropout"),
     pytest.param(dict(norm="instance", use_dropout=False), id="instance-no-dropout"),
     pytest.param(dict(norm="instance", use_dropout=True), id="instance-dropout"),
 ]

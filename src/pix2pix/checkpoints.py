@@ -179,7 +179,8 @@ def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> Gen
     first = state.get("model.1.weight")
     if first is not None and first.ndim == 4 and first.shape[-1] == 7:  # ResNet: model.K.conv_block.*
         blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
-        dropout = any(".conv_block.6.weight" in k for k in state)
+        # With dropout at index 4 the second conv moves from index 5 to 6 (where batch norm sits without it).
+        dropout = any(".conv_block.6.weight" in k and v.ndim == 4 for k, v in state.items())
         norm = "batch" if "model.2.running_mean" in state or "model.2.weight" in state else (
             "instance" if "model.1.bias" in state else "none")
         last_idx = max(int(k.split(".")[1]) for k in state if k.endswith(".weight") and ".conv_block." not in k)

@@ -215,7 +215,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from .inference import Translator, input_files
 
     files = input_files(args.input)
-    given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout_placement": args.dropout_placement}
+    given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout": args.dropout,
+             "dropout_placement": args.dropout_placement}
     overrides = {k: v for k, v in given.items() if v is not None}
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, **overrides)
     out = Path(args.output)
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", help="state the architecture instead of reading it off the checkpoint")
     p.add_argument("--ngf", type=_positive(int), help="state the generator width")
     p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
+    p.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0,
+                   help="the model was trained without dropout (a reference .pth cannot tell)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("models", help="list generators and discriminators with parameter counts")

@@ -52,10 +52,10 @@ def open_image(path: Path, channels: int) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
         raise Pix2PixError(f"{path}: not a readable image ({_reason(e)})") from None
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit integer images (Pillow's I;16 and I modes) map 0..65535 onto 0..255 whatever their content;
+        # float images are taken as 0..1.
         arr = np.asarray(img, dtype=np.float64)
-        scale = 255.0 / (65535.0 if arr.max(initial=0) > 255 else 255.0)
-        if img.mode == "F" and arr.max(initial=0) <= 1.0:
-            scale = 255.0
+        scale = 255.0 if img.mode == "F" else 255.0 / 65535.0
         img = Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
     return img.convert(MODES[channels])
 
@@ -98,15 +98,19 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS
 
 
-def _files(folder: Path) -> tuple[list[Path], list[str]]:
-    images, problems = [], []
+def _files(folder: Path, unique_stems: bool = False) -> tuple[list[Path], list[str]]:
+    images, problems, stems = [], [], {}
     for p in sorted(folder.iterdir()):
         if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
             continue
-        if is_image_file(p):
-            images.append(p)
-        else:
+        if not is_image_file(p):
             problems.append(f"{p}: not an image file (expected {', '.join(sorted(IMAGE_EXTS))})")
+        elif unique_stems and p.stem in stems:
+            problems.append(f"{p}: another image has the same name ({stems[p.stem].name}), so pairing by name "
+                            "is ambiguous; rename or remove one")
+        else:
+            images.append(p)
+            stems[p.stem] = p
     return images, problems
 
 
@@ -124,8 +128,8 @@ def scan_split(root: Path, split: str) -> tuple[list[Pair], list[str]]:
         images, problems = _files(root / split)
         pairs = [Pair(p) for p in images]
     elif (root / "A" / split).is_dir() and (root / "B" / split).is_dir():
-        a_imgs, problems = _files(root / "A" / split)
-        b_imgs, b_problems = _files(root / "B" / split)
+        a_imgs, problems = _files(root / "A" / split, unique_stems=True)
+        b_imgs, b_problems = _files(root / "B" / split, unique_stems=True)
         problems += b_problems
         b_by_stem = {p.stem: p for p in b_imgs}
         pairs = []

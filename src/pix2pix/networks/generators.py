@@ -26,14 +26,16 @@ def conv_bias(norm: str) -> bool:
     return norm == "instance"
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad (B, C, H, W) on the bottom and right up to a multiple of ``multiple``; return the original size.
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (B, C, H, W) on the bottom and right up to a multiple of ``multiple`` (and at least ``minimum``);
+    return the original size.
 
     Reflection keeps the padded border statistically like the image (batch norm uses batch statistics at
     test time); where the pad is wider than the image allows, replicate padding takes over.
     """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(minimum - h, (-h) % multiple), max(minimum - w, (-w) % multiple)
+    ph, pw = ph + (-(h + ph)) % multiple, pw + (-(w + pw)) % multiple
     if ph == 0 and pw == 0:
         return x, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
@@ -146,5 +148,6 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, 4)
+        # Two stride-2 convs, then reflection pads of 1 in the residual blocks: at least 8 pixels a side.
+        x, (h, w) = pad_to_multiple(x, 4, minimum=8)
         return self.model(x)[..., :h, :w]
