@@ -213,3 +213,20 @@ def test_missing_split_for_test(tmp_path, blocks, tiny, capsys):
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     code = main(["test", "--run", str(run), "--split", "test"])
     _one_line_error(capsys, code, "no 'test' split (it has train, val)")
+
+
+def test_a_new_run_never_overwrites_an_old_one(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    before = (run / "checkpoints" / "latest.safetensors").read_bytes()
+    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "run", *tiny])
+    _one_line_error(capsys, code, "already holds a run; continue it with --resume")
+    assert (run / "checkpoints" / "latest.safetensors").read_bytes() == before
+
+
+def test_grayscale_input_to_colour_output(tmp_path, blocks, tiny):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "2", "--in-channels", "1", "--direction", "BtoA")
+    Image.new("L", (40, 30), 128).save(tmp_path / "grey.png")
+    assert main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "grey.png"),
+                 "--output", str(tmp_path / "o")]) == 0
+    out = Image.open(tmp_path / "o" / "grey.png")
+    assert out.mode == "RGB" and out.size == (40, 30)

@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from .config import DiscriminatorConfig, GeneratorConfig, RunConfig
+from .config import DiscriminatorConfig, GeneratorConfig
 from .errors import Pix2PixError
 from .networks import build_discriminator, build_generator
 
@@ -190,8 +190,3 @@ def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> Gen
     raise Pix2PixError(f"{path}: not a pix2pix generator state dict that we recognise "
                        "(expected U-Net keys like model.model.0.weight or ResNet keys like model.1.weight)")
 
-
-def checkpoint_config(ckpt: Checkpoint) -> RunConfig | None:
-    """The run configuration stored in one of our checkpoints, if any."""
-    cfg = ckpt.meta.get("config")
-    return RunConfig.from_dict(cfg) if cfg else None

@@ -146,7 +146,7 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     if args.discriminator is not None or args.n_layers_d is not None:
         from .networks import canonical_discriminator
         cfg.discriminator.arch = canonical_discriminator(args.discriminator or "n_layers", args.n_layers_d)
-    cfg.data.root = str(args.data)
+    cfg.data.root = str(Path(args.data).resolve())  # absolute, so that --resume works from anywhere
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
     cfg.out = args.out or "runs"
     validate(cfg)
@@ -204,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from .inference import test_split
 
-    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed)
+    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device)
     print(f"results: {page}")
     return 0
 
@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split to translate (default test)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")

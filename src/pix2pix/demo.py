@@ -6,6 +6,7 @@ rectangles (A) and a rendered "photo" of it (B) in which each class has its own 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -53,6 +54,8 @@ def run_demo(out: Path, steps: int = 600, progress: bool = True) -> Iterator[str
     from .inference import test_split
     from .training import train
 
+    for own in (out / "data", out / "run"):  # the demo starts afresh in its own folders
+        shutil.rmtree(own, ignore_errors=True)
     data = make_blocks_dataset(out / "data")
     yield f"dataset: {data} (64 train / 8 val pairs, 64x64, labels -> photo)"
     cfg = RunConfig(name="run", out=str(out))

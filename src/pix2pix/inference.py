@@ -23,11 +23,14 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tqdm import tqdm
+
 from .checkpoints import Checkpoint, load_checkpoint
-from .config import GeneratorConfig
-from .data import MODES, is_image_file, open_image, split_ab, to_image, to_tensor
+from .config import GeneratorConfig, RunConfig
+from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
 from .errors import Pix2PixError
 from .training import resolve_device
+from .webpage import write_page
 
 
 def set_test_mode(G: nn.Module, eval: bool) -> nn.Module:
@@ -113,18 +116,12 @@ def input_files(inputs: list[Path]) -> list[Path]:
 
 
 def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
-               progress: bool = True) -> Path:
+               device: str = "auto", progress: bool = True) -> Path:
     """Translate a split of the run's dataset with its latest checkpoint; write images and an index.html
     to ``run_dir/results/SPLIT/``. Returns the page's path."""
-    from tqdm import tqdm
-
-    from .config import RunConfig
-    from .data import PairDataset, scan_split
-    from .webpage import write_page
-
     run_dir = Path(run_dir)
     cfg = RunConfig.load(run_dir / "config.json")
-    translator = Translator.load(run_dir, eval=eval, device=cfg.train.device)
+    translator = Translator.load(run_dir, eval=eval, device=device)
     pairs, problems = scan_split(Path(cfg.data.root), split)
     if problems:
         raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")

@@ -150,6 +150,9 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.web_dir = self.run_dir / "web"
         _make_writable(self.run_dir)
+        if not resume and (self.ckpt_dir / "latest.safetensors").exists():
+            raise Pix2PixError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir}, "
+                               "or choose another --name")
         self.ckpt_dir.mkdir(exist_ok=True)
         (self.web_dir / "images").mkdir(parents=True, exist_ok=True)
 
