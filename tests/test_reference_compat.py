@@ -165,6 +165,19 @@ def assert_same(ours: torch.Tensor, ref: torch.Tensor) -> None:
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
 
 
+def assert_both_modes_match(ref: nn.Module, path: Path, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Our load of ``path`` equals the replica in eval mode, and in paper mode (dropout on, batch statistics)
+    under the same seed. Returns the replica's (eval, train-mode) outputs."""
+    with torch.no_grad():
+        y_eval = ref.eval()(x.clone())
+    assert_same(Translator.load(path, eval=True, device="cpu").translate_tensor(x), y_eval)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        y_train = ref.train()(x.clone())
+    assert_same(Translator.load(path, eval=False, device="cpu").translate_tensor(x, seed=seed), y_train)
+    return y_eval, y_train
+
+
 def assert_informative(y_eval: torch.Tensor, y_train: torch.Tensor) -> None:
     """Guard against a vacuous comparison: outputs not saturated, and the two modes really differ."""
     assert y_eval.std() > 0.05 and (y_eval.abs() < 0.99).float().mean() > 0.5
@@ -249,17 +262,9 @@ def test_unet_checkpoint_variants(tmp_path, variant):
     saved = torch.load(path, weights_only=True)
     assert all(k.startswith("module.") for k in saved) == (variant != "no-num-batches-tracked")
     assert any(k.endswith("num_batches_tracked") for k in saved) == (variant == "dataparallel")
-    x = inputs(batch=2)
     tr = Translator.load(path, eval=True, device="cpu")
     assert tr.config.arch == "unet_64" and tr.config.ngf == 8 and tr.config.norm == "batch"
-    with torch.no_grad():
-        y_ref = ref.eval()(x.clone())
-    assert_same(tr.translate_tensor(x), y_ref)
-    tr = Translator.load(path, eval=False, device="cpu")
-    torch.manual_seed(5)
-    with torch.no_grad():
-        y_ref = ref.train()(x.clone())
-    assert_same(tr.translate_tensor(x, seed=5), y_ref)
+    assert_both_modes_match(ref, path, inputs(batch=2), seed=5)
 
 
 def test_reference_unet_in_the_paper_dropout_placement(tmp_path):
@@ -302,16 +307,7 @@ def test_resnet_reference_checkpoint(tmp_path, kw):
     assert tr.config == GeneratorConfig(arch="resnet_4blocks", in_channels=3, out_channels=3, ngf=8,
                                         norm=kw["norm"], dropout=0.5 if kw["use_dropout"] else 0.0,
                                         dropout_placement=tr.config.dropout_placement)
-    x = inputs(batch=2)
-    with torch.no_grad():
-        y_ref = ref.eval()(x.clone())
-    assert_same(tr.translate_tensor(x), y_ref)
-
-    tr = Translator.load(path, eval=False, device="cpu")
-    torch.manual_seed(3)
-    with torch.no_grad():
-        y_ref_train = ref.train()(x.clone())
-    assert_same(tr.translate_tensor(x, seed=3), y_ref_train)
+    y_ref, y_ref_train = assert_both_modes_match(ref, path, inputs(batch=2), seed=3)
     if kw["norm"] == "batch" or kw["use_dropout"]:
         assert_informative(y_ref, y_ref_train)
 

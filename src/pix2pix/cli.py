@@ -19,28 +19,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive(kind):
+def _number(kind, allow_zero: bool = False):
+    """An argparse type: a number of ``kind`` that is > 0 (or >= 0 with ``allow_zero``)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if allow_zero else '>'} 0, not {text}")
         return value
     return parse
+
+
+def _positive(kind):
+    return _number(kind)
 
 
 def _non_negative(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-        return value
-    return parse
+    return _number(kind, allow_zero=True)
 
 
 # Flags of `train` that map onto config fields: flag dest -> (config section, field). Defaults live in the
