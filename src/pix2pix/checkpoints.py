@@ -2,10 +2,10 @@
 training state beside them, and loading of the reference PyTorch code's ``*_net_G.pth`` files.
 
 ``runs/NAME/checkpoints/latest.safetensors`` holds ``generator.*`` and ``discriminator.*`` tensors; its
-metadata holds the generator and discriminator configs as JSON (enough to rebuild both), the step and the
-epoch. ``latest.state.pt`` holds what only a resume needs: optimizer and scheduler states, RNG states and
-the position in the epoch. Every file is written to a temporary name and renamed, so a crash mid-write
-never leaves a corrupt ``latest``.
+metadata holds the generator and discriminator configs as JSON (enough to rebuild both), the step, the
+epoch, the run configuration and the name of its training state file, ``state_STEP.pt``, which holds what
+only a resume needs: optimizer and scheduler states, RNG states and the position in the epoch. Every file
+is written to a temporary name and renamed, so a crash mid-write never leaves a corrupt ``latest``.
 """
 
 from __future__ import annotations

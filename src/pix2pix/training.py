@@ -197,7 +197,10 @@ class Trainer:
     def save(self, snapshot: str | None = None) -> Path:
         meta = dict(step=self.step, epoch=self.epoch, config=self.cfg.to_dict())
         latest = self.ckpt_dir / "latest.safetensors"
-        save_state(self.ckpt_dir / "latest.state.pt", {
+        # The state file is named by its step and the weights name theirs: a crash between the two writes
+        # leaves the previous weights pointing at the previous state, which is deleted only afterwards.
+        state_path = self.ckpt_dir / f"state_{self.step:08d}.pt"
+        save_state(state_path, {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict() if self.opt_D else None,
             "schedulers": [s.state_dict() for s in self.schedulers],
@@ -205,8 +208,10 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             "bad_images": self.bad_images,
         })
-        # The weights go last: a crash before this line leaves the previous pair, and resume checks the step.
-        save_weights(latest, self.G, self.cfg.generator, self.D, self.D_cfg, **meta)
+        save_weights(latest, self.G, self.cfg.generator, self.D, self.D_cfg, state=state_path.name, **meta)
+        for old in self.ckpt_dir.glob("state_*.pt"):
+            if old != state_path:
+                old.unlink()
         if snapshot:
             save_weights(self.ckpt_dir / f"{snapshot}.safetensors", self.G, self.cfg.generator, self.D,
                          self.D_cfg, **meta)
@@ -214,10 +219,7 @@ class Trainer:
 
     def _load_latest(self) -> None:
         ckpt = load_checkpoint(self.ckpt_dir / "latest.safetensors")
-        state = load_state(self.ckpt_dir / "latest.state.pt")
-        if state["step"] != ckpt.meta.get("step"):
-            raise Pix2PixError(f"{self.ckpt_dir}: weights (step {ckpt.meta.get('step')}) and training state "
-                               f"(step {state['step']}) disagree; the last save was interrupted")
+        state = load_state(self.ckpt_dir / ckpt.meta.get("state", "state_missing.pt"))
         load_into(self.G, ckpt.generator_state, ckpt.path, f"generator {self.cfg.generator.arch}")
         if self.D is not None:
             load_into(self.D, ckpt.discriminator_state, ckpt.path, f"discriminator {self.D_cfg.arch}")
