@@ -45,6 +45,7 @@ def _non_negative(kind):
 TRAIN_FIELDS = {
     "direction": ("data", "direction"), "load_size": ("data", "load_size"), "crop_size": ("data", "crop_size"),
     "preprocess": ("data", "preprocess"), "batch_size": ("data", "batch_size"), "workers": ("data", "workers"),
+    "flip": ("data", "flip"), "skip_bad_images": ("data", "skip_bad_images"),
     "generator": ("generator", "arch"), "in_channels": ("generator", "in_channels"),
     "out_channels": ("generator", "out_channels"), "ngf": ("generator", "ngf"),
     "dropout": ("generator", "dropout"), "dropout_placement": ("generator", "dropout_placement"),
@@ -134,10 +135,6 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     for dest, (section, field) in TRAIN_FIELDS.items():
         if getattr(args, dest) is not None:
             setattr(sections[section], field, getattr(args, dest))
-    if args.flip is not None:
-        cfg.data.flip = args.flip
-    if args.skip_bad_images:
-        cfg.data.skip_bad_images = True
     if args.norm is not None:
         cfg.generator.norm = cfg.discriminator.norm = args.norm
     if args.discriminator is not None or args.n_layers_d is not None:
@@ -170,8 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         cfg = C.RunConfig.load(run_dir / "config.json")
-        changed = [dest for dest in list(TRAIN_FIELDS) + ["data", "name", "out", "preset", "norm", "discriminator",
-                                                          "n_layers_d", "flip", "skip_bad_images"]
+        changed = [dest for dest in [*TRAIN_FIELDS, "data", "name", "out", "preset", "norm", "discriminator", "n_layers_d"]
                    if getattr(args, dest) is not None and dest not in RESUMABLE]
         if changed:
             flag = "--" + changed[0].replace("_", "-")
