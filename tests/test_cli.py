@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 
 from pix2pix import Translator
+from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.config import RunConfig
+from pix2pix.training import read_log
 
 
 def _train(tmp_path: Path, data: Path, tiny: list[str], *extra: str, name: str = "run") -> Path:
@@ -45,6 +47,16 @@ def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):
     page = (run / "web" / "index.html").read_text()
     assert "step 6" in page and "step 3" in page
     assert (run / "web" / "images" / "step00000006_output.png").exists()
+    rows = read_log(run / "losses.csv")
+    assert [r["step"] for r in rows] == [2, 4, 6]  # --log-every 2
+    assert {"lr", "images_per_s", "D", "G", "G_gan", "G_l1"} <= set(rows[0])
+
+
+def test_max_minutes_stops_and_saves(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--max-minutes", "0.0001")
+    assert "stopped at --max-minutes" in capsys.readouterr().out
+    step = load_checkpoint(run).meta["step"]
+    assert 1 <= step < 800  # far from the 200 epochs x 4 steps of the full schedule
 
 
 def test_a_checkpoint_alone_rebuilds_the_model(tmp_path, blocks, tiny):

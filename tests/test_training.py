@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from conftest import make_pair
 from pix2pix.cli import main
 from pix2pix.data import to_tensor
-from pix2pix.demo import make_blocks_pair
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.training import lr_factor, train_step
@@ -30,7 +30,7 @@ def _nets(objective: str = "l1+cgan", gan_loss: str = "vanilla"):
 def test_overfit_one_pair_lowers_l1():
     G, D, opt_G, opt_D = _nets()
     cfg = TrainConfig()
-    label, photo = make_blocks_pair(np.random.default_rng(0), 32)
+    label, photo = make_pair(np.random.default_rng(0), 32)
     A, B = to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
     first = None
     for _ in range(120):

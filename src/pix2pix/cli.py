@@ -53,13 +53,14 @@ TRAIN_FIELDS = {
     "objective": ("train", "objective"), "gan_loss": ("train", "gan_loss"), "lambda_l1": ("train", "lambda_l1"),
     "lambda_gp": ("train", "lambda_gp"), "lr": ("train", "lr"), "beta1": ("train", "beta1"),
     "beta2": ("train", "beta2"), "epochs": ("train", "epochs"), "epochs_decay": ("train", "epochs_decay"),
-    "max_steps": ("train", "max_steps"), "seed": ("train", "seed"), "device": ("train", "device"),
+    "max_steps": ("train", "max_steps"), "max_minutes": ("train", "max_minutes"), "seed": ("train", "seed"),
+    "device": ("train", "device"),
     "init": ("train", "init"), "init_gain": ("train", "init_gain"), "log_every": ("train", "log_every"),
     "sample_every": ("train", "sample_every"), "snapshot_every": ("train", "snapshot_every"),
     "save_every": ("train", "save_every"),
 }
 # What may change when a run is resumed: how long it runs and where, not what it is.
-RESUMABLE = {"max_steps", "device", "workers", "log_every", "sample_every", "snapshot_every", "save_every",
+RESUMABLE = {"max_steps", "max_minutes", "device", "workers", "log_every", "sample_every", "snapshot_every", "save_every",
              "progress"}
 
 
@@ -76,6 +77,7 @@ def _add_train(sub) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default: auto")
     g.add_argument("--seed", type=int, help="seed for init, data order, jitter and dropout (default 0)")
     g.add_argument("--max-steps", type=_positive(int), help="stop after this many optimizer steps")
+    g.add_argument("--max-minutes", type=_positive(float), help="stop after this much training time")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g = p.add_argument_group("model")
     g.add_argument("--generator", help="unet_256 (default), unet_128, unet_N, encoder_decoder_N, resnet_9blocks, ...")
@@ -182,7 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = run_config_from_args(args)
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
     rate = result.images / max(result.seconds, 1e-9)
-    print(("interrupted; saved" if result.interrupted else "done:") +
+    print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
           f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
     if result.bad_images:
         print(f"skipped {len(result.bad_images)} bad image(s):")
@@ -259,8 +261,8 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    for line in run_demo(Path(args.out), steps=args.steps, progress=True):
-        print(line)
+    for line in run_demo(Path(args.out), Path(args.data), minutes=args.minutes, size=args.size):
+        print(line, flush=True)
     return 0
 
 
@@ -308,9 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out-channels", type=int, default=3, choices=(1, 3, 4))
     q.set_defaults(func=cmd_datasets_check)
 
-    p = sub.add_parser("demo", help="the main job: make a small dataset, train briefly, show the results")
-    p.add_argument("--out", default="runs/demo", help="where the demo's data and run go (default runs/demo)")
-    p.add_argument("--steps", type=_positive(int), default=600, help="training steps (default 600)")
+    p = sub.add_parser("demo", help="the main job: procedural facades, a CPU-sized model, a results page")
+    p.add_argument("--out", default="runs/demo", help="the demo's run folder (default runs/demo; replaced each time)")
+    p.add_argument("--data", default="datasets/facades-synth",
+                   help="the procedural facades (made there if absent; default datasets/facades-synth)")
+    p.add_argument("--minutes", type=_positive(float), default=8.0, help="training time (default 8)")
+    p.add_argument("--size", type=int, choices=(64, 128, 256), default=128, help="training resolution (default 128)")
     p.set_defaults(func=cmd_demo)
     return parser
 

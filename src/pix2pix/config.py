@@ -69,6 +69,7 @@ class TrainConfig:
     epochs: int = 100  # at constant lr
     epochs_decay: int = 100  # then linear decay to zero
     max_steps: int | None = None
+    max_minutes: float | None = None  # stop (and save) once training has run this long
     seed: int = 0
     device: str = "auto"
     init: str = "normal"

@@ -6,6 +6,7 @@ Each iteration takes one D step on a real pair and a (detached) fake pair, then 
 
 from __future__ import annotations
 
+import csv
 import math
 import time
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class TrainResult:
     images: int
     bad_images: list[str]
     interrupted: bool = False
+    out_of_time: bool = False
 
 
 class Trainer:
@@ -240,9 +242,11 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+        _truncate_log(self.run_dir / "losses.csv", self.step)  # rows past a resumed step are from a lost future
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
                    dynamic_ncols=True)
         start, images, interrupted, running_steps = time.perf_counter(), 0, False, 0
+        deadline = start + 60 * t.max_minutes if t.max_minutes else float("inf")
         running: dict[str, torch.Tensor] = {}  # loss sums since the last log, still on the device
         try:
             while self.epoch < self.total_epochs and self.step < self.total_steps:
@@ -266,29 +270,32 @@ class Trainer:
                     for k, v in losses.items():
                         running[k] = running.get(k, 0) + v
                     running_steps += 1
-                    if self.step % t.log_every == 0 or self.step == self.total_steps:
+                    last = self.step == self.total_steps or time.perf_counter() > deadline
+                    if self.step % t.log_every == 0 or last:
                         self._log(writer, bar, running, running_steps, images, start)
                         running, running_steps = {}, 0
-                    if self.step % t.sample_every == 0 or self.step == self.total_steps:
+                    if self.step % t.sample_every == 0 or last:
                         self._sample(writer, real_A[0], fake_B[0], real_B[0])
                     if self.step % t.save_every == 0:
                         self.save()
-                    if self.step >= self.total_steps:
+                    if last:
                         break
                 else:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                     keep = t.snapshot_every and self.epoch % t.snapshot_every == 0
                     self.save(snapshot=f"epoch_{self.epoch:03d}" if keep else None)
                     continue
-                break  # max steps reached mid-epoch
+                break  # max steps or minutes reached mid-epoch
         except KeyboardInterrupt:
             interrupted = True
         finally:
             bar.close()
         latest = self.save()
         writer.close()
+        end = time.perf_counter()
         return TrainResult(self.run_dir, latest, self.web_dir / "index.html", self.step, self.epoch,
-                           time.perf_counter() - start, images, self.bad_images, interrupted)
+                           end - start, images, self.bad_images, interrupted,
+                           out_of_time=end > deadline and self.step < self.total_steps)
 
     def _log(self, writer, bar, running: dict[str, torch.Tensor], n: int, images: int, start: float) -> None:
         means = {k: float(v) / n for k, v in running.items()}  # the one host sync per log interval
@@ -297,6 +304,14 @@ class Trainer:
         writer.add_scalar("lr", self.opt_G.param_groups[0]["lr"], self.step)
         rate = images / max(time.perf_counter() - start, 1e-9)
         writer.add_scalar("images_per_s", rate, self.step)
+        row = {"step": self.step, "epoch": self.epoch + 1, "lr": self.opt_G.param_groups[0]["lr"],
+               "images_per_s": round(rate, 3)} | {k: round(v, 6) for k, v in sorted(means.items())}
+        log = self.run_dir / "losses.csv"
+        with log.open("a", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(row))
+            if f.tell() == 0:
+                out.writeheader()
+            out.writerow(row)
         bar.set_postfix(epoch=self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}, img_s=f"{rate:.1f}")
 
     def _sample(self, writer, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
@@ -311,6 +326,24 @@ class Trainer:
                        reverse=True)
         rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in names]) for s in steps]
         write_page(self.web_dir / "index.html", f"{self.cfg.name}: training samples (input | output | target)", rows)
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term), as numbers."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    rows = read_log(path)
+    if rows and rows[-1]["step"] > step:
+        with path.open("w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(rows[0]))
+            out.writeheader()
+            out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
+                          for r in rows if r["step"] <= step)
 
 
 def _bad_image_hint(problem: str, count: int) -> str:
