@@ -1,0 +1,444 @@
+"""The paper's datasets, fetched from the authors' server: resumable download, verification, safe extraction.
+
+``download_dataset("facades", Path("datasets"))`` leaves ``datasets/facades/{train,val,test}/*.jpg``:
+
+1. the archive streams into ``datasets/facades.tar.gz.part`` with a progress bar; a ``.part`` left by an
+   interrupted run is resumed with an HTTP Range request (a server that ignores Range sends the whole file,
+   which then replaces the partial one);
+2. its size is checked against what the server announced (Content-Length or Content-Range) and against
+   ``expected_size``, and its SHA-256 against ``sha256`` when given;
+3. it is extracted into a hidden sibling folder, member by member, refusing anything that would land
+   outside that folder (absolute paths, ``..``, links leading out, device files); only a complete extraction
+   is renamed to ``datasets/facades``, so a folder of that name is always a whole dataset;
+4. the ``.part`` file is deleted. It is kept after a network failure (the next run resumes it) and removed
+   when the archive proves corrupt or unsafe (the next run fetches it afresh).
+
+Cityscapes is not downloaded: its licence requires registration, so :func:`cityscapes_instructions` says
+how to obtain and prepare it. Every failure a user can cause or fix is a one-line :class:`Pix2PixError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import socket
+import tarfile
+import tempfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from tqdm import tqdm
+
+from ..data import SPLITS
+from ..errors import Pix2PixError
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+TIMEOUT = 30.0  # seconds a connect or a read may wait before the download counts as failed
+CHUNK = 1 << 20  # bytes per read and write
+
+
+@dataclass(frozen=True)
+class Archive:
+    url: str
+    listed_size: str  # as the server's directory index shows it; for messages only, never checked
+    about: str
+
+
+# The listed sizes are the rounded figures of the server's directory index (files dated 2018-09-02, night2day
+# 2018-09-08), as two third-party repositories reproduce it: a course README (a fork of the DIP-Teaching
+# assignments) and a torchvision-based Pix2Pix dataset class. No exact byte counts or SHA-256 sums were found,
+# so downloads are checked against the server's Content-Length and by extracting the archive.
+STANDARD: dict[str, Archive] = {
+    "facades": Archive(f"{BASE_URL}/facades.tar.gz", "29M",
+                       "CMP Facades: 400 train, 100 val, 106 test; A = photo, B = labels (labels -> photo is BtoA)"),
+    "maps": Archive(f"{BASE_URL}/maps.tar.gz", "239M",
+                    "Google Maps: 1,096 train, 1,098 val; A = aerial photo, B = map"),
+    "edges2shoes": Archive(f"{BASE_URL}/edges2shoes.tar.gz", "2.0G",
+                           "UT Zappos50K: 50k train; A = edges, B = photo"),
+    "edges2handbags": Archive(f"{BASE_URL}/edges2handbags.tar.gz", "8.0G",
+                              "Amazon handbags: 137k train; A = edges, B = photo"),
+    "night2day": Archive(f"{BASE_URL}/night2day.tar.gz", "1.9G",
+                         "about 17.8k train; A = night, B = day (day -> night is BtoA)"),
+}
+INSTRUCTIONS_ONLY = ("cityscapes",)  # known names that are prepared by hand, not downloaded
+
+
+def known_names() -> list[str]:
+    return [*STANDARD, *INSTRUCTIONS_ONLY]
+
+
+def cityscapes_instructions() -> str:
+    """How to obtain Cityscapes (which may not be redistributed) and turn it into an aligned dataset."""
+    return """\
+Cityscapes is not downloaded by this tool: it must be obtained from its owners, under their licence.
+1. Register at https://www.cityscapes-dataset.com/, accept the licence, and download gtFine_trainvaltest.zip
+   (fine annotations) and leftImg8bit_trainvaltest.zip (photos). Use them under the terms of that licence.
+2. Unzip both. Photos are leftImg8bit/{train,val}/CITY/CITY_xxxxxx_yyyyyy_leftImg8bit.png and their colour
+   label images gtFine/{train,val}/CITY/CITY_xxxxxx_yyyyyy_gtFine_color.png (2975 train, 500 val).
+3. Put the photos in PHOTOS/train and PHOTOS/val, and the *_gtFine_color.png images in LABELS/train and
+   LABELS/val, renamed to matching stems (drop the _leftImg8bit and _gtFine_color suffixes). The reference
+   resized both to 256x256 (use nearest-neighbour for the labels so their colours stay exact); training
+   resizes anyway, so this only saves disk space and loading time.
+4. pix2pix datasets combine --a PHOTOS --b LABELS --out datasets/cityscapes
+   pairs them by name into aligned images, A = photo on the left, B = labels on the right.
+5. Train labels -> photo with --preset cityscapes (which sets --direction BtoA)."""
+
+
+# ------------------------------------------------------------------------------------------ the one call
+
+
+def download_dataset(name: str, out: Path, url: str | None = None, progress: bool = True,
+                     expected_size: int | None = None, sha256: str | None = None) -> Path:
+    """Download and extract the dataset ``name`` into ``out/name``; return that folder.
+
+    ``url`` replaces the paper's source (a .tar.gz, .tar.bz2, .tar.xz or .tar), and ``name`` then only names
+    the result folder. A single top-level folder in the archive (``facades/train/...``) is dropped, so the
+    splits land directly in ``out/name``. ``cityscapes`` (without ``url``) downloads nothing: its preparation
+    steps (:func:`cityscapes_instructions`, which a CLI should print itself) are logged as a warning and the
+    folder they lead to is returned.
+    """
+    out = Path(out)
+    if url is None:
+        if name in INSTRUCTIONS_ONLY:
+            logger.warning(cityscapes_instructions())
+            return out / name
+        if name not in STANDARD:
+            raise Pix2PixError(f"unknown dataset '{name}'; known: {', '.join(known_names())} "
+                               "(or give any .tar.gz with --url)")
+        url = STANDARD[name].url
+    elif not name or name in (".", "..") or name.startswith(".") or re.search(r"[/\\]", name):
+        raise Pix2PixError(f"dataset name '{name}' must be a plain folder name (no '/', not starting with '.')")
+    dest = out / name
+    if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
+        raise Pix2PixError(f"{dest} already exists, so {name} looks downloaded already; to download it again, "
+                           f"remove that folder (rm -r {dest}) and run the same command")
+    with _writing(out, "creating the download folder"):
+        out.mkdir(parents=True, exist_ok=True)
+    part = out / f"{name}.tar.gz.part"
+
+    size = _fetch(url, part, name, progress, expected_size)
+    try:
+        if expected_size is not None and size != expected_size:
+            raise _BadArchive(f"it is {size:,} bytes, not the expected {expected_size:,}")
+        if sha256 is not None:
+            digest = _sha256(part)
+            if digest != sha256.lower():
+                raise _BadArchive(f"its SHA-256 is {digest}, not the expected {sha256.lower()}")
+        _extract(part, dest, name, progress)
+    except _BadArchive as e:
+        part.unlink(missing_ok=True)
+        raise Pix2PixError(f"{url}: the download is unusable: {e}; {part.name} was removed, so the same command "
+                           "fetches it afresh (check --url if this repeats)") from None
+    except _Unsafe as e:
+        part.unlink(missing_ok=True)
+        raise Pix2PixError(f"{url}: archive member '{e.member}' {e.why}; refused to extract it (nothing was "
+                           f"written outside {out}, {part.name} was removed)") from None
+    part.unlink(missing_ok=True)
+    return dest
+
+
+class _BadArchive(Exception):
+    """The downloaded file is not the archive it should be (corrupt, wrong size or checksum)."""
+
+
+class _Unsafe(Exception):
+    """An archive member would be written, or would point, outside the extraction folder."""
+
+    def __init__(self, member: str, why: str):
+        super().__init__(f"{member}: {why}")
+        self.member, self.why = member, why
+
+
+# ----------------------------------------------------------------------------------------- the download
+
+
+def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int | None,
+           restarted: bool = False) -> int:
+    """Bring ``part`` to the whole remote file, resuming what is there; return its size in bytes."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "pix2pix-datasets", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        resp = urlopen(Request(url, headers=headers), timeout=TIMEOUT)
+    except HTTPError as e:
+        e.close()
+        if e.code == 416 and offset:
+            # Nothing left to send: the .part is complete, unless the server names another total size.
+            total = _content_range(e.headers.get("Content-Range", ""))[1]
+            if total is None or total == offset:
+                return offset
+            if not restarted:
+                part.unlink()
+                return _fetch(url, part, label, progress, expected_size, restarted=True)
+        hint = " (no such file: check the dataset name or --url)" if e.code == 404 else ""
+        raise Pix2PixError(f"{url}: the server answered HTTP {e.code} {e.reason}{hint}") from None
+    except URLError as e:
+        raise _unreachable(url, e.reason) from None
+    except (OSError, http.client.HTTPException) as e:  # timeouts and resets before the headers arrive
+        raise _unreachable(url, e) from None
+    except ValueError as e:
+        raise Pix2PixError(f"--url {url}: not a URL that can be downloaded ({e})") from None
+
+    with resp:
+        length = resp.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if resp.status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range", ""))
+            if start is None:
+                start = offset
+            if total is None and length is not None:
+                total = start + length
+            if start != offset:
+                raise Pix2PixError(f"{url}: asked to resume at byte {offset:,}, the server answered from byte "
+                                   f"{start:,}; remove {part} and run the same command")
+            mode = "ab"
+        else:  # 200: the whole file, either asked for or because the server ignores Range
+            offset, total, mode = 0, length, "wb"
+        if expected_size is not None and total is not None and total != expected_size:
+            part.unlink(missing_ok=True)
+            raise Pix2PixError(f"{url}: the server offers {total:,} bytes but {expected_size:,} were expected; "
+                               "the file on the server has changed, or the URL is not the expected archive")
+        need = total - offset if total is not None else None
+        _check_space(part.parent, need, label)
+
+        done = offset
+        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=f"download {label}", disable=not progress)
+        with bar, _writing(part, f"downloading {label}", need), open(part, mode) as f:
+            while True:
+                try:
+                    chunk = resp.read(CHUNK)
+                except (OSError, http.client.HTTPException) as e:  # converted here: OSErrors left are the disk's
+                    raise _interrupted(url, part, done, total, e) from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and done < total:
+        raise _interrupted(url, part, done, total, None)
+    return done
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """``bytes 100-199/1000`` -> (100, 1000); ``bytes */1000`` -> (None, 1000); unknown parts are None."""
+    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None
+    return (int(m[1]) if m[1] else None), (int(m[2]) if m[2] != "*" else None)
+
+
+def _unreachable(url: str, reason: object) -> Pix2PixError:
+    if isinstance(reason, socket.gaierror):
+        what = "host name not found"
+    elif isinstance(reason, ConnectionRefusedError):
+        what = "connection refused"
+    elif isinstance(reason, TimeoutError):
+        what = f"no answer within {TIMEOUT:g} s"
+    else:
+        what = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return Pix2PixError(f"{url}: cannot reach the server ({what}); check the network connection, "
+                        "or download from elsewhere with --url")
+
+
+def _interrupted(url: str, part: Path, done: int, total: int | None, e: Exception | None) -> Pix2PixError:
+    got = f"{done:,} of {total:,} bytes" if total is not None else f"{done:,} bytes"
+    why = f" ({_reason(e)})" if e is not None else ""
+    return Pix2PixError(f"{url}: the transfer stopped after {got}{why}; {part.name} is kept, so running the "
+                        "same command again resumes the download")
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, TimeoutError):
+        return f"no data for {TIMEOUT:g} s"
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------- disk space
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _check_space(folder: Path, need: int | None, label: str) -> None:
+    if need is None:
+        return
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise Pix2PixError(f"{folder}: not enough disk space to download {label}: the archive needs {_size(need)} "
+                           f"more, {_size(free)} is free (extracting needs about as much again)")
+
+
+@contextmanager
+def _writing(path: Path, doing: str, need: int | None = None):
+    """Turn an OSError raised while writing into a one-line error; a full disk says so."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            needed = f" ({_size(need)} were needed)" if need else ""
+            raise Pix2PixError(f"{path}: the disk is full while {doing}{needed}; free some space and run the "
+                               "same command again") from None
+        raise Pix2PixError(f"{path}: cannot write while {doing} ({e.strerror or e})") from None
+
+
+# ------------------------------------------------------------------------------------------- extraction
+
+
+def _extract(archive: Path, dest: Path, label: str, progress: bool) -> None:
+    """Extract into a hidden sibling of ``dest`` and rename the dataset root into place when complete."""
+    with _writing(dest.parent, f"extracting {label}"):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    try:
+        files = _extract_members(archive, tmp, dest, label, progress)
+        if files == 0:
+            raise _BadArchive("the archive holds no files")
+        root = _dataset_root(tmp)
+        _check_links(root, tmp)
+        with _writing(dest, f"moving the extracted {label} into place"):
+            if dest.is_dir():
+                dest.rmdir()  # empty (checked before downloading); fails if it has been filled since
+            os.rename(root, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dataset_root(tmp: Path) -> Path:
+    """``tmp/facades`` when that is all the archive held (the paper's archives), else ``tmp`` itself."""
+    visible = [p for p in tmp.iterdir() if not p.name.startswith(".")]  # e.g. macOS ._* files
+    if len(visible) == 1 and visible[0].is_dir() and not visible[0].is_symlink() and visible[0].name not in SPLITS:
+        return visible[0]
+    return tmp
+
+
+def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress: bool) -> int:
+    """Write every member under ``root`` after checking it; return the number of files written. Write
+    errors name ``dest``, the folder the user asked for, rather than the temporary ``root``."""
+    real_root = os.path.realpath(root)
+    files = 0
+    try:
+        # Stream mode ("r|*") reads the archive once, front to back: an 8 GB archive is not decompressed twice.
+        with tarfile.open(archive, mode="r|*") as tar, \
+                tqdm(desc=f"extract {label}", unit=" files", disable=not progress) as bar:
+            for member in tar:
+                rel = _member_path(member.name)
+                if rel is None:  # the archive's own root, "./"
+                    continue
+                target = root.joinpath(*rel.parts)
+                if not _inside(real_root, os.path.realpath(target.parent)):
+                    raise _Unsafe(member.name, "would be written through a link that leads outside the folder")
+                if member.isdir():
+                    with _writing(dest, f"extracting {member.name}"):
+                        target.mkdir(parents=True, exist_ok=True)
+                    continue
+                with _writing(dest, f"extracting {member.name}"):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.is_symlink():
+                        target.unlink()  # a later member replaces an earlier one; never write through a link
+                if member.isfile():
+                    _write_member(tar, member, target, dest)
+                elif member.issym():
+                    _check_symlink(member, rel, real_root)
+                    with _writing(dest, f"extracting {member.name}"):
+                        os.symlink(member.linkname, target)
+                elif member.islnk():
+                    source = _hardlink_source(member, root, real_root)
+                    with _writing(dest, f"extracting {member.name}"):
+                        shutil.copyfile(source, target)  # a copy: the link's source stays independent
+                else:
+                    raise _Unsafe(member.name, "is a device file or FIFO, which a dataset never holds")
+                files += 1
+                bar.update(1)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        # Write errors were already turned into Pix2PixError; what is left comes from reading the archive.
+        raise _BadArchive(f"not a readable tar archive ({_reason(e)})") from None
+    return files
+
+
+def _check_links(root: Path, tmp: Path) -> None:
+    """Every link under ``root`` must resolve inside it, now that all members are in place: a link that was
+    harmless when written can lead outside once later members replace parts of its path, or once the
+    archive's top folder becomes the dataset folder. Links are named as in the archive (relative to ``tmp``)."""
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in dirnames + filenames:
+            path = os.path.join(dirpath, entry)
+            if os.path.islink(path) and not _inside(real_root, os.path.realpath(path)):
+                raise _Unsafe(os.path.relpath(path, tmp), "is a link that leads outside the folder")
+
+
+def _member_path(name: str) -> PurePosixPath | None:
+    """The member's path relative to the extraction folder, or _Unsafe if it would leave it."""
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+        raise _Unsafe(name, "has an absolute path")
+    parts = [p for p in re.split(r"[/\\]", name) if p not in ("", ".")]
+    if ".." in parts:
+        raise _Unsafe(name, "has '..' in its path, which would leave the folder")
+    return PurePosixPath(*parts) if parts else None
+
+
+def _inside(real_root: str, real_path: str) -> bool:
+    return real_path == real_root or real_path.startswith(real_root + os.sep)
+
+
+def _check_symlink(member: tarfile.TarInfo, rel: PurePosixPath, real_root: str) -> None:
+    link = member.linkname
+    if link.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", link):
+        raise _Unsafe(member.name, f"is a link to the absolute path {link}")
+    lexical = os.path.normpath(os.path.join(str(rel.parent), link))
+    resolved = os.path.realpath(os.path.join(real_root, str(rel.parent), link))
+    if lexical == ".." or lexical.startswith(".." + os.sep) or not _inside(real_root, resolved):
+        raise _Unsafe(member.name, f"is a link to {link}, outside the folder")
+
+
+def _hardlink_source(member: tarfile.TarInfo, root: Path, real_root: str) -> str:
+    try:
+        rel = _member_path(member.linkname)
+    except _Unsafe:
+        raise _Unsafe(member.name, f"is a hard link to {member.linkname}, outside the folder") from None
+    source = os.path.realpath(root.joinpath(*rel.parts)) if rel is not None else real_root
+    if not _inside(real_root, source):
+        raise _Unsafe(member.name, f"is a hard link to {member.linkname}, outside the folder")
+    if not os.path.isfile(source):
+        raise _BadArchive(f"member '{member.name}' is a hard link to {member.linkname}, which the archive "
+                          "does not hold before it")
+    return source
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, dest: Path) -> None:
+    src = tar.extractfile(member)
+    doing = f"extracting {member.name}"
+    with _writing(dest, doing):
+        dst = open(target, "wb")
+    try:
+        while chunk := src.read(CHUNK):  # read errors mean a corrupt archive; write errors are the disk's
+            with _writing(dest, doing):
+                dst.write(chunk)
+    finally:
+        with _writing(dest, doing):
+            dst.close()

@@ -1,0 +1,189 @@
+"""Dataset layout tools: pair two folders into the paper's aligned A|B images, and split a flat folder.
+
+``combine(A, B, OUT)`` matches files by name without extension (``A/x.jpg`` with ``B/x.png``) and writes
+``OUT/{split}/x.png``: A on the left, B on the right, as RGB PNG (lossless; an alpha channel is dropped,
+grayscale becomes RGB, and the loader converts back with ``--in-channels``/``--out-channels``). If A and B
+have split folders (``train``, ``val``, ``test``) each split is paired on its own; flat folders make a
+``train`` split, so the result is always a dataset that training accepts. Files without a partner, pairs of
+different sizes and unreadable images are skipped and reported, never fixed: resizing a label map to match a
+photo would silently change the labels. Everything is written into a hidden sibling folder renamed to
+``OUT`` at the end, so a folder named ``OUT`` is always complete.
+
+``split_folder(DIR)`` moves the images of a flat folder of aligned images into ``DIR/{train,val,test}``,
+the same way for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data import IGNORED, IMAGE_EXTS, SPLITS, is_image_file, open_image
+from ..errors import Pix2PixError
+
+
+@dataclass
+class CombineReport:
+    pairs: int  # aligned images written, all splits together
+    problems: list[str] = field(default_factory=list)  # one line per skipped file, pair or split
+    splits: dict[str, int] = field(default_factory=dict)  # aligned images written per split
+
+
+def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
+    """Pair ``a_dir`` and ``b_dir`` by file name into aligned A|B images under ``out`` (see the module doc)."""
+    a_dir, b_dir, out = Path(a_dir), Path(b_dir), Path(out)
+    for flag, folder in (("--a", a_dir), ("--b", b_dir)):
+        if not folder.is_dir():
+            raise Pix2PixError(f"{flag} {folder}: no such folder")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise Pix2PixError(f"--out {out} already exists; choose a new folder, or remove it to combine again")
+
+    a_splits, b_splits = _split_folders(a_dir), _split_folders(b_dir)
+    if bool(a_splits) != bool(b_splits):
+        with_splits, without = (a_dir, b_dir) if a_splits else (b_dir, a_dir)
+        raise Pix2PixError(f"{with_splits} has split folders ({', '.join(a_splits or b_splits)}) but {without} has "
+                           "none; give both folders the same layout (flat, or train/val/test inside each)")
+    problems: list[str] = []
+    if a_splits:
+        jobs = [(s, a_dir / s, b_dir / s) for s in SPLITS if s in a_splits and s in b_splits]
+        for s in SPLITS:
+            if (s in a_splits) != (s in b_splits):
+                have, lack = (a_dir, b_dir) if s in a_splits else (b_dir, a_dir)
+                problems.append(f"{have / s}: {lack} has no '{s}' folder to pair it with; split skipped")
+        for folder in (a_dir, b_dir):
+            loose = _images_by_stem(folder, [])
+            if loose:
+                problems.append(f"{folder}: {len(loose)} image(s) beside the split folders were ignored")
+    else:
+        jobs = [("train", a_dir, b_dir)]  # flat folders: everything is training data
+
+    plan: list[tuple[str, str, Path, Path]] = []  # (split, stem, A file, B file)
+    for split, a_split, b_split in jobs:
+        a_files, b_files = _images_by_stem(a_split, problems), _images_by_stem(b_split, problems)
+        a_stems, b_stems = a_files.keys(), b_files.keys()
+        problems += [f"{a_files[s]}: no B image named {s}.* in {b_split}" for s in sorted(a_stems - b_stems)]
+        problems += [f"{b_files[s]}: no A image named {s}.* in {a_split}" for s in sorted(b_stems - a_stems)]
+        plan += [(split, s, a_files[s], b_files[s]) for s in sorted(a_stems & b_stems)]
+    if not plan:
+        where = " in any split" if a_splits else ""
+        raise Pix2PixError(f"--a {a_dir} and --b {b_dir} have no image names in common{where}; pairs are matched by "
+                           "file name without extension (A/x.jpg with B/x.png)")
+
+    counts: dict[str, int] = {}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.combine-", dir=out.parent))
+    except OSError as e:
+        raise Pix2PixError(f"--out {out}: cannot write there ({e.strerror})") from None
+    try:
+        for split, stem, a_path, b_path in plan:
+            try:
+                a, b = open_image(a_path, 3), open_image(b_path, 3)
+            except Pix2PixError as e:
+                problems.append(f"{e}; pair skipped")
+                continue
+            if a.size != b.size:
+                problems.append(f"{a_path}: A is {a.width}x{a.height} but its B image {b_path} is "
+                                f"{b.width}x{b.height}; pair skipped (make them the same size)")
+                continue
+            aligned = Image.new("RGB", (a.width * 2, a.height))  # (W_A + W_B, H): A left, B right
+            aligned.paste(a, (0, 0))
+            aligned.paste(b, (a.width, 0))
+            (tmp / split).mkdir(exist_ok=True)
+            aligned.save(tmp / split / f"{stem}.png")
+            counts[split] = counts.get(split, 0) + 1
+        if not counts:
+            raise Pix2PixError(f"--a {a_dir}, --b {b_dir}: no pair could be combined ({len(problems)} problem(s); "
+                               f"the first: {problems[0]})")
+        if out.is_dir():
+            out.rmdir()  # empty, as checked above
+        os.rename(tmp, out)
+    except OSError as e:
+        raise Pix2PixError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return CombineReport(sum(counts.values()), problems, {s: counts[s] for s in SPLITS if s in counts})
+
+
+def _split_folders(folder: Path) -> list[str]:
+    return [s for s in SPLITS if (folder / s).is_dir()]
+
+
+def _images_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
+    """The image files directly in ``folder`` by stem; stray and ambiguous files go to ``problems``."""
+    images: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
+            continue
+        if not is_image_file(p):
+            problems.append(f"{p}: not an image file ({', '.join(sorted(IMAGE_EXTS))}); ignored")
+        elif p.stem in images:
+            problems.append(f"{p}: another image has the same name ({images[p.stem].name}), so pairing by name "
+                            "is ambiguous; ignored (rename or remove one)")
+        else:
+            images[p.stem] = p
+    return images
+
+
+def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[str, int]:
+    """Move the images of a flat ``folder`` into ``folder/{train,val,test}``; return the count of each split.
+
+    ``val`` and ``test`` are fractions of the images (rounded to whole images); which image goes where is a
+    function of the sorted file names and ``seed`` only. Non-image files stay where they are. A split that
+    gets no image gets no folder, since an empty split is not a valid one.
+    """
+    folder = Path(folder)
+    for flag, value in (("--val", val), ("--test", test)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
+            raise Pix2PixError(f"{flag} {value}: expected a fraction of the images, from 0 up to (not including) 1")
+    if val + test >= 1:
+        raise Pix2PixError(f"--val {val} and --test {test} add up to {val + test:g}, which leaves nothing to train "
+                           "on; their sum must be below 1")
+    if not isinstance(seed, int) or seed < 0:
+        raise Pix2PixError(f"--seed {seed}: expected a whole number >= 0")
+    if not folder.is_dir():
+        raise Pix2PixError(f"{folder}: no such folder")
+    existing = [s for s in SPLITS if (folder / s).exists()]
+    if existing:
+        raise Pix2PixError(f"{folder} already has {', '.join(existing)}; only a flat folder of images is split "
+                           "(move the images back up and remove the split folders to split it again)")
+    images = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+              and p.name not in IGNORED and is_image_file(p)]
+    if not images:
+        raise Pix2PixError(f"{folder}: no image files directly in it to split")
+    n = len(images)
+    n_val, n_test = math.floor(n * val + 0.5), math.floor(n * test + 0.5)
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise Pix2PixError(f"{folder}: {n} image(s) are too few for --val {val} and --test {test}: "
+                           "none would be left to train on")
+
+    order = np.random.default_rng(seed).permutation(n)
+    split_of = {int(i): "val" for i in order[:n_val]} | {int(i): "test" for i in order[n_val:n_val + n_test]}
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    made: list[Path] = []
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for s in SPLITS:
+            if counts[s]:
+                (folder / s).mkdir()
+                made.append(folder / s)
+        for i, path in enumerate(images):
+            dest = folder / split_of.get(i, "train") / path.name
+            os.rename(path, dest)
+            moved.append((dest, path))
+    except OSError as e:
+        for dest, path in reversed(moved):  # put everything back: a half-split folder would mislead
+            os.rename(dest, path)
+        for d in made:
+            d.rmdir()
+        raise Pix2PixError(f"{folder}: cannot move images into split folders ({e.strerror or e}); "
+                           "nothing was moved") from None
+    return counts
