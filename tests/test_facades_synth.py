@@ -1,0 +1,168 @@
+"""The procedural facades: files laid out like the paper's facades, exact labels, determinism, variety, and a
+palette that reads the real CMP label maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix.datasets import facades_synth
+from pix2pix.datasets.facades_synth import (CLASSES, PALETTE, make_facades_synth, make_layout, nearest_class,
+                                            render_pair, render_photo)
+from pix2pix.errors import Pix2PixError
+
+REAL = Path("/work/shared/data/facades/train")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_facades_synth(tmp_path_factory.mktemp("synth") / "facades-synth", train=3, val=2, test=1, size=64,
+                              seed=0, progress=False)
+
+
+def test_layout_and_file_names(dataset: Path):
+    assert dataset.name == "facades-synth"
+    assert sorted(p.name for p in dataset.iterdir()) == ["test", "train", "val"]
+    for split, n in (("train", 3), ("val", 2), ("test", 1)):
+        names = [f"{i}.png" for i in range(1, n + 1)]
+        assert sorted(p.name for p in (dataset / split).iterdir()) == sorted(names + ["labels"])
+        assert sorted(p.name for p in (dataset / split / "labels").iterdir()) == sorted(names)
+        for name in names:
+            with Image.open(dataset / split / name) as im:
+                assert (im.mode, im.size) == ("RGB", (128, 64))  # A (photo) | B (labels), each 64 x 64
+            with Image.open(dataset / split / "labels" / name) as im:
+                assert (im.mode, im.size) == ("L", (64, 64))
+    assert not list(dataset.parent.glob(".*partial"))
+
+
+def test_label_file_matches_the_colour_half_exactly(dataset: Path):
+    for path in dataset.glob("*/*.png"):
+        ab = np.asarray(Image.open(path))
+        labels = np.asarray(Image.open(path.parent / "labels" / path.name))
+        assert labels.max() < len(CLASSES)
+        np.testing.assert_array_equal(ab[:, 64:], PALETTE[labels])
+        assert not np.array_equal(ab[:, :64], ab[:, 64:])  # the photo is not the label map
+
+
+def test_same_seed_same_bytes_other_seed_other_images(dataset: Path, tmp_path: Path):
+    again = make_facades_synth(tmp_path / "again", train=3, val=2, test=1, size=64, seed=0, progress=False)
+    assert _files(again) == _files(dataset)
+    # Each pair depends on (seed, split, index) only, not on how many pairs are made.
+    fewer = make_facades_synth(tmp_path / "fewer", train=1, val=0, test=0, size=64, seed=0, progress=False)
+    assert (fewer / "train" / "1.png").read_bytes() == (dataset / "train" / "1.png").read_bytes()
+    assert sorted(p.name for p in fewer.iterdir()) == ["train"]  # no empty val or test folders
+    other = make_facades_synth(tmp_path / "other", train=3, val=2, test=1, size=64, seed=1, progress=False)
+    assert all(other_bytes != _files(dataset)[name] for name, other_bytes in _files(other).items())
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return [render_pair(np.random.default_rng([0, 0, i]), 128) for i in range(20)]
+
+
+def test_render_pair_shapes_and_colours(pairs):
+    for photo, colours, classes in pairs:
+        assert photo.shape == colours.shape == (128, 128, 3) and classes.shape == (128, 128)
+        assert photo.dtype == colours.dtype == classes.dtype == np.uint8
+        np.testing.assert_array_equal(colours, PALETTE[classes])
+
+
+def test_the_classes_of_real_facades_appear(pairs):
+    present = [set(np.unique(classes).tolist()) for _, _, classes in pairs]
+    index = {name: i for i, name in enumerate(CLASSES)}
+    assert all({index["facade"], index["window"]} <= s for s in present)
+    assert sum(bool({index["door"], index["shop"]} & s) for s in present) >= 15  # a ground floor, mostly
+    seen = set().union(*present)
+    assert {index[c] for c in ("background", "cornice", "sill", "balcony", "molding", "deco")} <= seen
+    assert len(seen) >= 11, f"only {sorted(CLASSES[i] for i in seen)} in 20 pairs"
+
+
+def test_photo_follows_the_labels(pairs):
+    # Glass is darker than the wall around it, on average over buildings of every material.
+    gap = []
+    for photo, _, classes in pairs:
+        grey = photo.astype(np.float64).mean(2)
+        gap.append(grey[classes == CLASSES.index("facade")].mean() - grey[classes == CLASSES.index("window")].mean())
+    assert np.mean(gap) > 20 and np.mean(np.array(gap) > 0) >= 0.75
+
+
+def test_one_layout_many_photos():
+    layout = make_layout(np.random.default_rng(1), 64)
+    a = render_photo(layout, np.random.default_rng(2))
+    b = render_photo(layout, np.random.default_rng(3))
+    assert np.abs(a.astype(np.int16) - b).mean() > 10  # other materials, light and camera
+    np.testing.assert_array_equal(a, render_photo(layout, np.random.default_rng(2)))
+
+
+def test_palette_and_nearest_class():
+    assert len(CLASSES) == 12 and CLASSES[:3] == ("background", "facade", "window") and CLASSES[-1] == "shop"
+    assert PALETTE.shape == (12, 3) and PALETTE.dtype == np.uint8
+    assert len({tuple(c) for c in PALETTE.tolist()}) == 12
+    np.testing.assert_array_equal(nearest_class(PALETTE), np.arange(12))
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 12, (16, 16))
+    noisy = np.clip(PALETTE[classes].astype(np.int16) + rng.integers(-12, 13, (16, 16, 3)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(nearest_class(noisy), classes)
+    with pytest.raises(Pix2PixError):
+        nearest_class(np.zeros((4, 4)))
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="the real facades are not in /work/shared/data/facades")
+def test_nearest_class_reads_real_label_maps():
+    near = total = near_inside = total_inside = 0
+    for i in range(1, 401, 10):
+        b = np.asarray(Image.open(REAL / f"{i}.jpg").convert("RGB"))[:, 256:]
+        c = nearest_class(b)
+        close = np.sqrt(((b.astype(np.float64) - PALETTE[c]) ** 2).sum(-1)) <= 40
+        near, total = near + close.sum(), total + close.size
+        # Away from region edges (7x7 of one class), where JPEG has not blended two colours.
+        inside = np.ones((250, 250), bool)
+        for dy in range(7):
+            for dx in range(7):
+                inside &= c[dy:dy + 250, dx:dx + 250] == c[3:253, 3:253]
+        near_inside, total_inside = near_inside + close[3:253, 3:253][inside].sum(), total_inside + inside.sum()
+    # About 22% of the real pixels are blends of two colours at JPEG-blurred edges, so 90% of all pixels
+    # within 40 does not hold for any palette; inside regions the palette is exact.
+    assert near / total >= 0.72
+    assert near_inside / total_inside >= 0.99
+
+
+@pytest.mark.parametrize("kwargs", [dict(size=28), dict(size=66), dict(size=64.0), dict(train=0), dict(val=-1),
+                                    dict(test=-2), dict(seed=-1), dict(train=True)])
+def test_bad_arguments(tmp_path: Path, kwargs):
+    with pytest.raises(Pix2PixError) as e:
+        make_facades_synth(tmp_path / "ds", **{"size": 32, "train": 1, "val": 0, "test": 0, **kwargs})
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_refuses_an_existing_folder(dataset: Path, tmp_path: Path):
+    before = _files(dataset)
+    with pytest.raises(Pix2PixError, match="already exists"):
+        make_facades_synth(dataset, train=1, val=0, test=0, size=32, progress=False)
+    assert _files(dataset) == before
+    (tmp_path / "empty").mkdir()  # an empty folder is fine to fill
+    make_facades_synth(tmp_path / "empty", train=1, val=0, test=0, size=32, progress=False)
+    assert (tmp_path / "empty" / "train" / "1.png").is_file()
+
+
+def test_an_interrupted_run_leaves_no_dataset(tmp_path: Path, monkeypatch):
+    calls = []
+
+    def failing(rng, size):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return render_pair(rng, size)
+
+    monkeypatch.setattr(facades_synth, "render_pair", failing)
+    with pytest.raises(KeyboardInterrupt):
+        make_facades_synth(tmp_path / "ds", train=2, val=2, test=0, size=32, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither ds nor the partial folder
