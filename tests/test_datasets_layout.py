@@ -173,3 +173,24 @@ def test_split_refuses_existing_split_folders_and_empty_folders(tmp_path):
         split_folder(tmp_path / "empty")
     with pytest.raises(Pix2PixError, match="no such folder"):
         split_folder(tmp_path / "missing")
+
+
+def test_cli_combine_and_split(tmp_path, capsys):
+    from PIL import Image
+
+    from pix2pix.cli import main
+
+    for side, colour in (("A", (255, 0, 0)), ("B", (0, 0, 255))):
+        (tmp_path / side).mkdir()
+        for i in range(10):
+            Image.new("RGB", (8, 8), colour).save(tmp_path / side / f"{i}.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "A" / "lonely.png")
+    assert main(["datasets", "combine", "--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
+                 "--out", str(tmp_path / "AB")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 10 aligned pair(s)" in out and "lonely" in out
+    flat = tmp_path / "flat"
+    (tmp_path / "AB" / "train").rename(flat)
+    assert main(["datasets", "split", str(flat), "--val", "0.2", "--test", "0.1"]) == 0
+    assert "train 7, val 2, test 1" in capsys.readouterr().out
+    assert main(["datasets", "split", str(flat), "--val", "0.7", "--test", "0.5"]) == 2

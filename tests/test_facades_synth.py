@@ -166,3 +166,15 @@ def test_an_interrupted_run_leaves_no_dataset(tmp_path: Path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         make_facades_synth(tmp_path / "ds", train=2, val=2, test=0, size=32, progress=False)
     assert list(tmp_path.iterdir()) == []  # neither ds nor the partial folder
+
+
+def test_cli_make_writes_a_trainable_dataset(tmp_path, capsys):
+    from pix2pix.cli import main
+
+    out = tmp_path / "fs"
+    assert main(["datasets", "make", "facades-synth", "--out", str(out), "--train", "3", "--val", "1",
+                 "--test", "1", "--size", "64"]) == 0
+    assert "BtoA" in capsys.readouterr().out
+    assert main(["datasets", "check", str(out)]) == 0
+    assert main(["datasets", "make", "facades-synth", "--out", str(out), "--size", "64"]) == 2
+    assert "\n" not in capsys.readouterr().err.strip()

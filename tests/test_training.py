@@ -163,3 +163,13 @@ def test_interrupted_save_keeps_previous_latest(tmp_path, blocks, tiny, monkeypa
         pass
     assert (run / "checkpoints" / "latest.safetensors").read_bytes() == before
     assert [p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_measure_step_seconds_times_the_configured_step():
+    from pix2pix.config import RunConfig
+    from pix2pix.training import measure_step_seconds
+
+    cfg = RunConfig()
+    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
+    cfg.generator.out_channels, cfg.data.crop_size, cfg.train.device = 1, 32, "cpu"
+    assert 0 < measure_step_seconds(cfg, steps=2, warmup=1) < 5

@@ -127,6 +127,26 @@ def discriminator_config(cfg: RunConfig) -> DiscriminatorConfig | None:
     return DiscriminatorConfig(**{**cfg.discriminator.__dict__, "in_channels": in_channels})
 
 
+def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> float:
+    """Seconds per training step of ``cfg``'s networks, loss and batch size on random data (no data loading),
+    after ``warmup`` steps. For planning a run that has to fit a time budget."""
+    device = resolve_device(cfg.train.device)
+    g, d, t = cfg.generator, discriminator_config(cfg), cfg.train
+    G = init_weights(build_generator(g)).to(device)
+    D = init_weights(build_discriminator(d)).to(device) if d else None
+    opt_G = torch.optim.Adam(G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    opt_D = torch.optim.Adam(D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2)) if D else None
+    n, size = cfg.data.batch_size, cfg.data.crop_size
+    A = torch.rand(n, g.in_channels, size, size, device=device) * 2 - 1
+    B = torch.rand(n, g.out_channels, size, size, device=device) * 2 - 1
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        losses, _ = train_step(A, B, G, D, opt_G, opt_D, t)
+        float(losses["G"])  # wait for the device
+    return (time.perf_counter() - start) / steps
+
+
 @dataclass
 class TrainResult:
     run_dir: Path

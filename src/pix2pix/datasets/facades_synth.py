@@ -358,6 +358,7 @@ SHUTTERS = np.array([[0.2, 0.35, 0.22], [0.4, 0.26, 0.15], [0.55, 0.55, 0.52], [
                      [0.3, 0.4, 0.5], [0.55, 0.2, 0.15]], np.float32)
 DOORS = np.array([[0.33, 0.2, 0.11], [0.15, 0.22, 0.15], [0.12, 0.12, 0.13], [0.45, 0.3, 0.16],
                   [0.25, 0.12, 0.1]], np.float32)
+TYPICAL_WALL, WALL_SPREAD = np.array([0.57, 0.50, 0.43], np.float32), 0.5
 # Sub-materials: colours that replace a rectangle's own inside it (mortar, frames, ...); rows after the rects'.
 MORTAR, FRAME, CURTAIN, RAIL, SIGN, LAMP, TREE = range(7)
 
@@ -440,13 +441,19 @@ class _Painter:
         rng, u, p = self.rng, self.rng.uniform, self.rng.random
         self.kind = rng.choice(["plaster", "brick", "stone"], p=[0.6, 0.2, 0.2])
         wall = _pick(rng, {"plaster": PLASTER, "brick": BRICK, "stone": STONE}[self.kind]) * u(0.8, 1.05)
+        # Pull the wall colour towards the typical one: across the real CMP photos the wall's colour varies
+        # with a standard deviation of about 0.12 per channel (0..1 units); here a little less (about 0.09),
+        # so that what the labels determine outweighs the tint they cannot.
+        wall = TYPICAL_WALL + WALL_SPREAD * (wall - TYPICAL_WALL)
         r = p()
         self.trim = trim = (wall + (1 - wall) * u(0.3, 0.8) if r < 0.55 else
                             _pick(rng, PLASTER[[0, 5, 8]]) if r < 0.85 else wall * u(0.7, 0.85))
         self.overcast = p() < 0.35  # diffuse light: no cast shadows; the sky is then grey
         grey = self.overcast or p() < 0.3
-        self.sky_top = np.full(3, u(0.7, 0.97)) if grey else np.array([0.45, 0.62, 0.88]) * u(0.8, 1.1)
-        self.sky_low = np.clip(self.sky_top + u(0.05, 0.25), 0, 1)
+        # Sky and neighbours vary less than walls do: the label map calls them all background, and colour
+        # the labels cannot tell would only be guessed (the point of the dataset is texture, not tint).
+        self.sky_top = np.full(3, u(0.76, 0.9)) if grey else np.array([0.55, 0.68, 0.86]) * u(0.92, 1.05)
+        self.sky_low = np.clip(self.sky_top + u(0.05, 0.15), 0, 1)
         self.reflected = np.clip(self.sky_top * u(0.6, 1.0), 0, 1).astype(np.float32)
         glass = np.array([0.1, 0.12, 0.15]) * u(0.5, 1.5)
 
@@ -459,7 +466,8 @@ class _Painter:
         sub[LAMP] = [1.0, 0.9, 0.7]
         sub[TREE] = np.array([0.16, 0.24, 0.1]) * u(0.6, 1.3)
         base = np.zeros((len(PART_CLASS), 3), np.float32)
-        base[SKY], base[NEIGHBOUR] = self.sky_top, _pick(rng, PLASTER) * u(0.7, 1.0)
+        base[SKY] = self.sky_top
+        base[NEIGHBOUR] = TYPICAL_WALL + WALL_SPREAD * (_pick(rng, PLASTER) * u(0.7, 1.0) - TYPICAL_WALL)
         base[NEIGHBOUR_WINDOW], base[ROOF] = glass * 1.3, _pick(rng, STONE[[0, 2]]) * u(0.4, 0.8)
         base[GROUND] = u(0.3, 0.5)
         base[WALL], base[WINDOW], base[DOOR] = wall, glass, _pick(rng, DOORS, 0.03)
@@ -691,16 +699,16 @@ class _Painter:
     def _camera(self) -> np.ndarray:
         """Colour balance and exposure, a little blur, sensor noise, a tone curve; the wedges stay flat."""
         u, size = self.rng.uniform, self.size
-        table = self.table * (self.rng.uniform(0.9, 1.1, 3) * u(0.85, 1.15)).astype(np.float32)
+        table = self.table * (self.rng.uniform(0.95, 1.05, 3) * u(0.9, 1.1)).astype(np.float32)
         img = (table[self.key] * self.shade[:, None] + self.add[:, None] * self.reflected).reshape(size, size, 3)
         if self.rng.random() < 0.6:
             img[1:] = (img[1:] + img[:-1]) * 0.5
             img[:, 1:] = (img[:, 1:] + img[:, :-1]) * 0.5
         img += (self.rng.random((size, size, 1), dtype=np.float32) - 0.5) * u(0.02, 0.08)
-        lut = np.clip(255 * (np.arange(256, dtype=np.float32) / 255) ** u(0.8, 1.25) + 0.5, 0, 255).astype(np.uint8)
+        lut = np.clip(255 * (np.arange(256, dtype=np.float32) / 255) ** u(0.9, 1.1) + 0.5, 0, 255).astype(np.uint8)
         photo = lut[np.clip(img * 255, 0, 255).astype(np.uint8)]
         wedge = self.part.reshape(size, size) == WEDGE
-        photo[wedge] = self.rng.choice([0, 128, 240], p=[0.6, 0.25, 0.15])
+        photo[wedge] = 0  # rectification leaves black corners, as in the CMP photos
         return photo
 
 
