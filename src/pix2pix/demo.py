@@ -31,8 +31,8 @@ SAMPLES_ON_PAGE = 12
 
 
 # A demo step costs more than the bare step that measure_step_seconds times: data loading on the same two
-# cores, logging and samples. Measured on the 2-core development machine: 82 ms against 60 ms.
-OVERHEAD = 1.35
+# cores, logging and samples. Measured on the 2-core development machine: 75 ms against 67 ms.
+OVERHEAD = 1.15
 
 
 def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunConfig:
@@ -46,7 +46,7 @@ def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunCo
     cfg.train.max_minutes, cfg.train.log_every, cfg.train.sample_every = minutes, 50, 500
     cfg.train.snapshot_every = 0
     pairs, _ = scan_split(data, "train")
-    steps = minutes * 60 / (measure_step_seconds(cfg) * OVERHEAD)
+    steps = minutes * 60 / (measure_step_seconds(cfg, steps=10, warmup=3) * OVERHEAD)
     half = max(1, int(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
     cfg.train.epochs, cfg.train.epochs_decay = half, half
     return cfg

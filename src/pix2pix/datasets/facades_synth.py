@@ -358,7 +358,7 @@ SHUTTERS = np.array([[0.2, 0.35, 0.22], [0.4, 0.26, 0.15], [0.55, 0.55, 0.52], [
                      [0.3, 0.4, 0.5], [0.55, 0.2, 0.15]], np.float32)
 DOORS = np.array([[0.33, 0.2, 0.11], [0.15, 0.22, 0.15], [0.12, 0.12, 0.13], [0.45, 0.3, 0.16],
                   [0.25, 0.12, 0.1]], np.float32)
-TYPICAL_WALL, WALL_SPREAD = np.array([0.57, 0.50, 0.43], np.float32), 0.5
+TYPICAL_WALL, WALL_SPREAD = np.array([0.57, 0.50, 0.43], np.float32), 0.3
 # Sub-materials: colours that replace a rectangle's own inside it (mortar, frames, ...); rows after the rects'.
 MORTAR, FRAME, CURTAIN, RAIL, SIGN, LAMP, TREE = range(7)
 
