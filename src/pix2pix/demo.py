@@ -46,7 +46,9 @@ def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunCo
     cfg.train.max_minutes, cfg.train.log_every, cfg.train.sample_every = minutes, 50, 500
     cfg.train.snapshot_every = 0
     pairs, _ = scan_split(data, "train")
-    steps = minutes * 60 / (measure_step_seconds(cfg, steps=10, warmup=3) * OVERHEAD)
+    # The fastest of three timings: a busy moment elsewhere on the machine only slows one of them.
+    step_seconds = min(measure_step_seconds(cfg, steps=5, warmup=3) for _ in range(3))
+    steps = minutes * 60 / (step_seconds * OVERHEAD)
     half = max(1, int(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
     cfg.train.epochs, cfg.train.epochs_decay = half, half
     return cfg
