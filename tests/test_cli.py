@@ -64,6 +64,8 @@ def test_a_checkpoint_alone_rebuilds_the_model(tmp_path, blocks, tiny):
     translator = Translator.load(run / "checkpoints" / "latest.safetensors", eval=True, device="cpu")
     assert translator.config.arch == "unet_32"
     assert translator.config.norm == "instance" and translator.config.ngf == 6
+    D = load_checkpoint(run / "checkpoints" / "latest.safetensors").build_discriminator()
+    assert D(torch.zeros(1, 6, 32, 32)).shape == (1, 1, 2, 2)  # the conditional 70x70 PatchGAN, ndf 4
 
 
 def test_preset_sets_paper_settings_and_flags_override_it(tmp_path, blocks, tiny):
