@@ -98,7 +98,9 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTS
 
 
-def _files(folder: Path, unique_stems: bool = False) -> tuple[list[Path], list[str]]:
+def list_images(folder: Path, unique_stems: bool = False) -> tuple[list[Path], list[str]]:
+    """The image files directly in ``folder`` (sorted) and one problem line per stray file, or per image
+    whose name without extension repeats another's when ``unique_stems`` (pairing by name needs that)."""
     images, problems, stems = [], [], {}
     for p in sorted(folder.iterdir()):
         if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
@@ -125,11 +127,11 @@ def scan_split(root: Path, split: str) -> tuple[list[Pair], list[str]]:
     if not root.is_dir():
         raise Pix2PixError(f"--data {root}: no such folder")
     if (root / split).is_dir():
-        images, problems = _files(root / split)
+        images, problems = list_images(root / split)
         pairs = [Pair(p) for p in images]
     elif (root / "A" / split).is_dir() and (root / "B" / split).is_dir():
-        a_imgs, problems = _files(root / "A" / split, unique_stems=True)
-        b_imgs, b_problems = _files(root / "B" / split, unique_stems=True)
+        a_imgs, problems = list_images(root / "A" / split, unique_stems=True)
+        b_imgs, b_problems = list_images(root / "B" / split, unique_stems=True)
         problems += b_problems
         b_by_stem = {p.stem: p for p in b_imgs}
         pairs = []

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data import IGNORED, IMAGE_EXTS, SPLITS, is_image_file, open_image
+from ..data import SPLITS, list_images, open_image
 from ..errors import Pix2PixError
 
 
@@ -118,18 +118,9 @@ def _split_folders(folder: Path) -> list[str]:
 
 def _images_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
     """The image files directly in ``folder`` by stem; stray and ambiguous files go to ``problems``."""
-    images: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
-            continue
-        if not is_image_file(p):
-            problems.append(f"{p}: not an image file ({', '.join(sorted(IMAGE_EXTS))}); ignored")
-        elif p.stem in images:
-            problems.append(f"{p}: another image has the same name ({images[p.stem].name}), so pairing by name "
-                            "is ambiguous; ignored (rename or remove one)")
-        else:
-            images[p.stem] = p
-    return images
+    images, found = list_images(folder, unique_stems=True)
+    problems += found
+    return {p.stem: p for p in images}
 
 
 def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[str, int]:
@@ -154,8 +145,7 @@ def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 
     if existing:
         raise Pix2PixError(f"{folder} already has {', '.join(existing)}; only a flat folder of images is split "
                            "(move the images back up and remove the split folders to split it again)")
-    images = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-              and p.name not in IGNORED and is_image_file(p)]
+    images, _ = list_images(folder)  # other files stay where they are
     if not images:
         raise Pix2PixError(f"{folder}: no image files directly in it to split")
     n = len(images)
