@@ -15,8 +15,9 @@ TINY = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36
 COLOURS = np.array([[0, 0, 170], [0, 85, 255], [0, 170, 255], [255, 85, 0]], np.uint8)
 
 
-def make_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (label map, photo) pair: coloured rectangles, and a shaded rendering in which each class has a tint."""
+def make_pair(rng: np.random.Generator, size: int, colours: np.ndarray = COLOURS) -> tuple[np.ndarray, np.ndarray]:
+    """A (label map, photo) pair: rectangles of 4 classes in ``colours``, and a shaded rendering in which each
+    class has a tint."""
     labels = np.zeros((size, size), np.int64)
     for cls in (1, 2, 3, 2):
         x, y = rng.integers(0, size * 3 // 4, 2)
@@ -25,16 +26,17 @@ def make_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     shade = np.linspace(0.7, 1.1, size)[None, :, None]
     tint = np.array([[150, 190, 230], [185, 150, 120], [40, 55, 70], [110, 70, 40]], np.float64)
     photo = np.clip(tint[labels] * shade + rng.normal(0, 4, (size, size, 3)), 0, 255).astype(np.uint8)
-    return COLOURS[labels], photo
+    return colours[labels], photo
 
 
-def make_aligned_dataset(root: Path, splits: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+def make_aligned_dataset(root: Path, splits: dict[str, int], size: int = 32, seed: int = 0,
+                         colours: np.ndarray = COLOURS) -> Path:
     """An aligned dataset like facades: ``root/SPLIT/N.png`` with the photo (A) left of the labels (B)."""
     rng = np.random.default_rng(seed)
     for split, n in splits.items():
         (root / split).mkdir(parents=True, exist_ok=True)
         for i in range(1, n + 1):
-            label, photo = make_pair(rng, size)
+            label, photo = make_pair(rng, size, colours)
             Image.fromarray(np.concatenate([photo, label], 1)).save(root / split / f"{i}.png")
     return root
 
@@ -48,3 +50,21 @@ def blocks(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)
+
+
+def train_tiny(tmp_path: Path, data: Path, tiny: list[str], *extra: str, name: str = "run") -> Path:
+    """``pix2pix train`` a tiny run into ``tmp_path/runs/NAME``; returns the run folder."""
+    from pix2pix.cli import main
+
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", name, *tiny,
+                 *extra]) == 0
+    return tmp_path / "runs" / name
+
+
+def one_line_error(capsys, code: int, needle: str) -> str:
+    """Assert the CLI failed as a user error should: exit 2 and one line on stderr holding ``needle``."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "\n" not in err and "Traceback" not in err, err
+    assert needle in err, err
+    return err

@@ -12,25 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import one_line_error as _one_line_error
+from conftest import train_tiny as _train
 from pix2pix import Translator
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.config import RunConfig
 from pix2pix.training import read_log
-
-
-def _train(tmp_path: Path, data: Path, tiny: list[str], *extra: str, name: str = "run") -> Path:
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", name, *tiny,
-                 *extra]) == 0
-    return tmp_path / "runs" / name
-
-
-def _one_line_error(capsys, code: int, needle: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "\n" not in err and "Traceback" not in err, err
-    assert needle in err, err
-    return err
 
 
 def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):

@@ -36,16 +36,23 @@ SAMPLES_ON_PAGE = 12
 OVERHEAD = 1.15
 
 
-def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunConfig:
-    """The demo's run: the paper's recipe at CPU scale. The schedule is the paper's shape, half the epochs at
-    a constant lr and half decaying to zero, sized so that it fits ``minutes`` on this machine (the time
-    limit stays as a cap)."""
+def base_config(data: Path, out: Path, size: int = 128, direction: str = "BtoA") -> RunConfig:
+    """The paper's recipe at CPU scale, without a schedule: ``size`` x ``size`` crops (resized to 286/256 of
+    it first), ``unet_SIZE`` with ngf = ndf = 32, batch 1, labels (right half) -> photo."""
     cfg = RunConfig(name=out.name, out=str(out.parent))
-    cfg.data.root, cfg.data.direction = str(data.resolve()), "BtoA"  # labels (right half) -> photo
+    cfg.data.root, cfg.data.direction = str(data.resolve()), direction
     cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = round(size * 286 / 256), size, 1
     cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
-    cfg.train.max_minutes, cfg.train.log_every, cfg.train.sample_every = minutes, 50, 500
-    cfg.train.snapshot_every = 0
+    cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
+    return cfg
+
+
+def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunConfig:
+    """The demo's run: :func:`base_config` with the paper's schedule shape, half the epochs at a constant lr
+    and half decaying to zero, sized so that it fits ``minutes`` on this machine (the time limit stays as a
+    cap)."""
+    cfg = base_config(data, out, size)
+    cfg.train.max_minutes = minutes
     pairs, _ = scan_split(data, "train")
     # The fastest of three timings: a busy moment elsewhere on the machine only slows one of them.
     step_seconds = min(measure_step_seconds(cfg, steps=5, warmup=3) for _ in range(3))

@@ -1,18 +1,39 @@
-"""Evaluation: how close translations are to their targets.
+"""Evaluation: how close translations are to their targets, how sharp, and how real (the FCN-score).
 
-For now the per-pixel L1 error (mean absolute error in [0, 1] pixel units) of a results folder, and the
-same error for the trivial baseline that always predicts the mean training target.
+Over a split, each figure is the mean over images of the per-image figure, with images in [0, 1]:
+
+* ``l1``, ``mse``: mean absolute and squared error per pixel and channel;
+* ``psnr``: 10 log10(1 / mse) in dB, per image (an exact copy counts as 100 dB);
+* ``ssim``: torchmetrics' SSIM (Gaussian window 11, sigma 1.5, data range 1);
+* ``sharpness``: the outputs' mean gradient magnitude over the targets' (1 = as sharp as the real photos;
+  L1-trained generators blur, so theirs is well under 1);
+* ``fcn`` (with a segmenter): ``per_pixel_acc``, ``per_class_acc``, ``class_iou`` of the segmenter's labels
+  of the outputs against the input labels (see :mod:`pix2pix.segmentation`);
+* ``fid``, ``kid``, ``kid_std`` (with an Inception feature extractor file, see :class:`InceptionFeatures`):
+  torchmetrics' Fréchet and kernel Inception distances between outputs and targets.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
+from tqdm import tqdm
 
+from .data import list_images
 from .errors import Pix2PixError
+from .labels import LabelSet
+
+PSNR_CAP = 100.0  # dB: the PSNR of an exact copy, which is otherwise infinite
+INCEPTION_ENV = "PIX2PIX_INCEPTION"
 
 
 def read01(path: Path) -> np.ndarray:
@@ -40,3 +61,224 @@ def mean_image_l1(train_targets: Iterable[np.ndarray], eval_targets: Iterable[np
         raise Pix2PixError("no training targets to average for the mean-image baseline")
     mean = total / count
     return float(np.mean([np.abs(mean - t).mean() for t in eval_targets]))
+
+
+# ------------------------------------------------------------------------------------ image metrics
+
+
+def gradient_magnitude(img: np.ndarray) -> float:
+    """Mean |grad| of an (H, W, C) image's channel mean, by forward differences over the interior."""
+    g = np.asarray(img, np.float64).mean(-1)
+    dx, dy = g[:-1, 1:] - g[:-1, :-1], g[1:, :-1] - g[:-1, :-1]
+    return float(np.sqrt(dx * dx + dy * dy).mean())
+
+
+def image_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """L1, MSE, PSNR, SSIM and sharpness over (output, target) pairs of (H, W, C) arrays in [0, 1]."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    l1, mse, psnr, ssims, g_out, g_tgt = [], [], [], [], [], []
+    for out, tgt in pairs:
+        d = out - tgt
+        l1.append(np.abs(d).mean())
+        mse.append((d * d).mean())
+        psnr.append(min(PSNR_CAP, 10 * np.log10(1 / mse[-1])) if mse[-1] > 0 else PSNR_CAP)
+        t = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].double() for a in (out, tgt)]
+        ssims.append(float(ssim(t[0], t[1], data_range=1.0)))
+        g_out.append(gradient_magnitude(out))
+        g_tgt.append(gradient_magnitude(tgt))
+    if not l1:
+        raise Pix2PixError("no images to evaluate")
+    sharp = float(np.mean(g_out) / np.mean(g_tgt)) if np.mean(g_tgt) > 0 else float("nan")
+    return {"l1": float(np.mean(l1)), "mse": float(np.mean(mse)), "psnr": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssims)), "sharpness": sharp, "count": len(l1)}
+
+
+# --------------------------------------------------------------------------------------- FID / KID
+
+
+class InceptionFeatures(nn.Module):
+    """A TorchScript Inception feature extractor behind torchmetrics' FID/KID interface: uint8 (N, 3, H, W)
+    in, (N, D) float features out. The file is the one StyleGAN2-ADA and clean-fid use,
+    ``inception-2015-12-05.pt`` (TensorFlow's FID Inception as TorchScript: 299 x 299 inputs in 0..255,
+    ``forward(x, return_features=True)`` gives the 2048 pool features); any TorchScript module with that
+    call works."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise Pix2PixError(f"FID/KID need Inception weights, and {path} is not a file; this machine cannot "
+                               "download them: copy inception-2015-12-05.pt (StyleGAN2-ADA's metrics file) there "
+                               f"and pass --inception FILE or set {INCEPTION_ENV}")
+        try:
+            with warnings.catch_warnings():  # torch.jit.load is deprecated, but the Inception file is TorchScript
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.model = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as e:  # a wrong file raises many kinds of errors
+            raise Pix2PixError(f"{path}: not a TorchScript feature extractor ({e.__class__.__name__})") from None
+        with torch.no_grad():
+            self.num_features = int(self(torch.zeros(1, 3, 299, 299, dtype=torch.uint8)).shape[-1])
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if x.shape[-2:] != (299, 299):
+            x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return self.model(x, return_features=True).reshape(len(x), -1).double()
+
+
+def inception_path(given: str | Path | None) -> Path | None:
+    """The feature extractor file: ``given``, else $PIX2PIX_INCEPTION, else None (FID/KID not computed)."""
+    given = given or os.environ.get(INCEPTION_ENV)
+    return Path(given) if given else None
+
+
+def fid_kid(outputs: Iterable[np.ndarray], targets: Iterable[np.ndarray], features: nn.Module,
+            batch: int = 32) -> dict[str, float]:
+    """torchmetrics' FID and KID between two sets of (H, W, 3) uint8 images."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    outputs, targets = list(outputs), list(targets)
+    n = min(len(outputs), len(targets))
+    if n < 2:
+        raise Pix2PixError(f"FID/KID need at least 2 images on each side, not {n}")
+    fid = FrechetInceptionDistance(feature=features, reset_real_features=True)
+    with warnings.catch_warnings():  # that KID keeps every feature: a split's worth is small
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        kid = KernelInceptionDistance(feature=features, subset_size=min(n, 100), subsets=50)
+    for real, images in ((True, targets), (False, outputs)):
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(np.stack(images[i:i + batch])).permute(0, 3, 1, 2).contiguous()
+            fid.update(x, real=real)
+            kid.update(x, real=real)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+# ------------------------------------------------------------------------------------------ folders
+
+
+def _u8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def evaluate_images(pairs: list[tuple[str, Path, Path]], truths: dict[str, np.ndarray] | None = None,
+                    segmenter=None, features: nn.Module | None = None, progress: bool = False) -> dict:
+    """All metrics over (name, output file, target file) triples. ``truths`` (name -> class map) and a
+    segmenter add the FCN-score; a feature extractor (:class:`InceptionFeatures`) adds FID and KID."""
+    images = []
+    for name, out_path, tgt_path in tqdm(pairs, disable=not progress, desc="read", unit="img"):
+        out, tgt = read01(out_path), read01(tgt_path)
+        if out.shape != tgt.shape:
+            raise Pix2PixError(f"{out_path}: {out.shape[1]}x{out.shape[0]}x{out.shape[2]} differs from its target "
+                               f"{tgt_path} ({tgt.shape[1]}x{tgt.shape[0]}x{tgt.shape[2]})")
+        images.append((out, tgt))
+    metrics: dict = image_metrics(images)
+    if segmenter is not None and truths is not None:
+        photos = ((Image.fromarray(_u8(out)), truths[name]) for (name, _, _), (out, _) in zip(pairs, images))
+        metrics["fcn"] = segmenter.score(photos, progress, desc="FCN-score")
+    if features is not None:
+        metrics |= fid_kid((_u8(o) for o, _ in images), (_u8(t) for _, t in images), features)
+    return metrics
+
+
+def pair_folders(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]]:
+    """(name, prediction, target) matched by file name without extension; the two sets must be equal."""
+    found = []
+    for d in (Path(pred_dir), Path(target_dir)):
+        if not d.is_dir():
+            raise Pix2PixError(f"{d}: no such folder")
+        files, problems = list_images(d, unique_stems=True)
+        if problems:
+            raise Pix2PixError(problems[0])
+        found.append({p.stem: p for p in files})
+    pred, target = found
+    if not pred:
+        raise Pix2PixError(f"{pred_dir}: no images to evaluate")
+    only_pred, only_target = sorted(pred.keys() - target.keys()), sorted(target.keys() - pred.keys())
+    if only_pred or only_target:
+        side, names = (pred_dir, only_pred) if only_pred else (target_dir, only_target)
+        raise Pix2PixError(f"{side} has {len(names)} image(s) the other folder lacks (first: {names[0]}); "
+                           "predictions and targets must have the same file names")
+    return [(stem, pred[stem], target[stem]) for stem in sorted(pred)]
+
+
+def folder_truths(labels_dir: Path, names: list[str], labels: LabelSet) -> dict[str, np.ndarray]:
+    """Class maps named like the images: index PNGs, or colour label images of ``labels``."""
+    from .segmentation import colour_class_map
+
+    files, problems = list_images(Path(labels_dir), unique_stems=True)
+    by_stem = {p.stem: p for p in files}
+    missing = [n for n in names if n not in by_stem]
+    if problems or missing:
+        raise Pix2PixError(problems[0] if problems else f"{labels_dir}: no label image for {missing[0]}")
+    truths = {}
+    for n in names:
+        with Image.open(by_stem[n]) as im:
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "P") else im)
+        truths[n] = arr if arr.ndim == 2 else colour_class_map(arr, labels, by_stem[n])
+    return truths
+
+
+def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None = None, segmenter=None,
+                     inception: Path | None = None, progress: bool = False) -> dict:
+    """``pix2pix eval --pred DIR --target DIR``: predictions and targets matched by name."""
+    features = InceptionFeatures(inception) if inception is not None else None  # a missing file fails first
+    pairs = pair_folders(pred_dir, target_dir)
+    truths = None
+    if segmenter is not None:
+        if labels_dir is None:
+            raise Pix2PixError("the FCN-score needs the input labels: pass --labels DIR with --segmenter")
+        truths = folder_truths(labels_dir, [n for n, _, _ in pairs], segmenter.labels)
+    return evaluate_images(pairs, truths, segmenter, features, progress)
+
+
+def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: Path | None = None,
+                 seed: int | None = 0, device: str = "auto", progress: bool = True) -> dict:
+    """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
+    it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
+    from .config import RunConfig
+    from .data import load_pair, scan_split
+    from .inference import translate_split
+    from .segmentation import colour_class_map, index_class_map, resize_classes
+    from .webpage import write_page
+
+    run_dir = Path(run_dir)
+    # What can fail fails before the translation: a missing Inception file, labels of other classes.
+    features = InceptionFeatures(inception) if inception is not None else None
+    if segmenter is not None and (run_dir / "config.json").exists():
+        cfg = RunConfig.load(run_dir / "config.json")
+        found, _ = scan_split(Path(cfg.data.root), split)
+        if found and not (Path(cfg.data.root) / split / "labels").is_dir():
+            first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
+            colour_class_map(np.asarray(first.convert("RGB")), segmenter.labels, found[0].a)
+    out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress)
+    stems = [stem for stem, _ in rows]
+    pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]
+    truths = None
+    if segmenter is not None:
+        root = Path(RunConfig.load(run_dir / "config.json").data.root)
+        truths = {}
+        for s in stems:
+            given = out / "images" / f"{s}_input.png"
+            index = root / split / "labels" / f"{s}.png"
+            if index.exists():
+                with Image.open(given) as im:
+                    size = im.size
+                truths[s] = resize_classes(index_class_map(index, segmenter.labels), size)
+            else:
+                truths[s] = colour_class_map(np.asarray(Image.open(given).convert("RGB")), segmenter.labels, given)
+    metrics = {"split": split, **evaluate_images(pairs, truths, segmenter, features, progress)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
+    return metrics
+
+
+def metrics_table(metrics: dict) -> str:
+    """An HTML table of a metrics dict (nested ``fcn`` flattened)."""
+    flat = {k: v for k, v in metrics.items() if k != "fcn"} | {f"FCN {k}": v for k, v in metrics.get("fcn", {}).items()}
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
+                    f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in flat.items())
+    return f"<table class=kv>{cells}</table>"

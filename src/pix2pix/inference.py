@@ -115,16 +115,20 @@ def input_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
-               device: str = "auto", progress: bool = True) -> Path:
-    """Translate a split of the run's dataset with its latest checkpoint; write images and an index.html
-    to ``run_dir/results/SPLIT/``. Returns the page's path."""
+def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
+                    device: str = "auto", progress: bool = True) -> tuple[Path, str, list]:
+    """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
+    (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``). Returns (folder, page title, page rows)."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
     cfg = RunConfig.load(run_dir / "config.json")
     translator = Translator.load(run_dir, eval=eval, device=device)
     pairs, problems = scan_split(Path(cfg.data.root), split)
     if problems:
         raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")
+    if not pairs:
+        raise Pix2PixError(f"{cfg.data.root}: the {split} split is empty")
     out = run_dir / "results" / split
     (out / "images").mkdir(parents=True, exist_ok=True)
     dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False)
@@ -142,6 +146,12 @@ def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int
             to_image(t).save(out / "images" / f"{stem}_{name}.png")
         rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
     mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
-    write_page(out / "index.html", f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})",
-               rows)
+    return out, f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})", rows
+
+
+def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
+               device: str = "auto", progress: bool = True) -> Path:
+    """Translate a split (see :func:`translate_split`) and write its ``index.html``. Returns the page's path."""
+    out, title, rows = translate_split(run_dir, split, eval, seed, device, progress)
+    write_page(out / "index.html", title, rows)
     return out / "index.html"

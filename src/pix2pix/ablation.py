@@ -1,0 +1,225 @@
+"""`pix2pix ablate`: the paper's ablation tables, trained and scored here with one budget, one seed and one
+segmenter for every configuration.
+
+* ``losses`` (Table 1): L1, GAN, cGAN, L1+GAN, L1+cGAN with the U-Net and the 70x70 PatchGAN;
+* ``generators`` (Figure 5's table): encoder-decoder and U-Net, each with L1 and with L1+cGAN;
+* ``discriminators`` (Table 3): L1+cGAN with 1x1, 16x16, 70x70 and 286x286 discriminators.
+
+Each configuration starts from the same CPU-sized recipe as the demo (see :func:`pix2pix.demo.base_config`)
+and differs only in what its row names. Output in ``OUT``: ``ablation.md`` (the paper's layout, its numbers
+beside ours), ``ablation.csv``, ``samples.png`` (the same inputs in every row) and ``scores.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from .config import RunConfig
+from .data import scan_split
+from .errors import Pix2PixError
+from .evaluation import evaluate_run
+from .segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
+from .training import discriminator_config, measure_step_seconds, train
+
+FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")
+SAMPLE_COLUMNS = 6
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # as the paper prints it
+    objective: str = "l1+cgan"
+    generator: str = "unet"  # unet or encoder_decoder
+    discriminator: str = "patch70"
+    paper: tuple[float, float, float] | None = None  # the paper's FCN-scores on Cityscapes labels -> photo
+
+
+TABLES: dict[str, tuple[str, list[Row]]] = {
+    "losses": ("Loss", [
+        Row("L1", "l1", paper=(0.42, 0.15, 0.11)),
+        Row("GAN", "gan", paper=(0.22, 0.05, 0.01)),
+        Row("cGAN", "cgan", paper=(0.57, 0.22, 0.16)),
+        Row("L1+GAN", "l1+gan", paper=(0.64, 0.20, 0.15)),
+        Row("L1+cGAN", "l1+cgan", paper=(0.66, 0.23, 0.17)),
+    ]),
+    "generators": ("Generator (loss)", [
+        Row("Encoder-decoder (L1)", "l1", "encoder_decoder", paper=(0.35, 0.12, 0.08)),
+        Row("Encoder-decoder (L1+cGAN)", "l1+cgan", "encoder_decoder", paper=(0.29, 0.09, 0.05)),
+        Row("U-Net (L1)", "l1", paper=(0.48, 0.18, 0.13)),
+        Row("U-Net (L1+cGAN)", "l1+cgan", paper=(0.55, 0.20, 0.14)),
+    ]),
+    "discriminators": ("Discriminator receptive field", [
+        Row("1x1", discriminator="pixel", paper=(0.39, 0.15, 0.10)),
+        Row("16x16", discriminator="patch16", paper=(0.65, 0.21, 0.17)),
+        Row("70x70", discriminator="patch70", paper=(0.66, 0.23, 0.17)),
+        Row("286x286", discriminator="patch286", paper=(0.42, 0.16, 0.11)),
+    ]),
+}
+PAPER_GROUND_TRUTH = (0.80, 0.26, 0.21)
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
+    """``base`` changed only where ``row`` says, trained for ``steps`` with the paper's schedule shape (half at
+    a constant lr, half decaying to zero)."""
+    cfg = RunConfig.from_dict(base.to_dict())
+    cfg.name, cfg.out = slug(row.label), str(out / "runs")
+    cfg.train.objective = row.objective
+    cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
+    cfg.discriminator.arch = row.discriminator
+    pairs, _ = scan_split(Path(cfg.data.root), "train")
+    per_epoch = math.ceil(len(pairs) / cfg.data.batch_size)
+    cfg.train.epochs = cfg.train.epochs_decay = max(1, round(steps / per_epoch / 2))
+    cfg.train.max_steps = steps
+    cfg.train.max_minutes = None
+    return cfg
+
+
+def plan_steps(base: RunConfig, rows: list[Row], minutes: float) -> int:
+    """Steps that fit ``minutes`` for the slowest row (the one with the largest discriminator)."""
+    from .demo import OVERHEAD
+
+    slowest = max(rows, key=lambda r: (r.objective != "l1", r.discriminator == "patch286", r.discriminator))
+    cfg = RunConfig.from_dict(base.to_dict())
+    cfg.train.objective, cfg.discriminator.arch = slowest.objective, slowest.discriminator
+    seconds = min(measure_step_seconds(cfg, steps=4, warmup=2) for _ in range(2))
+    return max(1, int(minutes * 60 / (seconds * OVERHEAD)))
+
+
+def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = None, minutes: float | None = None,
+                 split: str | None = None, segmenter: Path | None = None, segmenter_minutes: float = 5.0,
+                 progress: bool = True) -> Iterator[str]:
+    """Train and score every row of ``table``; write the report files into ``out``. Yields report lines."""
+    from tqdm import tqdm
+
+    if table not in TABLES:
+        raise Pix2PixError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    if (steps is None) == (minutes is None):
+        raise Pix2PixError("give the budget per configuration as --steps N or as --minutes M (one of them)")
+    heading, rows = TABLES[table]
+    data = Path(base.data.root)
+    split = split or ("test" if (data / "test").is_dir() else "val")
+    out.mkdir(parents=True, exist_ok=True)
+
+    if segmenter is None:
+        seg_path = out / "segmenter.safetensors"
+        if seg_path.exists():
+            seg = Segmenter.load(seg_path)
+            yield f"using the segmenter trained earlier in {seg_path}"
+        else:
+            yield f"training the segmenter on the real photos of {data} ({segmenter_minutes:g} min)..."
+            seg_cfg = SegmenterConfig(arch=f"unet_{base.data.crop_size}", size=base.data.crop_size,
+                                      direction=base.data.direction)
+            seg = train_segmenter(data, seg_path, seg_cfg, minutes=segmenter_minutes, progress=progress)
+    else:
+        seg = Segmenter.load(segmenter)
+    truth = evaluate_segmenter(seg, data, split, progress=False)
+    yield "segmenter on the real photos (ground truth row): " + _fcn_text(truth)
+
+    if steps is None:
+        steps = plan_steps(base, rows, minutes)
+        yield f"{steps} steps per configuration (planned to fit {minutes:g} minutes each here)"
+    results = []
+    start = time.perf_counter()
+    for i, row in enumerate(rows):
+        cfg = row_config(base, row, out, steps)
+        left = "" if not i else f", about {(time.perf_counter() - start) / i * (len(rows) - i) / 60:.0f} min left"
+        tqdm.write(f"[{i + 1}/{len(rows)}] {row.label}{left}") if progress else None
+        trained = train(cfg, progress=progress)
+        metrics = evaluate_run(trained.run_dir, split, segmenter=seg, progress=False)
+        results.append((row, metrics, trained.run_dir / "results" / split / "images"))
+        yield f"{row.label}: {_fcn_text(metrics['fcn'])}, L1 {metrics['l1']:.4f}, sharpness {metrics['sharpness']:.2f}"
+
+    budget = f"{steps} steps of batch {base.data.batch_size} per configuration, seed {base.train.seed}"
+    write_report(out, table, heading, results, truth, budget, data, split)
+    yield f"report: {out / 'ablation.md'}"
+
+
+def _fcn_text(fcn: dict) -> str:
+    return "/".join(f"{fcn[k]:.2f}" for k in FCN_KEYS) + " (per-pixel/per-class acc., class IoU)"
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def write_report(out: Path, table: str, heading: str, results: list[tuple[Row, dict, Path]], truth: dict, budget: str,
+                 data: Path, split: str) -> None:
+    def fmt(v):
+        return f"{v:.2f}" if v is not None else "–"
+
+    lines = [f"# Ablation: {table}", "",
+             f"Data: `{data}` ({split} split). Budget: {budget}. One segmenter scores every row (FCN-score: "
+             "per-pixel accuracy, per-class accuracy, class IoU of its labels of the outputs against the input "
+             "labels). The paper's numbers are for Cityscapes labels → photo at 256x256 after 200 epochs; compare "
+             "the order of the rows, not the values.", "",
+             f"| {heading} | Per-pixel acc. | Per-class acc. | Class IOU | paper | L1 | SSIM | sharpness |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row, m, _ in results:
+        paper = "/".join(fmt(v) for v in row.paper) if row.paper else "–"
+        lines.append(f"| {row.label} | " + " | ".join(fmt(m["fcn"][k]) for k in FCN_KEYS) +
+                     f" | {paper} | {m['l1']:.3f} | {m['ssim']:.3f} | {m['sharpness']:.2f} |")
+    lines.append("| Ground truth | " + " | ".join(fmt(truth[k]) for k in FCN_KEYS) +
+                 f" | {'/'.join(fmt(v) for v in PAPER_GROUND_TRUTH)} | | | 1.00 |")
+    lines += ["", "![samples](samples.png)", "", "![scores](scores.png)", ""]
+    (out / "ablation.md").write_text("\n".join(lines))
+
+    with open(out / "ablation.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["config", *FCN_KEYS, *(f"paper_{k}" for k in FCN_KEYS), "l1", "mse", "psnr", "ssim",
+                    "sharpness"])
+        for row, m, _ in results:
+            w.writerow([row.label, *(f"{m['fcn'][k]:.4f}" for k in FCN_KEYS), *(row.paper or ("",) * 3),
+                        *(f"{m[k]:.4f}" for k in ("l1", "mse", "psnr", "ssim", "sharpness"))])
+        w.writerow(["ground truth", *(f"{truth[k]:.4f}" for k in FCN_KEYS), *PAPER_GROUND_TRUTH, 0, 0, "", 1, 1])
+    _plots(out, heading, results, truth, split)
+
+
+def _plots(out: Path, heading: str, results: list[tuple[Row, dict, Path]], truth: dict, split: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Sample grid: the first images of the split, the same ones in every row.
+    first = results[0][2]
+    stems = sorted((p.name[:-len("_input.png")] for p in first.glob("*_input.png")),
+                   key=lambda s: (len(s), s))[:SAMPLE_COLUMNS]
+    grid = [("input", first, "input")] + [(row.label, images, "output") for row, _, images in results]
+    grid.append(("ground truth", first, "target"))
+    fig, axes = plt.subplots(len(grid), len(stems), figsize=(1.6 * len(stems), 1.6 * len(grid)), squeeze=False)
+    for r, (label, folder, kind) in enumerate(grid):
+        for c, stem in enumerate(stems):
+            ax = axes[r][c]
+            ax.imshow(np.asarray(Image.open(folder / f"{stem}_{kind}.png")))
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "samples.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(results)), 3.5))
+    x = np.arange(len(results))
+    for j, (key, name) in enumerate(zip(FCN_KEYS, ("per-pixel acc.", "per-class acc.", "class IoU"))):
+        bars = ax.bar(x + (j - 1) * 0.27, [m["fcn"][key] for _, m, _ in results], 0.27, label=name)
+        ax.axhline(truth[key], color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1)
+    ax.set_xticks(x, [row.label for row, _, _ in results], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"FCN-scores on the {split} split (dashed: the real photos)", fontsize=10)
+    ax.set_xlabel(heading)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "scores.png", dpi=100)
+    plt.close(fig)
