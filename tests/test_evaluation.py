@@ -17,7 +17,7 @@ from pix2pix.cli import main
 from pix2pix.errors import Pix2PixError
 from pix2pix.evaluation import (PSNR_CAP, InceptionFeatures, evaluate_folders, fid_kid, gradient_magnitude,
                                 image_metrics, mean_image_l1, results_l1)
-from pix2pix.labels import FACADES
+from pix2pix.labels import CITYSCAPES, FACADES
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 
 
@@ -205,7 +205,8 @@ def test_eval_bad_input_is_one_line_each(scored_run, tmp_path, capsys):
     (data / "test").mkdir(exist_ok=True)
     code = main(["eval", "--run", str(run), "--split", "test"])
     one_line_error(capsys, code, "split holds no images")
-    other = make_aligned_dataset(tmp_path / "other", {"train": 2, "val": 2})  # not the CMP colours
+    other = make_aligned_dataset(tmp_path / "other", {"train": 2, "val": 2},
+                                 colours=CITYSCAPES.palette[[2, 8, 10, 13]])  # street scenes, not facades
     other_run = train_tiny(tmp_path, other, list(TINY), "--direction", "BtoA", "--max-steps", "1")
     code = main(["eval", "--run", str(other_run), "--split", "val", "--segmenter", str(seg)])
     one_line_error(capsys, code, "not the 'facades' label colours")

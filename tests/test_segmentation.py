@@ -65,7 +65,8 @@ def test_class_maps_come_from_colours_or_from_labels_folder(facades_like):
 
 
 def test_labels_of_other_classes_are_refused(tmp_path, facades_like):
-    other = make_aligned_dataset(tmp_path / "other", {"train": 2})  # the blocks' own colours, not CMP's
+    from pix2pix.labels import CITYSCAPES
+    other = make_aligned_dataset(tmp_path / "other", {"train": 2}, colours=CITYSCAPES.palette[[2, 8, 10, 13]])
     with pytest.raises(Pix2PixError, match="not the 'facades' label colours"):
         split_examples(other, "train", "BtoA", FACADES)
     (facades_like / "val" / "labels").mkdir()

@@ -28,7 +28,7 @@ from .data import scan_split
 from .errors import Pix2PixError
 from .evaluation import evaluate_run
 from .segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
-from .training import discriminator_config, measure_step_seconds, train
+from .training import measure_step_seconds, train
 
 FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")
 SAMPLE_COLUMNS = 6
@@ -79,12 +79,16 @@ def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
     cfg.train.objective = row.objective
     cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
     cfg.discriminator.arch = row.discriminator
-    pairs, _ = scan_split(Path(cfg.data.root), "train")
-    per_epoch = math.ceil(len(pairs) / cfg.data.batch_size)
-    cfg.train.epochs = cfg.train.epochs_decay = max(1, round(steps / per_epoch / 2))
+    cfg.train.epochs = cfg.train.epochs_decay = half_epochs(cfg, steps)
     cfg.train.max_steps = steps
     cfg.train.max_minutes = None
     return cfg
+
+
+def half_epochs(cfg: RunConfig, steps: int) -> int:
+    """Epochs at a constant lr (and as many decaying) that come nearest to ``steps`` in all."""
+    pairs, _ = scan_split(Path(cfg.data.root), "train")
+    return max(1, round(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
 
 
 def plan_steps(base: RunConfig, rows: list[Row], minutes: float) -> int:
@@ -130,19 +134,24 @@ def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = Non
 
     if steps is None:
         steps = plan_steps(base, rows, minutes)
-        yield f"{steps} steps per configuration (planned to fit {minutes:g} minutes each here)"
-    results = []
+        yield (f"{steps} steps per configuration, rounded to {half_epochs(base, steps)} + {half_epochs(base, steps)} "
+               f"epochs (planned to fit {minutes:g} minutes each here)")
+    results, trained_steps = [], set()
     start = time.perf_counter()
     for i, row in enumerate(rows):
         cfg = row_config(base, row, out, steps)
         left = "" if not i else f", about {(time.perf_counter() - start) / i * (len(rows) - i) / 60:.0f} min left"
-        tqdm.write(f"[{i + 1}/{len(rows)}] {row.label}{left}") if progress else None
+        if progress:
+            tqdm.write(f"[{i + 1}/{len(rows)}] {row.label}{left}")
         trained = train(cfg, progress=progress)
+        trained_steps.add(trained.step)
         metrics = evaluate_run(trained.run_dir, split, segmenter=seg, progress=False)
         results.append((row, metrics, trained.run_dir / "results" / split / "images"))
         yield f"{row.label}: {_fcn_text(metrics['fcn'])}, L1 {metrics['l1']:.4f}, sharpness {metrics['sharpness']:.2f}"
 
-    budget = f"{steps} steps of batch {base.data.batch_size} per configuration, seed {base.train.seed}"
+    # The schedule is whole epochs, so a budget that is not is rounded to the nearest (and capped at ``steps``).
+    budget = (f"{'/'.join(map(str, sorted(trained_steps)))} steps of batch {base.data.batch_size} per configuration, "
+              f"seed {base.train.seed}")
     write_report(out, table, heading, results, truth, budget, data, split)
     yield f"report: {out / 'ablation.md'}"
 

@@ -114,17 +114,22 @@ def resolve_checkpoint_path(path: Path) -> Path:
     return path
 
 
+def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a safetensors file; an unreadable file is a one-line error."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return metadata, load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read any supported checkpoint: ours (``.safetensors``) or the reference's (``.pth``, generator only)."""
     path = resolve_checkpoint_path(path)
     if path.suffix in (".pth", ".pt"):
         return load_reference_checkpoint(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    metadata, tensors = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise Pix2PixError(f"{path}: not a pix2pix checkpoint (no '{FORMAT}' format tag in its metadata)")
     meta = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "generator", "discriminator")}

@@ -207,7 +207,7 @@ def pair_folders(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path
 
 def folder_truths(labels_dir: Path, names: list[str], labels: LabelSet) -> dict[str, np.ndarray]:
     """Class maps named like the images: index PNGs, or colour label images of ``labels``."""
-    from .segmentation import colour_class_map
+    from .segmentation import colour_class_map, index_class_map
 
     files, problems = list_images(Path(labels_dir), unique_stems=True)
     by_stem = {p.stem: p for p in files}
@@ -217,8 +217,9 @@ def folder_truths(labels_dir: Path, names: list[str], labels: LabelSet) -> dict[
     truths = {}
     for n in names:
         with Image.open(by_stem[n]) as im:
-            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "P") else im)
-        truths[n] = arr if arr.ndim == 2 else colour_class_map(arr, labels, by_stem[n])
+            indexed = im.mode in ("L", "P")
+            rgb = None if indexed else np.asarray(im.convert("RGB"))
+        truths[n] = index_class_map(by_stem[n], labels) if indexed else colour_class_map(rgb, labels, by_stem[n])
     return truths
 
 
