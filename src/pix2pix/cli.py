@@ -337,12 +337,14 @@ def cmd_segmenter_eval(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_folders, evaluate_run, inception_path
     from .segmentation import Segmenter
+    from .training import resolve_device
 
     if bool(args.run) == bool(args.pred or args.target):
         raise Pix2PixError("evaluate either a run (--run DIR) or two folders (--pred DIR --target DIR)")
     if not args.run and not (args.pred and args.target):
         raise Pix2PixError("--pred and --target go together")
-    seg = Segmenter.load(Path(args.segmenter)) if args.segmenter else None
+    device = str(resolve_device(args.device))
+    seg = Segmenter.load(Path(args.segmenter), device=device) if args.segmenter else None
     wants_fid = args.fid or args.inception is not None
     inception = inception_path(args.inception) if wants_fid else None
     if wants_fid and inception is None:

@@ -220,12 +220,13 @@ def _arrays(examples, load: int) -> tuple[np.ndarray, np.ndarray]:
     return photos, classes  # (N, L, L, 3) uint8, (N, L, L) uint8
 
 
-def train_segmenter(data: Path, out: Path, cfg: SegmenterConfig = SegmenterConfig(), steps: int | None = None,
+def train_segmenter(data: Path, out: Path, cfg: SegmenterConfig | None = None, steps: int | None = None,
                     minutes: float | None = 5.0, batch_size: int = 4, lr: float = 1e-3, seed: int = 0,
                     device: str = "cpu", progress: bool = True) -> Segmenter:
     """Train on the real photos of ``data/train`` with the paper's jitter (resize to 286/256 of the size, random
     crop, flip). ``steps`` fixes the length; otherwise it is sized from a timing to fit ``minutes``. The lr is
     constant for the first half and decays linearly to zero over the second. Saves ``out`` and returns it."""
+    cfg = cfg or SegmenterConfig()
     labels = label_set(cfg.label_set)
     examples = split_examples(Path(data), "train", cfg.direction, labels)
     load = round(cfg.size * 286 / 256)
