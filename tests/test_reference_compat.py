@@ -170,11 +170,11 @@ def assert_both_modes_match(ref: nn.Module, path: Path, x: torch.Tensor, seed: i
     under the same seed. Returns the replica's (eval, train-mode) outputs."""
     with torch.no_grad():
         y_eval = ref.eval()(x.clone())
-    assert_same(Translator.load(path, eval=True, device="cpu").translate_tensor(x), y_eval)
+    assert_same(Translator.load(path, eval=True, device="cpu", fast=False).translate_tensor(x), y_eval)
     torch.manual_seed(seed)
     with torch.no_grad():
         y_train = ref.train()(x.clone())
-    assert_same(Translator.load(path, eval=False, device="cpu").translate_tensor(x, seed=seed), y_train)
+    assert_same(Translator.load(path, eval=False, device="cpu", fast=False).translate_tensor(x, seed=seed), y_train)
     return y_eval, y_train
 
 
@@ -204,7 +204,7 @@ def unet_case(request, tmp_path):
 
 def test_unet_config_is_inferred(unet_case):
     kw, _, path = unet_case
-    tr = Translator.load(path, eval=True, device="cpu")
+    tr = Translator.load(path, eval=True, device="cpu", fast=False)
     assert tr.config == GeneratorConfig(arch=f"unet_{2 ** kw['num_downs']}", in_channels=kw["input_nc"],
                                         out_channels=kw["output_nc"], ngf=kw["ngf"], norm=kw["norm"],
                                         dropout=0.5, dropout_placement="reference")
@@ -214,7 +214,7 @@ def test_unet_config_is_inferred(unet_case):
 def test_unet_eval_outputs_equal_reference(unet_case):
     kw, ref, path = unet_case
     x = inputs(kw["input_nc"], 2 ** kw["num_downs"], batch=2)
-    tr = Translator.load(path, eval=True, device="cpu")
+    tr = Translator.load(path, eval=True, device="cpu", fast=False)
     with torch.no_grad():
         y_ref = ref.eval()(x.clone())
         y_train = ref.train()(x.clone())
@@ -228,7 +228,7 @@ def test_unet_paper_mode_outputs_equal_reference_train_mode(unet_case):
     """Dropout on and batch statistics: with the same seed, the same dropout masks in the same order."""
     kw, ref, path = unet_case
     x = inputs(kw["input_nc"], 2 ** kw["num_downs"], batch=1, seed=1)
-    tr = Translator.load(path, eval=False, device="cpu")
+    tr = Translator.load(path, eval=False, device="cpu", fast=False)
     outs = []
     for seed in (0, 1):
         torch.manual_seed(seed)
@@ -244,7 +244,7 @@ def test_unet_paper_mode_outputs_equal_reference_train_mode(unet_case):
 
 def test_paper_mode_leaves_running_statistics_alone(tmp_path):
     ref = randomize(RefUnetGenerator(**UNET_CASES["batch"]), seed=3)
-    tr = Translator.load(save_reference(ref, tmp_path / "latest_net_G.pth"), eval=False, device="cpu")
+    tr = Translator.load(save_reference(ref, tmp_path / "latest_net_G.pth"), eval=False, device="cpu", fast=False)
     before = {k: v.clone() for k, v in tr.G.state_dict().items()}
     tr.translate_tensor(inputs(batch=2), seed=0)
     after = tr.G.state_dict()
@@ -262,7 +262,7 @@ def test_unet_checkpoint_variants(tmp_path, variant):
     saved = torch.load(path, weights_only=True)
     assert all(k.startswith("module.") for k in saved) == (variant != "no-num-batches-tracked")
     assert any(k.endswith("num_batches_tracked") for k in saved) == (variant == "dataparallel")
-    tr = Translator.load(path, eval=True, device="cpu")
+    tr = Translator.load(path, eval=True, device="cpu", fast=False)
     assert tr.config.arch == "unet_64" and tr.config.ngf == 8 and tr.config.norm == "batch"
     assert_both_modes_match(ref, path, inputs(batch=2), seed=5)
 
@@ -271,7 +271,7 @@ def test_reference_unet_in_the_paper_dropout_placement(tmp_path):
     """Overriding the placement keeps the weights (dropout has none) but moves the dropout inwards."""
     ref = randomize(RefUnetGenerator(**UNET_CASES["batch"]), seed=11)
     path = save_reference(ref, tmp_path / "latest_net_G.pth")
-    tr = Translator.load(path, eval=True, device="cpu", dropout_placement="paper")
+    tr = Translator.load(path, eval=True, device="cpu", dropout_placement="paper", fast=False)
     assert tr.config.dropout_placement == "paper"
     x = inputs(batch=2)
     with torch.no_grad():
@@ -282,7 +282,7 @@ def test_reference_unet_in_the_paper_dropout_placement(tmp_path):
 
 def test_translator_on_a_pil_image_matches_reference(tmp_path):
     ref = randomize(RefUnetGenerator(**UNET_CASES["gray-to-rgb"]), seed=13)
-    tr = Translator.load(save_reference(ref, tmp_path / "latest_net_G.pth"), eval=True, device="cpu")
+    tr = Translator.load(save_reference(ref, tmp_path / "latest_net_G.pth"), eval=True, device="cpu", fast=False)
     arr = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     out = tr(Image.fromarray(arr, "L"))
     assert out.mode == "RGB" and out.size == (64, 64)
@@ -303,7 +303,7 @@ RESNET_CASES = [
 def test_resnet_reference_checkpoint(tmp_path, kw):
     ref = randomize(RefResnetGenerator(3, 3, ngf=8, n_blocks=4, **kw), seed=21)
     path = save_reference(ref, tmp_path / "latest_net_G.pth")
-    tr = Translator.load(path, eval=True, device="cpu")
+    tr = Translator.load(path, eval=True, device="cpu", fast=False)
     assert tr.config == GeneratorConfig(arch="resnet_4blocks", in_channels=3, out_channels=3, ngf=8,
                                         norm=kw["norm"], dropout=0.5 if kw["use_dropout"] else 0.0,
                                         dropout_placement=tr.config.dropout_placement)
@@ -319,7 +319,7 @@ def test_pth_that_is_not_a_state_dict(tmp_path):
     path = tmp_path / "latest_net_G.pth"
     torch.save([torch.zeros(3), torch.ones(2)], path)
     with pytest.raises(Pix2PixError, match="latest_net_G.pth") as e:
-        Translator.load(path, device="cpu")
+        Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)
 
 
@@ -327,7 +327,7 @@ def test_pth_with_foreign_tensors(tmp_path):
     path = tmp_path / "latest_net_D.pth"
     torch.save({"model.0.weight": torch.zeros(64, 6, 4, 4), "model.0.bias": torch.zeros(64)}, path)
     with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu")
+        Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)
 
 
@@ -337,7 +337,7 @@ def test_pth_with_garbage_bytes(tmp_path, content):
     path = tmp_path / "latest_net_G.pth"
     path.write_bytes(content)
     with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu")
+        Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)
 
 
@@ -350,7 +350,7 @@ def test_pth_with_mismatched_shapes(tmp_path):
     path = tmp_path / "latest_net_G.pth"
     torch.save(state, path)
     with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu")
+        Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)
 
 
@@ -361,7 +361,7 @@ def test_safetensors_with_garbage_bytes(tmp_path, content):
     path = tmp_path / "latest.safetensors"
     path.write_bytes(content)
     with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu")
+        Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)
 
 
@@ -393,6 +393,7 @@ def reference_pixels(ref: nn.Module, arr: np.ndarray) -> np.ndarray:
 
 
 def test_cli_translate_matches_reference_pixels(tmp_path, capsys):
+    """--no-fast: fp32 bit for bit (the default fast path may differ by a couple of levels, tested below)."""
     ref = randomize(RefUnetGenerator(**UNET_CASES["batch"]), seed=17)
     ckpt = save_reference(ref, tmp_path / "latest_net_G.pth")
     arr = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -400,7 +401,7 @@ def test_cli_translate_matches_reference_pixels(tmp_path, capsys):
     Image.fromarray(arr).save(img)
     out = tmp_path / "outdir"
     assert main(["translate", "--checkpoint", str(ckpt), "--input", str(img), "--output", str(out),
-                 "--eval", "--device", "cpu"]) == 0
+                 "--eval", "--device", "cpu", "--no-fast"]) == 0
     written = out / "img.png"
     assert written.is_file()
     with Image.open(written) as im:

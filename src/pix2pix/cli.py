@@ -45,7 +45,7 @@ def _non_negative(kind):
 TRAIN_FIELDS = {
     "direction": ("data", "direction"), "load_size": ("data", "load_size"), "crop_size": ("data", "crop_size"),
     "preprocess": ("data", "preprocess"), "batch_size": ("data", "batch_size"), "workers": ("data", "workers"),
-    "flip": ("data", "flip"), "skip_bad_images": ("data", "skip_bad_images"),
+    "flip": ("data", "flip"), "skip_bad_images": ("data", "skip_bad_images"), "preload": ("data", "preload"),
     "generator": ("generator", "arch"), "in_channels": ("generator", "in_channels"),
     "out_channels": ("generator", "out_channels"), "ngf": ("generator", "ngf"),
     "dropout": ("generator", "dropout"), "dropout_placement": ("generator", "dropout_placement"),
@@ -57,11 +57,11 @@ TRAIN_FIELDS = {
     "device": ("train", "device"),
     "init": ("train", "init"), "init_gain": ("train", "init_gain"), "log_every": ("train", "log_every"),
     "sample_every": ("train", "sample_every"), "snapshot_every": ("train", "snapshot_every"),
-    "save_every": ("train", "save_every"),
+    "save_every": ("train", "save_every"), "fast": ("train", "fast"),
 }
 # What may change when a run is resumed: how long it runs and where, not what it is.
 RESUMABLE = {"max_steps", "max_minutes", "device", "workers", "log_every", "sample_every", "snapshot_every", "save_every",
-             "progress"}
+             "progress", "fast", "preload"}
 
 
 def _add_train(sub) -> None:
@@ -79,6 +79,10 @@ def _add_train(sub) -> None:
     g.add_argument("--max-steps", type=_positive(int), help="stop after this many optimizer steps")
     g.add_argument("--max-minutes", type=_positive(float), help="stop after this much training time")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument("--no-fast", dest="fast", action="store_const", const=False,
+                   help="the plain fp32 eager step instead of the fast path (bf16, fused Adam, compile on GPU)")
+    g.add_argument("--nproc", type=_positive(int),
+                   help="train on N processes (GPUs) of this machine through torchrun; --batch-size is per process")
     g = p.add_argument_group("model")
     g.add_argument("--generator", help="unet_256 (default), unet_128, unet_N, encoder_decoder_N, resnet_9blocks, ...")
     g.add_argument("--discriminator", help="patch70 (default), pixel, patch16, patch34, patch142, patch286; "
@@ -113,6 +117,8 @@ def _add_train(sub) -> None:
     g.add_argument("--preprocess", choices=C.PREPROCESS, help="default resize_and_crop (the paper's jitter)")
     g.add_argument("--no-flip", dest="flip", action="store_const", const=False, help="no random horizontal flip")
     g.add_argument("--workers", type=_non_negative(int), help="data loader processes (default 2)")
+    g.add_argument("--preload", choices=C.PRELOAD,
+                   help="hold the decoded training split on the device: auto (fast path, when it fits), yes, no")
     g.add_argument("--skip-bad-images", action="store_const", const=True,
                    help="skip unreadable images (and report them) instead of stopping")
     g = p.add_argument_group("logging")
@@ -142,6 +148,8 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     if args.discriminator is not None or args.n_layers_d is not None:
         from .networks import canonical_discriminator
         cfg.discriminator.arch = canonical_discriminator(args.discriminator or "n_layers", args.n_layers_d)
+    if not Path(args.data).is_dir():
+        raise Pix2PixError(f"--data {args.data}: no such folder")
     cfg.data.root = str(Path(args.data).resolve())  # absolute, so that --resume works from anywhere
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
     cfg.out = args.out or "runs"
@@ -173,8 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                    if getattr(args, dest) is not None and dest not in RESUMABLE]
         if changed:
             flag = "--" + changed[0].replace("_", "-")
-            raise Pix2PixError(f"{flag} cannot change when resuming {run_dir}; only --max-steps, --device, "
-                               "--workers and the logging flags can")
+            raise Pix2PixError(f"{flag} cannot change when resuming {run_dir}; only --max-steps, --max-minutes, "
+                               "--device, --workers, --no-fast, --preload and the logging flags can")
         for dest in RESUMABLE & set(TRAIN_FIELDS):
             if getattr(args, dest) is not None:
                 section, field = TRAIN_FIELDS[dest]
@@ -182,6 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.out, cfg.name = str(run_dir.parent), run_dir.name
     else:
         cfg = run_config_from_args(args)
+    if args.nproc:  # checked here first, so a user's mistake is one line and not N workers' reports
+        return launch_torchrun(args.nproc)
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
     rate = result.images / max(result.seconds, 1e-9)
     print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
@@ -196,10 +206,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def launch_torchrun(nproc: int) -> int:
+    """``pix2pix train --nproc N ...`` = ``torchrun --standalone --nproc_per_node N -m pix2pix train ...``."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:  # the same command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pix2pix", *argv]
+    return subprocess.call(cmd)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from .inference import test_split
 
-    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device)
+    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device, fast=args.fast)
     print(f"results: {page}")
     return 0
 
@@ -213,7 +240,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout": args.dropout,
              "dropout_placement": args.dropout_placement}
     overrides = {k: v for k, v in given.items() if v is not None}
-    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, **overrides)
+    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast, **overrides)
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -353,7 +380,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "PIX2PIX_INCEPTION")
     if args.run:
         metrics = evaluate_run(Path(args.run), args.split, seg, inception, device=args.device,
-                               progress=not args.json)
+                               progress=not args.json, fast=args.fast)
     else:
         metrics = evaluate_folders(Path(args.pred), Path(args.target), Path(args.labels) if args.labels else None,
                                    seg, inception, progress=not args.json)
@@ -386,6 +413,25 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_result, run_bench
+    from .networks import canonical_discriminator
+
+    cfg = C.RunConfig()
+    cfg.generator.arch = args.generator or f"unet_{args.size}"
+    cfg.discriminator.arch = canonical_discriminator(args.discriminator)
+    cfg.generator.ngf, cfg.discriminator.ndf = args.ngf, args.ndf or args.ngf
+    cfg.data.batch_size, cfg.data.crop_size = args.batch_size, args.size
+    cfg.data.load_size = round(args.size * 286 / 256)  # the paper's jitter: 286 for 256
+    cfg.data.workers, cfg.data.preload = args.workers, args.preload
+    cfg.train.device = args.device
+    validate(cfg)
+    result = run_bench(cfg, steps=args.steps, infer_batch=args.infer_batch_size,
+                       data=Path(args.data) if args.data else None)
+    print(json.dumps(result.to_dict()) if args.json else format_result(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
                                                  "networks (Isola et al., CVPR 2017).")
@@ -398,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")
@@ -416,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
     p.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0,
                    help="the model was trained without dropout (a reference .pth cannot tell)")
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("models", help="list generators and discriminators with parameter counts")
@@ -496,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception", help="TorchScript Inception file (inception-2015-12-05.pt); or $PIX2PIX_INCEPTION")
     p.add_argument("--json", action="store_true", help="print one JSON object (FCN keys under 'fcn')")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("ablate", help="train and score the paper's ablation tables with equal budgets")
@@ -513,6 +565,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=C.DIRECTIONS, default="BtoA", help="labels -> photo (default BtoA)")
     p.add_argument("--seed", type=int, default=0, help="one seed for every configuration (default 0)")
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("bench", help="time the fast path against a plain fp32 eager baseline, side by side")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--batch-size", type=_positive(int), default=1, help="training batch (default 1, the paper's)")
+    p.add_argument("--infer-batch-size", type=_positive(int), help="inference batch (default: --batch-size)")
+    p.add_argument("--size", type=_positive(int), default=256, help="image side (default 256)")
+    p.add_argument("--generator", help="default unet_SIZE")
+    p.add_argument("--discriminator", default="patch70", help="default patch70")
+    p.add_argument("--ngf", type=_positive(int), default=64, help="generator width (default 64)")
+    p.add_argument("--ndf", type=_positive(int), help="discriminator width (default: --ngf)")
+    p.add_argument("--steps", type=_positive(int), default=10, help="timed steps of each (default 10)")
+    p.add_argument("--data", help="time the input path on this dataset (default: a few procedural facades)")
+    p.add_argument("--workers", type=_non_negative(int), default=2, help="loader processes with --preload no")
+    p.add_argument("--preload", choices=C.PRELOAD, default="auto", help="the input path to time (default auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job: procedural facades, a CPU-sized model, a results page")
     p.add_argument("--out", default="runs/demo", help="the demo's run folder (default runs/demo; replaced each time)")

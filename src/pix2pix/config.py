@@ -19,6 +19,7 @@ OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
 NORMS = ("batch", "instance", "none")
 DIRECTIONS = ("AtoB", "BtoA")
+PRELOAD = ("auto", "yes", "no")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 DROPOUT_PLACEMENTS = ("paper", "reference")
@@ -55,6 +56,9 @@ class DataConfig:
     batch_size: int = 1
     workers: int = 2
     skip_bad_images: bool = False
+    # Hold the training split, decoded and resized, on the training device: "auto" on the fast path when it
+    # fits (a quarter of free GPU memory, an eighth of RAM), "yes", or "no" (loader processes).
+    preload: str = "auto"
 
 
 @dataclass
@@ -78,6 +82,7 @@ class TrainConfig:
     sample_every: int = 400  # steps between sample images on the web page and in TensorBoard
     snapshot_every: int = 5  # epochs between kept snapshots (0: only latest)
     save_every: int = 5000  # steps between saves of latest (it is also saved at each epoch's end)
+    fast: bool = True  # the fast path (speed.py); False: the plain fp32 eager step (--no-fast)
 
 
 @dataclass

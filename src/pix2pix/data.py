@@ -200,30 +200,57 @@ def _scale_width(img: Image.Image, width: int, min_height: int) -> Image.Image:
     return img.resize((width, int(max(width * h / w, min_height))), Image.BICUBIC)
 
 
-def transform_pair(a: Image.Image, b: Image.Image, cfg: DataConfig, rng: np.random.Generator | None,
-                   path: Path) -> tuple[Image.Image, Image.Image]:
-    """Apply --preprocess to both images with the same parameters; ``rng=None`` is the deterministic
-    test-time version (resize to --crop-size, no random crop, no flip)."""
+def resize_pair(a: Image.Image, b: Image.Image, cfg: DataConfig, train: bool) -> tuple[Image.Image, Image.Image]:
+    """The deterministic part of --preprocess: the resize (to --load-size when training, --crop-size when
+    testing), the same for every epoch."""
     p, load, crop = cfg.preprocess, cfg.load_size, cfg.crop_size
-    train = rng is not None
     if p == "resize_and_crop":
         size = load if train else crop
         a, b = a.resize((size, size), Image.BICUBIC), b.resize((size, size), Image.BICUBIC)
     elif p in ("scale_width", "scale_width_and_crop"):
         width = load if train else crop
         a, b = _scale_width(a, width, crop), _scale_width(b, width, crop)
-    if train and p in ("resize_and_crop", "crop", "scale_width_and_crop"):
-        w, h = a.size
-        if w < crop or h < crop:
-            raise Pix2PixError(f"{path}: {w}x{h} is smaller than --crop-size {crop} after --preprocess {p}")
-        x, y = int(rng.integers(0, w - crop + 1)), int(rng.integers(0, h - crop + 1))
-        a, b = a.crop((x, y, x + crop, y + crop)), b.crop((x, y, x + crop, y + crop))
-    if train and cfg.flip and rng.random() < 0.5:
+    return a, b
+
+
+def draw_jitter(cfg: DataConfig, width: int, height: int, rng: np.random.Generator,
+                path: Path) -> tuple[int, int, bool]:
+    """The random part of --preprocess for one example: crop corner (x, y) and whether to flip."""
+    crop, x, y = cfg.crop_size, 0, 0
+    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        if width < crop or height < crop:
+            raise Pix2PixError(f"{path}: {width}x{height} is smaller than --crop-size {crop} after "
+                               f"--preprocess {cfg.preprocess}")
+        x, y = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+    return x, y, bool(cfg.flip and rng.random() < 0.5)
+
+
+def crops(cfg: DataConfig) -> bool:
+    return cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+
+
+def transform_pair(a: Image.Image, b: Image.Image, cfg: DataConfig, rng: np.random.Generator | None,
+                   path: Path) -> tuple[Image.Image, Image.Image]:
+    """Apply --preprocess to both images with the same parameters; ``rng=None`` is the deterministic
+    test-time version (resize to --crop-size, no random crop, no flip)."""
+    a, b = resize_pair(a, b, cfg, train=rng is not None)
+    if rng is None:
+        return a, b
+    x, y, flip = draw_jitter(cfg, *a.size, rng, path)
+    if crops(cfg):
+        c = cfg.crop_size
+        a, b = a.crop((x, y, x + c, y + c)), b.crop((x, y, x + c, y + c))
+    if flip:
         a, b = a.transpose(Image.FLIP_LEFT_RIGHT), b.transpose(Image.FLIP_LEFT_RIGHT)
     return a, b
 
 
 # ------------------------------------------------------------------------------- dataset, loader
+
+
+def jitter_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one example's jitter in one epoch: the same whatever loads it, and after a resume."""
+    return np.random.default_rng([seed, epoch, index])
 
 
 class PairDataset(Dataset):
@@ -242,8 +269,7 @@ class PairDataset(Dataset):
         pair = self.pairs[i]
         try:
             a, b = load_pair(pair, self.cfg.direction, self.in_channels, self.out_channels)
-            rng = np.random.default_rng([self.seed, epoch, i]) if self.train else None
-            a, b = transform_pair(a, b, self.cfg, rng, pair.a)
+            a, b = transform_pair(a, b, self.cfg, jitter_rng(self.seed, epoch, i) if self.train else None, pair.a)
         except Pix2PixError as e:
             return {"error": str(e), "path": str(pair.a)}
         return {"A": to_tensor(a), "B": to_tensor(b), "path": str(pair.a), "index": i}
@@ -265,10 +291,13 @@ def collate(items: list[dict]) -> dict:
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, index) for one epoch: a permutation drawn from (seed, epoch), from position ``start``."""
+    """Yields (epoch, index) for one epoch: a permutation drawn from (seed, epoch), from position ``start``.
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    Under torchrun each process takes its share of every global batch (``distributed.rank_share``), so N
+    processes at batch B see, step by step, the examples one process at batch N * B sees."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, batch_size: int = 1, world=None):
+        self.n, self.seed, self.shuffle, self.batch_size, self.world = n, seed, shuffle, batch_size, world
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -279,12 +308,80 @@ class EpochSampler(Sampler):
             return np.arange(self.n)
         return np.random.default_rng([self.seed, epoch, 1]).permutation(self.n)
 
+    def share(self, epoch: int) -> np.ndarray:
+        """This process's examples of ``epoch``, in order."""
+        from .distributed import rank_share
+
+        order = self.order(epoch)
+        return order if self.world is None else rank_share(order, self.batch_size, self.world)
+
     def __iter__(self):
-        for i in self.order(self.epoch)[self.start:]:
+        for i in self.share(self.epoch)[self.start:]:
             yield self.epoch, int(i)
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return len(self.share(self.epoch)) - self.start
+
+
+class PreloadedPairs:
+    """The training split decoded and resized once and held as uint8 on the training device (``--preload``);
+    each batch is cropped and flipped there with the draws :class:`PairDataset` makes, from (seed, epoch,
+    index), so the batches are bit-identical to the loader's, without decoding or worker processes."""
+
+    def __init__(self, pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
+                 device: torch.device, threads: int = 4):
+        from concurrent.futures import ThreadPoolExecutor  # Pillow releases the GIL while decoding
+
+        self.pairs, self.cfg, self.seed, self.device = pairs, cfg, seed, device
+
+        def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+            a, b = resize_pair(*load_pair(pair, cfg.direction, in_channels, out_channels), cfg, train=True)
+            return _chw(a), _chw(b)
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            arrays = list(pool.map(decode, pairs))
+        sizes = {(a.shape[1:], b.shape[1:]) for a, b in arrays}
+        if len(sizes) > 1:
+            raise Pix2PixError("--preload needs every training pair at one size after --preprocess "
+                               f"{cfg.preprocess}; these differ ({len(sizes)} sizes): use --preload no")
+        self.A = torch.from_numpy(np.stack([a for a, _ in arrays])).to(device)
+        self.B = torch.from_numpy(np.stack([b for _, b in arrays])).to(device)
+
+    @staticmethod
+    def estimate_bytes(pair: Pair, n: int, cfg: DataConfig, in_channels: int, out_channels: int) -> int:
+        """Memory for ``n`` pairs like ``pair`` after the resize."""
+        a, b = resize_pair(*load_pair(pair, cfg.direction, in_channels, out_channels), cfg, train=True)
+        return n * (_chw(a).nbytes + _chw(b).nbytes)
+
+    def batches(self, sampler: EpochSampler, batch_size: int):
+        """Like iterating a loader over ``sampler``: dicts with A and B (B, C, crop, crop) in [-1, 1]."""
+        indices = [i for _, i in sampler]
+        c = self.cfg.crop_size
+        for k in range(0, len(indices), batch_size):
+            chosen = indices[k:k + batch_size]
+            a_list, b_list = [], []
+            for i in chosen:
+                h, w = self.A.shape[2:]
+                x, y, flip = draw_jitter(self.cfg, w, h, jitter_rng(self.seed, sampler.epoch, i), self.pairs[i].a)
+                a, b = self.A[i], self.B[i]
+                if crops(self.cfg):
+                    a, b = a[:, y:y + c, x:x + c], b[:, y:y + c, x:x + c]
+                if flip:
+                    a, b = a.flip(-1), b.flip(-1)
+                a_list.append(a)
+                b_list.append(b)
+            yield {"A": _unit(torch.stack(a_list)), "B": _unit(torch.stack(b_list)), "errors": [],
+                   "paths": [str(self.pairs[i].a) for i in chosen]}
+
+
+def _chw(img: Image.Image) -> np.ndarray:
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 -> [-1, 1] with :func:`to_tensor`'s arithmetic, so the values are the same bit for bit."""
+    return (x.float().div(255) - 0.5) / 0.5
 
 
 def make_loader(dataset: PairDataset, batch_size: int, workers: int, sampler: Sampler | None = None,

@@ -237,7 +237,7 @@ def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None =
 
 
 def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: Path | None = None,
-                 seed: int | None = 0, device: str = "auto", progress: bool = True) -> dict:
+                 seed: int | None = 0, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
     """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
     it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
     from .config import RunConfig
@@ -255,7 +255,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         if found and not (Path(cfg.data.root) / split / "labels").is_dir():
             first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
             colour_class_map(np.asarray(first.convert("RGB")), segmenter.labels, found[0].a)
-    out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress)
+    out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress, fast=fast)
     stems = [stem for stem, _ in rows]
     pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]
     truths = None

@@ -6,8 +6,10 @@ Each iteration takes one D step on a real pair and a (detached) fake pair, then 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,13 @@ from tqdm import tqdm
 
 from .checkpoints import load_checkpoint, load_into, load_state, save_state, save_weights
 from .config import DiscriminatorConfig, RunConfig, TrainConfig
-from .data import EpochSampler, PairDataset, make_loader, scan_split, to_image
+from .data import EpochSampler, PairDataset, PreloadedPairs, make_loader, scan_split, to_image
+from .distributed import (agree, gather_rng_states, join, leave, mean_over_processes, set_rng_state, sync_batch_norm,
+                          world_from_env)
 from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
+from .speed import PLAIN, Speed, adam, autocast, compiled, configure, device_free_bytes, fast_path, prepare, to_device
 from .webpage import write_page
 
 # ------------------------------------------------------------------------------------------ step
@@ -38,10 +43,14 @@ def uses_gan(objective: str) -> bool:
 
 def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.Module | None,
                opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer | None,
-               cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+               cfg: TrainConfig, amp=contextlib.nullcontext,
+               D_frozen: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One pix2pix iteration on a batch (x = real_A, y = real_B). Returns detached losses and G(x).
 
     The losses stay on the device: reading them is a host sync, so the loop does it only every few steps.
+    ``amp`` is the fast path's autocast for the forward passes. ``D_frozen`` is the D the G step runs through
+    (default ``D``): under torchrun the D step goes through DistributedDataParallel and the G step, which
+    must not touch D's gradients, through the bare module.
     """
     conditional = is_conditional(cfg.objective)
     use_l1 = cfg.objective.startswith("l1")
@@ -49,20 +58,22 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.M
     def d_input(b: torch.Tensor) -> torch.Tensor:  # a conditional D sees (x, y); an unconditional one y only
         return torch.cat([real_A, b], 1) if conditional else b
 
-    fake_B = G(real_A)  # G(x, z): the noise z is dropout
+    with amp():
+        fake_B = G(real_A)  # G(x, z): the noise z is dropout
     losses: dict[str, torch.Tensor] = {}
 
     if D is not None:
         # D step: maximise log D(x, y) + log(1 - D(x, G(x))), halved; the fake is detached so G is untouched.
         D.requires_grad_(True)
         opt_D.zero_grad(set_to_none=True)
-        pred_fake = D(d_input(fake_B.detach()))
-        pred_real = D(d_input(real_B))
-        loss_D = d_loss(cfg.gan_loss, pred_real, pred_fake)
-        if cfg.gan_loss == "wgangp":
-            gp = gradient_penalty(D, real_A if conditional else None, real_B, fake_B.detach())
-            losses["D_gp"] = gp.detach()
-            loss_D = loss_D + cfg.lambda_gp * gp
+        with amp():
+            pred_fake = D(d_input(fake_B.detach()))
+            pred_real = D(d_input(real_B))
+            loss_D = d_loss(cfg.gan_loss, pred_real.float(), pred_fake.float())
+            if cfg.gan_loss == "wgangp":
+                gp = gradient_penalty(D, real_A if conditional else None, real_B, fake_B.detach())
+                losses["D_gp"] = gp.detach()
+                loss_D = loss_D + cfg.lambda_gp * gp
         loss_D.backward()
         opt_D.step()
         losses["D"] = loss_D.detach()
@@ -70,13 +81,15 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.M
 
     # G step: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y in L1.
     opt_G.zero_grad(set_to_none=True)
-    loss_G = fake_B.new_zeros(())
+    loss_G = real_B.new_zeros(())
     if D is not None:
-        loss_G_gan = g_loss(cfg.gan_loss, D(d_input(fake_B)))
+        with amp():
+            pred = (D_frozen or D)(d_input(fake_B))
+        loss_G_gan = g_loss(cfg.gan_loss, pred.float())
         losses["G_gan"] = loss_G_gan.detach()
         loss_G = loss_G + loss_G_gan
     if use_l1:
-        loss_G_l1 = F.l1_loss(fake_B, real_B) * cfg.lambda_l1
+        loss_G_l1 = F.l1_loss(fake_B.float(), real_B) * cfg.lambda_l1
         losses["G_l1"] = loss_G_l1.detach()
         loss_G = loss_G + loss_G_l1
     loss_G.backward()
@@ -127,23 +140,28 @@ def discriminator_config(cfg: RunConfig) -> DiscriminatorConfig | None:
     return DiscriminatorConfig(**{**cfg.discriminator.__dict__, "in_channels": in_channels})
 
 
-def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2) -> float:
+def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed: Speed | None = None) -> float:
     """Seconds per training step of ``cfg``'s networks, loss and batch size on random data (no data loading),
-    after ``warmup`` steps. For planning a run that has to fit a time budget."""
+    after ``warmup`` steps, on the fast path ``cfg.train.fast`` selects (or ``speed``). For planning a run that
+    has to fit a time budget, and for ``pix2pix bench``."""
     device = resolve_device(cfg.train.device)
+    speed = fast_path(device, cfg.data.batch_size, cfg.train.fast) if speed is None else speed
+    configure(device, speed)
     g, d, t = cfg.generator, discriminator_config(cfg), cfg.train
-    G = init_weights(build_generator(g)).to(device)
-    D = init_weights(build_discriminator(d)).to(device) if d else None
-    opt_G = torch.optim.Adam(G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2)) if D else None
+    G = prepare(init_weights(build_generator(g)).to(device), speed)
+    D = prepare(init_weights(build_discriminator(d)).to(device), speed) if d else None
+    opt_G, opt_D = adam(G.parameters(), t, speed), adam(D.parameters(), t, speed) if D else None
+    G_step, D_step = compiled(G, speed), compiled(D, speed) if D else None
     n, size = cfg.data.batch_size, cfg.data.crop_size
-    A = torch.rand(n, g.in_channels, size, size, device=device) * 2 - 1
-    B = torch.rand(n, g.out_channels, size, size, device=device) * 2 - 1
+    A = to_device(torch.rand(n, g.in_channels, size, size) * 2 - 1, device, speed)
+    B = to_device(torch.rand(n, g.out_channels, size, size) * 2 - 1, device, speed)
+    amp = lambda: autocast(device, speed)  # noqa: E731
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
-        losses, _ = train_step(A, B, G, D, opt_G, opt_D, t)
-        float(losses["G"])  # wait for the device
+        losses, _ = train_step(A, B, G_step, D_step, opt_G, opt_D, t, amp=amp)
+        if speed == PLAIN or i == warmup + steps - 1:
+            float(losses["G"])  # a host sync: the reference reads its losses every step, the fast path not
     return (time.perf_counter() - start) / steps
 
 
@@ -165,9 +183,15 @@ class Trainer:
     """Builds everything a run needs from a :class:`RunConfig`, then :meth:`fit` runs the loop."""
 
     def __init__(self, cfg: RunConfig, resume: bool = False, progress: bool = True):
-        self.cfg, self.progress = cfg, progress
+        self.cfg = cfg
         t = cfg.train
+        self.world = world_from_env()
         self.device = resolve_device(t.device)
+        if self.world.distributed:
+            self.device = join(self.world, self.device)
+        self.progress = progress and self.world.main
+        self.speed = fast_path(self.device, cfg.data.batch_size, t.fast)
+        configure(self.device, self.speed)
         self.run_dir = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.web_dir = self.run_dir / "web"
@@ -175,8 +199,9 @@ class Trainer:
         if not resume and (self.ckpt_dir / "latest.safetensors").exists():
             raise Pix2PixError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir}, "
                                "or choose another --name")
-        self.ckpt_dir.mkdir(exist_ok=True)
-        (self.web_dir / "images").mkdir(parents=True, exist_ok=True)
+        if self.world.main:
+            self.ckpt_dir.mkdir(exist_ok=True)
+            (self.web_dir / "images").mkdir(parents=True, exist_ok=True)
 
         pairs, problems = scan_split(Path(cfg.data.root), "train")
         self.bad_images: list[str] = []
@@ -186,39 +211,92 @@ class Trainer:
             self.bad_images += problems
         if not pairs:
             raise Pix2PixError(f"--data {cfg.data.root}: no usable images in the 'train' split")
-        g = cfg.generator
-        dataset = PairDataset(pairs, cfg.data, g.in_channels, g.out_channels, train=True, seed=t.seed)
-        self.sampler = EpochSampler(len(dataset), t.seed)
-        self.loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, self.sampler,
-                                  pin_memory=self.device.type == "cuda")
-        self.steps_per_epoch = math.ceil(len(dataset) / cfg.data.batch_size)
+        g, batch = cfg.generator, cfg.data.batch_size
+        self.sampler = EpochSampler(len(pairs), t.seed, batch_size=batch,
+                                    world=self.world if self.world.distributed else None)
+        self.preloaded = self._preload(pairs)
+        if self.preloaded is None:
+            dataset = PairDataset(pairs, cfg.data, g.in_channels, g.out_channels, train=True, seed=t.seed)
+            self.loader = make_loader(dataset, batch, cfg.data.workers, self.sampler,
+                                      pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = math.ceil(len(pairs) / (batch * self.world.size))
         self.total_epochs = t.epochs + t.epochs_decay
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
 
-        torch.manual_seed(t.seed)
-        self.G = init_weights(build_generator(g), t.init, t.init_gain).to(self.device)
+        torch.manual_seed(t.seed)  # the same initial weights in every process
         self.D_cfg = discriminator_config(cfg)
-        self.D = init_weights(build_discriminator(self.D_cfg), t.init, t.init_gain).to(self.device) if self.D_cfg else None
-        betas = (t.beta1, t.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=betas) if self.D else None
+        G = init_weights(build_generator(g), t.init, t.init_gain)
+        D = init_weights(build_discriminator(self.D_cfg), t.init, t.init_gain) if self.D_cfg else None
+        if self.world.distributed:
+            G = sync_batch_norm(G, self.device)
+            D = sync_batch_norm(D, self.device) if D else None
+        if self.world.rank:
+            torch.manual_seed(t.seed + 1_000_003 * self.world.rank)  # each process its own dropout noise
+        self.G = prepare(G.to(self.device), self.speed)
+        self.D = prepare(D.to(self.device), self.speed) if D else None
+        self.opt_G = adam(self.G.parameters(), t, self.speed)
+        self.opt_D = adam(self.D.parameters(), t, self.speed) if self.D else None
         schedule = lambda step: lr_factor(step, self.steps_per_epoch, t.epochs, t.epochs_decay)  # noqa: E731
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in (self.opt_G, self.opt_D) if o]
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         if resume:
             self._load_latest()
-        cfg.save(self.run_dir / "config.json")
+        if self.world.main:
+            cfg.save(self.run_dir / "config.json")
         self.G.train()
         if self.D:
             self.D.train()
+        # What the step runs: DistributedDataParallel under torchrun, compiled on the fast path where it pays.
+        ddp = self._ddp if self.world.distributed else (lambda m: m)
+        self.G_step = compiled(ddp(self.G), self.speed)
+        self.D_step = compiled(ddp(self.D), self.speed) if self.D else None
+        self.D_frozen = (compiled(self.D, self.speed) if self.world.distributed else self.D_step) if self.D else None
+        self.amp = lambda: autocast(self.device, self.speed)
+
+    def _ddp(self, module: nn.Module) -> nn.Module:
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # SyncBatchNorm keeps the buffers equal on every process, so DDP need not broadcast them.
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+
+    def _preload(self, pairs: list) -> PreloadedPairs | None:
+        """The training split held on the device when --preload says so, or (auto) on the fast path when it
+        takes at most a quarter of the device's free memory (an eighth of RAM on the CPU)."""
+        d, g = self.cfg.data, self.cfg.generator
+        if d.preload == "no" or (d.preload == "auto" and not self.cfg.train.fast) or self.bad_images:
+            return None
+        try:
+            need = PreloadedPairs.estimate_bytes(pairs[0], len(pairs), d, g.in_channels, g.out_channels)
+        except Pix2PixError:
+            if d.preload == "yes":
+                raise
+            return None  # the loader reports the bad image (or skips it) as usual
+        free = device_free_bytes(self.device)
+        if need > free // (4 if self.device.type == "cuda" else 8):
+            if d.preload == "yes":
+                raise Pix2PixError(f"--preload yes: the training split needs {need / 2**30:.1f} GiB on "
+                                   f"{self.device.type}, more than it can spare; use --preload auto or no")
+            return None
+        try:
+            return PreloadedPairs(pairs, d, g.in_channels, g.out_channels, self.cfg.train.seed, self.device,
+                                  threads=max(1, d.workers))
+        except Pix2PixError:
+            if d.preload == "yes":
+                raise
+            return None
 
     # --------------------------------------------------------------------------- checkpoints
 
-    def save(self, snapshot: str | None = None) -> Path:
-        meta = dict(step=self.step, epoch=self.epoch, config=self.cfg.to_dict())
+    def save(self, snapshot: str | None = None, every_process: bool = True) -> Path:
+        """Write latest (and a snapshot). Under torchrun every process calls this at the same step
+        (``every_process``) so the main one can store each process's random state; after an interrupt only the
+        main one's is stored, and the others start fresh noise on resume."""
         latest = self.ckpt_dir / "latest.safetensors"
+        rng = gather_rng_states(self.device) if every_process and self.world.distributed else None
+        if not self.world.main:
+            return latest
+        meta = dict(step=self.step, epoch=self.epoch, config=self.cfg.to_dict())
         # The state file is named by its step and the weights name theirs: a crash between the two writes
         # leaves the previous weights pointing at the previous state, which is deleted only afterwards.
         state_path = self.ckpt_dir / f"state_{self.step:08d}.pt"
@@ -228,6 +306,7 @@ class Trainer:
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "rng_processes": rng,
             "bad_images": self.bad_images,
         })
         save_weights(latest, self.G, self.cfg.generator, self.D, self.D_cfg, state=state_path.name, **meta)
@@ -249,9 +328,15 @@ class Trainer:
         self.opt_G.load_state_dict(state["opt_G"])
         for sched, s in zip(self.schedulers, state["schedulers"]):
             sched.load_state_dict(s)
-        torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        per_process = state.get("rng_processes")
+        if per_process is not None and len(per_process) == self.world.size:
+            set_rng_state(per_process[self.world.rank], self.device)
+        elif self.world.main:
+            torch.set_rng_state(state["rng_cpu"])
+            if state["rng_cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+        else:  # saved by a different number of processes, or after an interrupt: fresh noise for this one
+            torch.manual_seed(self.cfg.train.seed + 1_000_003 * self.world.rank + state["step"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.bad_images = list(state.get("bad_images", []))
 
@@ -259,10 +344,12 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         t = self.cfg.train
-        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+        writer = None
+        if self.world.main:
+            from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
-        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
-        _truncate_log(self.run_dir / "losses.csv", self.step)  # rows past a resumed step are from a lost future
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+            _truncate_log(self.run_dir / "losses.csv", self.step)  # rows past a resumed step are from a lost future
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
                    dynamic_ncols=True)
         start, images, interrupted, running_steps = time.perf_counter(), 0, False, 0
@@ -271,7 +358,9 @@ class Trainer:
         try:
             while self.epoch < self.total_epochs and self.step < self.total_steps:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.data.batch_size)
-                for batch in self.loader:
+                batches = (self.preloaded.batches(self.sampler, self.cfg.data.batch_size) if self.preloaded
+                           else self.loader)
+                for batch in batches:
                     self.batch_in_epoch += 1
                     if batch["errors"]:
                         if not self.cfg.data.skip_bad_images:
@@ -279,22 +368,26 @@ class Trainer:
                         self.bad_images += [e for e in batch["errors"] if e not in self.bad_images]
                     if "A" not in batch:
                         continue
-                    real_A = batch["A"].to(self.device, non_blocking=True)
-                    real_B = batch["B"].to(self.device, non_blocking=True)
-                    losses, fake_B = train_step(real_A, real_B, self.G, self.D, self.opt_G, self.opt_D, t)
+                    real_A = to_device(batch["A"], self.device, self.speed)
+                    real_B = to_device(batch["B"], self.device, self.speed)
+                    losses, fake_B = train_step(real_A, real_B, self.G_step, self.D_step, self.opt_G, self.opt_D,
+                                                t, amp=self.amp, D_frozen=self.D_frozen)
                     for s in self.schedulers:
                         s.step()
                     self.step += 1
-                    images += real_A.shape[0]
+                    images += real_A.shape[0] * self.world.size
                     bar.update(1)
                     for k, v in losses.items():
                         running[k] = running.get(k, 0) + v
                     running_steps += 1
-                    last = self.step == self.total_steps or time.perf_counter() > deadline
+                    out_of_time = time.perf_counter() > deadline
+                    if self.world.distributed and deadline != float("inf"):
+                        out_of_time = agree(out_of_time, self.device)  # every process stops at the same step
+                    last = self.step == self.total_steps or out_of_time
                     if self.step % t.log_every == 0 or last:
-                        self._log(writer, bar, running, running_steps, images, start)
+                        self._log(writer, bar, mean_over_processes(running), running_steps, images, start)
                         running, running_steps = {}, 0
-                    if self.step % t.sample_every == 0 or last:
+                    if self.world.main and (self.step % t.sample_every == 0 or last):
                         self._sample(writer, real_A[0], fake_B[0], real_B[0])
                     if self.step % t.save_every == 0:
                         self.save()
@@ -310,14 +403,18 @@ class Trainer:
             interrupted = True
         finally:
             bar.close()
-        latest = self.save()
-        writer.close()
+        latest = self.save(every_process=not interrupted)
+        if writer:
+            writer.close()
         end = time.perf_counter()
+        leave()
         return TrainResult(self.run_dir, latest, self.web_dir / "index.html", self.step, self.epoch,
                            end - start, images, self.bad_images, interrupted,
                            out_of_time=end > deadline and self.step < self.total_steps)
 
     def _log(self, writer, bar, running: dict[str, torch.Tensor], n: int, images: int, start: float) -> None:
+        if not self.world.main:
+            return
         means = {k: float(v) / n for k, v in running.items()}  # the one host sync per log interval
         for k, v in means.items():
             writer.add_scalar(f"loss/{k}", v, self.step)
@@ -374,7 +471,7 @@ def _bad_image_hint(problem: str, count: int) -> str:
 def _make_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        probe = run_dir / f".write-test-{os.getpid()}"  # one per process: torchrun starts several
         probe.write_text("")
         probe.unlink()
     except OSError as e:

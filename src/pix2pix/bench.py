@@ -1,0 +1,199 @@
+"""``pix2pix bench``: the fast path against a plain fp32 eager baseline of the identical model and loss.
+
+Both are timed in one run on the same device: the training step (G and D, Adam, the paper's loss) on random
+data, and inference in the paper's test mode. The baseline is what the reference does: no compile, no
+autocast, no channels_last, the per-parameter Adam loop, and a host sync every step (it reads its losses).
+With ``--data`` (else a few procedural facades made on the fly) it also times the input path the trainer
+would use, and says whether the step would wait for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig
+from .errors import Pix2PixError
+from .speed import PLAIN, Speed, fast_path, inference_path
+
+
+@dataclass
+class BenchResult:
+    device: str
+    config: str
+    fast_path: str
+    train_img_per_s: float
+    baseline_train_img_per_s: float
+    infer_img_per_s: float
+    baseline_infer_img_per_s: float
+    infer_batch_size: int
+    peak_memory_bytes: int | None = None
+    baseline_peak_memory_bytes: int | None = None
+    input_path: str | None = None
+    input_img_per_s: float | None = None
+    input_bound: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def train_speedup(self) -> float:
+        return self.train_img_per_s / self.baseline_train_img_per_s
+
+    @property
+    def infer_speedup(self) -> float:
+        return self.infer_img_per_s / self.baseline_infer_img_per_s
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__, train_speedup=round(self.train_speedup, 3),
+                    infer_speedup=round(self.infer_speedup, 3))
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(cfg: RunConfig, device: torch.device, speed: Speed, steps: int) -> tuple[float, int | None]:
+    """Images per second of the training step, and peak memory."""
+    from .training import measure_step_seconds
+
+    _reset_peak(device)
+    warmup = 6 if speed.compile else 2  # compiling, and capturing CUDA graphs, happen in the first calls
+    seconds = measure_step_seconds(cfg, steps=steps, warmup=warmup, speed=speed)
+    return cfg.data.batch_size / seconds, _peak(device)
+
+
+def time_inference(cfg: RunConfig, device: torch.device, fast: bool, batch: int, steps: int) -> float:
+    """Images per second of the generator in the paper's test mode (dropout on, batch statistics)."""
+    from .inference import Translator
+    from .networks import build_generator, init_weights
+
+    translator = Translator(init_weights(build_generator(cfg.generator)), cfg.generator, device=str(device),
+                            fast=fast)
+    size = cfg.data.crop_size
+    x = torch.rand(batch, cfg.generator.in_channels, size, size) * 2 - 1
+    x = x.to(device)
+    for _ in range(3):
+        translator.translate_tensor(x)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        translator.translate_tensor(x)
+    _sync(device)
+    return batch * steps / (time.perf_counter() - start)
+
+
+def time_input(cfg: RunConfig, device: torch.device, data: Path, batches: int) -> tuple[str, float]:
+    """The trainer's input path on ``data`` (preloaded on the device, or loader processes): images per s."""
+    from .data import EpochSampler, PairDataset, PreloadedPairs, make_loader, scan_split
+
+    pairs, _ = scan_split(data, "train")
+    g, d = cfg.generator, cfg.data
+    sampler = EpochSampler(len(pairs), 0)
+    if cfg.data.preload != "no":
+        source = PreloadedPairs(pairs, d, g.in_channels, g.out_channels, 0, device)
+        kind, make = "preloaded on the device", lambda: source.batches(sampler, d.batch_size)
+    else:
+        loader = make_loader(PairDataset(pairs, d, g.in_channels, g.out_channels, train=True), d.batch_size,
+                             d.workers, sampler, pin_memory=device.type == "cuda")
+        kind, make = f"{d.workers} loader processes", lambda: iter(loader)
+    images, epoch, start = 0, 0, None
+    while images < batches * d.batch_size + d.batch_size:
+        sampler.set_epoch(epoch)
+        for batch in make():
+            if start is None:  # the first batch pays for starting workers
+                start = time.perf_counter()
+                continue
+            batch["A"].to(device, non_blocking=True)
+            batch["B"].to(device, non_blocking=True)
+            images += batch["A"].shape[0]
+            if images >= batches * d.batch_size:
+                break
+        epoch += 1
+    _sync(device)
+    return kind, images / (time.perf_counter() - start)
+
+
+def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, data: Path | None = None,
+              baseline: bool = True) -> BenchResult:
+    from .training import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    cfg.train.device = str(device)
+    infer_batch = infer_batch or cfg.data.batch_size
+    speed = fast_path(device, cfg.data.batch_size)
+    infer_speed = inference_path(device)
+    g, d = cfg.generator, cfg.discriminator
+    label = f"{g.arch} (ngf {g.ngf}) + {d.arch} (ndf {d.ndf}), {cfg.data.crop_size}x{cfg.data.crop_size}, " \
+            f"batch {cfg.data.batch_size}, {cfg.train.objective}"
+    try:
+        fast_train, fast_peak = time_training(cfg, device, speed, steps)
+        plain_train, plain_peak = time_training(copy.deepcopy(cfg), device, PLAIN, steps) if baseline \
+            else (float("nan"), None)
+        fast_infer = time_inference(cfg, device, True, infer_batch, steps)
+        plain_infer = time_inference(cfg, device, False, infer_batch, steps) if baseline else float("nan")
+    except torch.OutOfMemoryError:
+        raise Pix2PixError(f"batch {max(cfg.data.batch_size, infer_batch)} at {cfg.data.crop_size}x"
+                           f"{cfg.data.crop_size} does not fit in {device} memory; lower --batch-size, "
+                           "--infer-batch-size or --size") from None
+    result = BenchResult(str(device) if device.type != "cuda" else torch.cuda.get_device_name(device), label,
+                         f"train: {speed.name}; inference: {infer_speed.name}", fast_train, plain_train,
+                         fast_infer, plain_infer, infer_batch, fast_peak, plain_peak)
+    if device.type == "cpu":
+        result.notes.append(f"{torch.get_num_threads()} CPU threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        if data is None:
+            from .datasets.facades_synth import make_facades_synth
+
+            size = max(cfg.data.load_size, cfg.data.crop_size)
+            data = make_facades_synth(Path(tmp) / "facades-synth", train=32, val=0, test=0,
+                                      size=1 << (size - 1).bit_length(), seed=0, progress=False)
+        kind, rate = time_input(cfg, device, Path(data), batches=max(steps, 16))
+    result.input_path, result.input_img_per_s = kind, rate
+    result.input_bound = rate < fast_train
+    return result
+
+
+def format_result(r: BenchResult) -> str:
+    def mem(b):
+        return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
+
+    lines = [f"pix2pix bench on {r.device}: {r.config}" + (f" ({'; '.join(r.notes)})" if r.notes else ""),
+             f"fast path: {r.fast_path}",
+             f"{'':28}{'fast path':>12}{'fp32 eager':>12}{'ratio':>8}",
+             f"{'train, images/s':28}{r.train_img_per_s:12.1f}{r.baseline_train_img_per_s:12.1f}"
+             f"{r.train_speedup:7.2f}x",
+             f"{f'inference (batch {r.infer_batch_size}), images/s':28}{r.infer_img_per_s:12.1f}"
+             f"{r.baseline_infer_img_per_s:12.1f}{r.infer_speedup:7.2f}x",
+             f"{'peak memory (training)':28}{mem(r.peak_memory_bytes):>12}{mem(r.baseline_peak_memory_bytes):>12}"]
+    if r.input_img_per_s is not None:
+        verdict = "the step would wait for it (input-bound)" if r.input_bound else "keeps up with the step"
+        lines.append(f"input path ({r.input_path}): {r.input_img_per_s:.1f} images/s, {verdict}")
+    return "\n".join(lines)

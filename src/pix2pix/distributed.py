@@ -1,0 +1,190 @@
+"""Multi-process training with torchrun: joining the process group, batch norm over the global batch, and
+each process's share of an epoch.
+
+``torchrun --nproc_per_node N -m pix2pix train ...`` (or ``pix2pix train --nproc N``) starts N copies of the
+training command with RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set; a command started
+without them is a single process and nothing here applies. ``--batch-size`` is per process, so the global
+batch is ``batch_size * N``, and N processes at batch B take the same steps as one process at batch N * B:
+the same examples per step, batch-norm statistics over all of them (SyncBatchNorm), gradients averaged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.nn.functional import all_reduce
+
+from .errors import Pix2PixError
+
+DEFAULT_TIMEOUT_S = 180.0  # joining the group, and any collective; PIX2PIX_DIST_TIMEOUT overrides it
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        """The process that writes checkpoints, logs and pages."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def world_from_env() -> World:
+    try:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise Pix2PixError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (torchrun sets them)") from None
+    if size < 1 or not 0 <= rank < size:
+        raise Pix2PixError(f"RANK {rank} does not fit WORLD_SIZE {size}")
+    return World(rank, local, size)
+
+
+def join(world: World, device: torch.device) -> torch.device:
+    """Join the torchrun group (NCCL on CUDA, gloo otherwise) and return this process's device. A master
+    that cannot be reached, or processes that never arrive, end in one error after the timeout."""
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        return device
+    timeout = float(os.environ.get("PIX2PIX_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    host, port = os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?")
+    where = f"{host}:{port}"
+    if world.rank != 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # This process connects to a store someone else serves: try it here first, so an unreachable master
+        # is one line after the timeout rather than pages of c10d connection logs.
+        _wait_for(host, port, timeout, where, world)
+    try:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout),
+                                rank=world.rank, world_size=world.size)
+    except (RuntimeError, ValueError, OSError) as e:  # DistStoreError and DistNetworkError are RuntimeErrors
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise Pix2PixError(f"rank {world.rank} of {world.size} could not join the group at {where} within "
+                           f"{timeout:g} s ({reason}); is the master address right and reachable?") from None
+    return device
+
+
+def _wait_for(host: str, port: str, timeout: float, where: str, world: World) -> None:
+    import socket
+    import time
+
+    deadline, reason = time.monotonic() + timeout, "no MASTER_ADDR/MASTER_PORT"
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=min(5.0, max(0.1, timeout))):
+                return
+        except (OSError, ValueError) as e:
+            reason = e.strerror or str(e) or type(e).__name__
+        if time.monotonic() >= deadline:
+            raise Pix2PixError(f"rank {world.rank} of {world.size} could not join the group at {where} within "
+                               f"{timeout:g} s ({reason}); is the master address right and reachable?")
+        time.sleep(0.5)
+
+
+def leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with the statistics of the global batch, for devices torch's ``nn.SyncBatchNorm`` does not
+    cover (it is CUDA-only; this one serves CPU processes under gloo). Each process's sums are all-reduced
+    with a differentiable all-reduce, so the backward pass also sees the whole batch. Same parameters and
+    buffers as ``nn.BatchNorm2d``, so checkpoints do not change."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        c = x.shape[1]
+        count = x.new_full((1,), x.numel() // c)
+        total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))
+        n = total[c]
+        mean = total[:c] / n
+        centred = x - mean.view(1, c, 1, 1)
+        var = all_reduce((centred * centred).sum((0, 2, 3))) / n  # two passes: as stable as the local one
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp(min=1), alpha=m)
+        y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        return y
+
+
+def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm2d in ``module`` turned into one over the global batch: torch's on CUDA, ours elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            sync = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            setattr(module, name, sync)
+        else:
+            sync_batch_norm(child, device)
+    return module
+
+
+def rank_share(order: np.ndarray, batch_size: int, world: World) -> np.ndarray:
+    """This process's examples of an epoch ``order``: global batch k is ``order[k*B*N : (k+1)*B*N]`` and
+    rank r takes its r-th slice of B. The order is wrapped around to whole global batches, so every process
+    takes the same number of steps (as torch's DistributedSampler pads)."""
+    if not world.distributed:
+        return order
+    per_step = batch_size * world.size
+    steps = -(-len(order) // per_step)
+    return np.resize(order, steps * per_step).reshape(steps, world.size, batch_size)[:, world.rank].reshape(-1)
+
+
+def mean_over_processes(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Loss sums averaged over processes (one all-reduce; a no-op for a single process)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1) or not values:
+        return values
+    keys = sorted(values)
+    stacked = torch.stack([torch.as_tensor(values[k], dtype=torch.float32) for k in keys])
+    dist.all_reduce(stacked)
+    stacked /= dist.get_world_size()
+    return dict(zip(keys, stacked))
+
+
+def agree(flag: bool, device: torch.device) -> bool:
+    """True on every process if it is true on the main one: keeps time-based stops in step."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+def gather_rng_states(device: torch.device) -> list[dict]:
+    """Every process's random state (CPU, and its GPU's), gathered on every process: a checkpoint keeps them
+    all so that a resumed run draws the same dropout noise in each process."""
+    mine = {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
