@@ -641,3 +641,23 @@ def test_facades_btoa_input_is_the_label_map():
     # The label map's right half really is B: AtoB gives the same two images the other way round.
     a, b = load_pair(pairs[0], "AtoB", 3, 3)
     assert np.array_equal(pixels(a), pixels(tgt)) and np.array_equal(pixels(b), pixels(inp))
+
+
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "crop", "scale_width_and_crop", "none"])
+def test_preloaded_batches_equal_the_loaders_bit_for_bit(tmp_path, preprocess):
+    from pix2pix.data import PreloadedPairs
+
+    paths = [save_aligned(tmp_path / f"{i}.png", noise(H, W, seed=i), noise(H, W, seed=10 + i)) for i in range(5)]
+    pairs = [Pair(p) for p in paths]
+    c = cfg(preprocess=preprocess)
+    ds = PairDataset(pairs, c, 3, 3, train=True, seed=4)
+    preloaded = PreloadedPairs(pairs, c, 3, 3, seed=4, device=torch.device("cpu"))
+    sampler = EpochSampler(len(pairs), seed=4)
+    loader = make_loader(ds, batch_size=2, workers=0, sampler=sampler)
+    for epoch in (0, 1, 2):
+        sampler.set_epoch(epoch, start=2 if epoch == 2 else 0)  # and from the middle of an epoch, as on resume
+        ours, theirs = list(preloaded.batches(sampler, 2)), list(loader)
+        assert len(ours) == len(theirs) == (2 if epoch == 2 else 3)
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
+            assert a["paths"] == b["paths"]

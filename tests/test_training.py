@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import make_pair
+from conftest import make_pair, one_line_error
 from pix2pix.cli import main
 from pix2pix.data import to_tensor
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
@@ -108,7 +108,7 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, blocks, tiny):
 
 
 def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny):
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny]
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--preload", "no"]
     assert main(common + ["--name", "a", "--max-steps", "5"]) == 0
     assert main(common + ["--name", "b", "--max-steps", "2", "--workers", "1"]) == 0
     assert main(["train", "--resume", str(tmp_path / "runs" / "b"), "--max-steps", "5", "--workers", "1",
@@ -173,3 +173,22 @@ def test_measure_step_seconds_times_the_configured_step():
     cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
     cfg.generator.out_channels, cfg.data.crop_size, cfg.train.device = 1, 32, "cpu"
     assert 0 < measure_step_seconds(cfg, steps=2, warmup=1) < 5
+
+
+def test_a_preloaded_split_trains_exactly_as_the_loader_does(tmp_path, blocks, tiny):
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "6"]
+    assert main(common + ["--name", "loader", "--preload", "no"]) == 0
+    assert main(common + ["--name", "preloaded", "--preload", "yes"]) == 0
+    a, b = _weights(tmp_path / "runs" / "loader"), _weights(tmp_path / "runs" / "preloaded")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_batch_that_does_not_fit_is_one_line(tmp_path, blocks, tiny, capsys, monkeypatch):
+    import pix2pix.training as training
+
+    def too_big(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(training, "train_step", too_big)
+    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--batch-size", "4"])
+    one_line_error(capsys, code, "batch 4 at 32x32 does not fit in cpu memory; lower --batch-size")

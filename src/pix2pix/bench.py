@@ -148,7 +148,7 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
     device = resolve_device(cfg.train.device)
     cfg.train.device = str(device)
     infer_batch = infer_batch or cfg.data.batch_size
-    speed = fast_path(device, cfg.data.batch_size)
+    speed = fast_path(device)
     infer_speed = inference_path(device)
     g, d = cfg.generator, cfg.discriminator
     label = f"{g.arch} (ngf {g.ngf}) + {d.arch} (ndf {d.ndf}), {cfg.data.crop_size}x{cfg.data.crop_size}, " \

@@ -191,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = run_config_from_args(args)
     if args.nproc:  # checked here first, so a user's mistake is one line and not N workers' reports
-        return launch_torchrun(args.nproc)
+        return launch_torchrun(args.nproc, args.argv)
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
     rate = result.images / max(result.seconds, 1e-9)
     print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
@@ -206,12 +206,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-def launch_torchrun(nproc: int) -> int:
+def launch_torchrun(nproc: int, command: list[str]) -> int:
     """``pix2pix train --nproc N ...`` = ``torchrun --standalone --nproc_per_node N -m pix2pix train ...``."""
     import subprocess
 
     argv, skip = [], False
-    for a in sys.argv[1:]:  # the same command line without --nproc
+    for a in command:  # the same command line without --nproc
         if skip:
             skip = False
         elif a == "--nproc":
@@ -593,7 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except Pix2PixError as e:

@@ -145,7 +145,7 @@ def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed:
     after ``warmup`` steps, on the fast path ``cfg.train.fast`` selects (or ``speed``). For planning a run that
     has to fit a time budget, and for ``pix2pix bench``."""
     device = resolve_device(cfg.train.device)
-    speed = fast_path(device, cfg.data.batch_size, cfg.train.fast) if speed is None else speed
+    speed = fast_path(device, cfg.train.fast) if speed is None else speed
     configure(device, speed)
     g, d, t = cfg.generator, discriminator_config(cfg), cfg.train
     G = prepare(init_weights(build_generator(g)).to(device), speed)
@@ -190,7 +190,7 @@ class Trainer:
         if self.world.distributed:
             self.device = join(self.world, self.device)
         self.progress = progress and self.world.main
-        self.speed = fast_path(self.device, cfg.data.batch_size, t.fast)
+        self.speed = fast_path(self.device, t.fast)
         configure(self.device, self.speed)
         self.run_dir = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -401,6 +401,12 @@ class Trainer:
                 break  # max steps or minutes reached mid-epoch
         except KeyboardInterrupt:
             interrupted = True
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _out_of_memory(e):
+                raise
+            raise Pix2PixError(f"batch {self.cfg.data.batch_size} at {self.cfg.data.crop_size}x"
+                               f"{self.cfg.data.crop_size} does not fit in {self.device} memory; lower "
+                               "--batch-size or --crop-size, or use a smaller --generator") from None
         finally:
             bar.close()
         latest = self.save(every_process=not interrupted)
@@ -461,6 +467,10 @@ def _truncate_log(path: Path, step: int) -> None:
             out.writeheader()
             out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
                           for r in rows if r["step"] <= step)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e) or "out of memory" in str(e)
 
 
 def _bad_image_hint(problem: str, count: int) -> str:

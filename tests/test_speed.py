@@ -1,0 +1,109 @@
+"""The fast path and ``pix2pix bench``: what they change, what they must not, and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_pair, one_line_error
+from pix2pix.cli import main
+from pix2pix.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
+from pix2pix.data import to_tensor
+from pix2pix.inference import Translator
+from pix2pix.networks import build_discriminator, build_generator, init_weights
+from pix2pix.speed import PLAIN, Speed, adam, autocast, fast_path, inference_path
+from pix2pix.training import measure_step_seconds, train_step
+
+CPU = torch.device("cpu")
+
+
+def test_disabled_fast_path_is_the_plain_fp32_eager_step():
+    assert fast_path(CPU, enabled=False) == PLAIN
+    assert inference_path(CPU, enabled=False) == PLAIN
+    assert PLAIN.name == "fp32 eager"
+    cpu = fast_path(CPU)
+    assert cpu.fused_adam and not cpu.compile and not cpu.channels_last  # as measured on the CPU (README)
+
+
+def _pair():
+    label, photo = make_pair(np.random.default_rng(0), 32)
+    return to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
+
+
+@pytest.mark.parametrize("speed", [PLAIN, Speed(bf16=True, fused_adam=True)], ids=["plain", "bf16+fused"])
+def test_both_paths_learn_with_fp32_weights(speed):
+    """The fast path changes the arithmetic, not the model: parameters and optimiser state stay fp32, and
+    overfitting one pair lowers L1 as much as on the plain path."""
+    torch.manual_seed(0)
+    G = init_weights(build_generator(GeneratorConfig(arch="unet_32", ngf=8)))
+    D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", in_channels=6, ndf=8)))
+    opt_G, opt_D = adam(G.parameters(), TrainConfig(), speed), adam(D.parameters(), TrainConfig(), speed)
+    A, B = _pair()
+    amp = lambda: autocast(CPU, speed)  # noqa: E731
+    first = None
+    for _ in range(120):
+        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(), amp=amp)
+        first = first if first is not None else float(losses["G_l1"])
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert float(losses["G_l1"]) < 0.5 * first
+    assert all(p.dtype == torch.float32 for p in [*G.parameters(), *D.parameters()])
+    assert fake.shape == B.shape
+
+
+def test_fast_inference_is_within_a_few_levels_of_fp32():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(arch="unet_64", ngf=8)
+    G = init_weights(build_generator(cfg))
+    x = _pair()[0].repeat(1, 1, 2, 2)
+    exact = Translator(G, cfg, eval=True, device="cpu", fast=False).translate_tensor(x)
+    fast = Translator(G, cfg, eval=True, device="cpu", fast=True)
+    out = fast.translate_tensor(x)
+    assert out.dtype == torch.float32 and out.shape == exact.shape
+    diff = (out - exact).abs()
+    assert float(diff.max()) <= 4 / 127.5  # at most 4 of 255 levels
+    if fast.speed.bf16:
+        assert float(diff.max()) > 0  # it did run in bf16 (on CPUs with bf16 in hardware)
+
+
+def test_measure_step_seconds_runs_either_path():
+    cfg = RunConfig()
+    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
+    cfg.data.crop_size, cfg.train.device = 32, "cpu"
+    assert measure_step_seconds(cfg, steps=2, warmup=1, speed=PLAIN) > 0
+    cfg.train.fast = True
+    assert measure_step_seconds(cfg, steps=2, warmup=1) > 0
+
+
+BENCH = ["bench", "--device", "cpu", "--size", "32", "--ngf", "4", "--steps", "2", "--discriminator", "patch16"]
+
+
+def test_bench_prints_both_paths_their_ratio_and_the_input_path(capsys):
+    assert main(BENCH + ["--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in ("train_img_per_s", "baseline_train_img_per_s", "infer_img_per_s", "baseline_infer_img_per_s"):
+        assert r[key] > 0, key
+    assert r["device"] == "cpu" and r["infer_batch_size"] == 1
+    assert r["train_speedup"] == pytest.approx(r["train_img_per_s"] / r["baseline_train_img_per_s"], rel=1e-2)
+    assert r["input_path"] == "preloaded on the device" and r["input_img_per_s"] > 0
+    assert isinstance(r["input_bound"], bool)
+    assert main(BENCH + ["--preload", "no", "--workers", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "fp32 eager" in text and "ratio" in text and "0 loader processes" in text
+
+
+def test_bench_bad_input_is_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    one_line_error(capsys, main(BENCH[:1] + ["--device", "cuda"]), "no CUDA device is available")
+    one_line_error(capsys, main(BENCH + ["--generator", "unet_7"]), "power of two")
+
+    import pix2pix.bench as bench
+
+    def too_big(*args, **kwargs):
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(bench, "time_training", too_big)
+    one_line_error(capsys, main(BENCH + ["--batch-size", "512"]), "batch 512 at 32x32 does not fit in cpu memory")
