@@ -432,6 +432,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app.models import load_served
+
+    names = args.name or []
+    models = [load_served(Path(c), names[i] if i < len(names) else None, backend=args.backend, device=args.device,
+                          kind=args.input_kind, labels=args.label_set)
+              for i, c in enumerate(args.checkpoint)]
+    if len({m.name for m in models}) != len(models):
+        raise Pix2PixError("two checkpoints would be served under one name; give each a --name")
+    import uvicorn
+
+    from .app.server import create_app
+
+    app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    for m in models:
+        print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
+    print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except OSError as e:
+        raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror})") from None
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    report = export_onnx(Path(args.checkpoint), Path(args.out), eval=args.eval)
+    print(f"wrote {args.out} ({report['mode']} mode{', dropout noise from ONNX Runtime' if report['dropout'] else ''}); "
+          f"matches PyTorch within {report['max_abs_diff']:.1e} on {', '.join(report['sizes'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
                                                  "networks (Isola et al., CVPR 2017).")
@@ -581,6 +615,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preload", choices=C.PRELOAD, default="auto", help="the input path to time (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="the app: a page to draw and translate, and an HTTP API")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a run folder, .safetensors, reference .pth (or .onnx with --backend onnx); repeat for more")
+    p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=_positive(int), default=7860, help="default 7860")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="default torch")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="torch backend device")
+    p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
+                   help="what the models take (default: guessed from each one's dataset)")
+    p.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
+    p.add_argument("--max-upload-mb", type=_positive(float), default=10.0, help="larger uploads get 413 (default 10)")
+    p.add_argument("--max-pixels", type=_positive(int), default=4096 * 4096, help="larger images get 400")
+    p.add_argument("--max-batch", type=_positive(int), default=8, help="requests batched together (default 8)")
+    p.add_argument("--max-wait-ms", type=_non_negative(float), default=10.0,
+                   help="how long a request waits for company (default 10)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch")
+    p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--eval", action="store_true", help="deterministic: no dropout, running statistics")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: procedural facades, a CPU-sized model, a results page")
     p.add_argument("--out", default="runs/demo", help="the demo's run folder (default runs/demo; replaced each time)")

@@ -1,0 +1,167 @@
+"""The models a server holds: how to translate with each (PyTorch or ONNX Runtime), what its input looks like
+(label map, sketch or photo), its classes and colours, and sample inputs from its own val split."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints import load_checkpoint
+from ..config import GeneratorConfig
+from ..data import MODES, list_images, open_image, split_ab
+from ..errors import Pix2PixError
+from ..inference import set_test_mode
+from ..labels import FACADES, LabelSet, label_set
+from ..segmentation import MIN_MATCHING, colour_match
+from ..speed import inference_path
+from ..training import resolve_device
+
+KINDS = ("labels", "sketch", "photo")
+SAMPLES = 24  # sample inputs offered from a model's val split
+
+
+class PerImageNorm(nn.Module):
+    """Batch norm in the paper's test mode (statistics of the batch being translated) for one image at a
+    time, whatever the batch: the server batches requests of different users, and one user's output must not
+    depend on another's image. For a batch of one it is exactly the batch norm it replaces."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def per_image(G: nn.Module) -> nn.Module:
+    """``G`` with every batch norm normalising each image by its own statistics (see :class:`PerImageNorm`)."""
+    for name, child in G.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(G, name, PerImageNorm(child))
+        else:
+            per_image(child)
+    return G
+
+
+class TorchBackend:
+    """The generator in PyTorch: the paper's test mode (dropout on, per-image statistics) and eval mode."""
+
+    name = "torch"
+
+    def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto"):
+        import copy
+
+        self.device = resolve_device(device)
+        speed = inference_path(self.device)
+        self.dtype = torch.bfloat16 if speed.bf16 else torch.float32
+        self.memory = torch.channels_last if speed.channels_last else torch.contiguous_format
+        G = G.to(self.device, self.dtype).to(memory_format=self.memory)
+        self.nets = {True: set_test_mode(copy.deepcopy(G), eval=True),
+                     False: per_image(set_test_mode(G, eval=False))}
+        self.lock = threading.Lock()  # the global RNG seeds dropout: one batch at a time
+
+    @torch.inference_mode()
+    def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
+        """(B, C, H, W) float32 in [-1, 1] -> (B, C_out, H, W) float32 in [-1, 1]."""
+        t = torch.from_numpy(x).to(self.device, self.dtype).contiguous(memory_format=self.memory)
+        with self.lock:
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.nets[eval](t).float().cpu().numpy()
+
+
+@dataclass
+class ServedModel:
+    name: str
+    source: Path
+    config: GeneratorConfig
+    backend: object  # TorchBackend or export.OnnxBackend: (x, eval, seed) -> y
+    kind: str = "photo"
+    labels: LabelSet | None = None
+    samples: list[Path] = field(default_factory=list)  # aligned images of the val split
+    direction: str = "AtoB"
+    step: int | None = None
+
+    def describe(self) -> dict:
+        d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name,
+             "in_channels": self.config.in_channels, "out_channels": self.config.out_channels,
+             "generator": self.config.arch, "step": self.step, "samples": len(self.samples),
+             "classes": None, "palette": None}
+        if self.labels is not None:
+            d["classes"] = list(self.labels.classes)
+            d["palette"] = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in self.labels.palette]
+        return d
+
+    def sample_input(self, i: int):
+        """The input half of sample ``i`` (a PIL image)."""
+        path = self.samples[i]
+        a, b = split_ab(open_image(path, 3), path)
+        img = a if self.direction == "AtoB" else b
+        return img.convert(MODES[self.config.in_channels])
+
+
+def guess_kind(images: list, labels: LabelSet | None) -> tuple[str, LabelSet | None]:
+    """labels (most pixels in a label set's colours), sketch (mostly white with dark strokes) or photo."""
+    if not images:
+        return "photo", None
+    arrays = [np.asarray(im.convert("RGB")) for im in images]
+    for candidate in ([labels] if labels else []) + [FACADES, label_set("cityscapes")]:
+        if np.mean([colour_match(a, candidate) for a in arrays]) >= max(MIN_MATCHING, 0.6):
+            return "labels", candidate
+    white = np.mean([(a.min(-1) > 200).mean() for a in arrays])
+    return ("sketch" if white > 0.6 else "photo"), None
+
+
+def load_served(checkpoint: Path, name: str | None = None, backend: str = "torch", device: str = "auto",
+                kind: str | None = None, labels: str | None = None) -> ServedModel:
+    """A checkpoint (run folder, .safetensors, reference .pth, or with ``backend='onnx'`` an exported .onnx)
+    ready to serve, with its input kind guessed from its dataset unless ``kind`` says."""
+    checkpoint = Path(checkpoint)
+    if backend == "onnx":
+        from ..export import load_onnx
+
+        G_backend, cfg, meta = load_onnx(checkpoint)
+    elif backend == "torch":
+        ckpt = load_checkpoint(checkpoint)
+        cfg, meta = ckpt.generator, ckpt.meta
+        G_backend = TorchBackend(ckpt.build_generator(), cfg, device)
+    else:
+        raise Pix2PixError(f"unknown --backend '{backend}'; choose torch or onnx")
+    run_cfg = meta.get("config") or {}
+    data = run_cfg.get("data", {})
+    direction = data.get("direction", "AtoB")
+    samples: list[Path] = []
+    root = Path(data["root"]) if data.get("root") else None
+    for split in ("val", "test", "train"):
+        if root is not None and (root / split).is_dir():
+            samples = list_images(root / split)[0][:SAMPLES]
+            break
+    model = ServedModel(name or _default_name(checkpoint), checkpoint, cfg, G_backend, samples=samples,
+                        direction=direction, step=meta.get("step"))
+    chosen = label_set(labels) if labels else None
+    if kind is not None:
+        if kind not in KINDS:
+            raise Pix2PixError(f"unknown input kind '{kind}'; choose from {', '.join(KINDS)}")
+        model.kind, model.labels = kind, (chosen or FACADES) if kind == "labels" else None
+    else:
+        try:
+            probes = [model.sample_input(i) for i in range(min(4, len(samples)))]
+        except Pix2PixError:
+            probes = []
+        model.kind, model.labels = guess_kind(probes, chosen)
+    return model
+
+
+def _default_name(path: Path) -> str:
+    """runs/facades/checkpoints/latest.safetensors -> facades; runs/facades -> facades; x.onnx -> x."""
+    if path.is_dir():
+        return path.name
+    if path.parent.name == "checkpoints":
+        return path.parent.parent.name
+    return path.stem

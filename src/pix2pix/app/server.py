@@ -1,0 +1,276 @@
+"""``pix2pix serve``: one page to draw and translate, and an HTTP API, with FastAPI.
+
+Requests are translated in small dynamic batches on the device (:class:`Batcher`): jobs for the same model,
+size and mode that arrive within ``max_wait_ms`` of each other share one forward pass, which runs in a worker
+thread, off the event loop. Uploads are bounded (bytes and pixels) and every bad input is a JSON error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from PIL import Image, UnidentifiedImageError
+
+from ..data import MODES
+from .models import ServedModel
+
+MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_PIXELS = 4096 * 4096
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "application/octet-stream")
+
+
+@dataclass
+class _Job:
+    model: ServedModel
+    x: np.ndarray  # (C, H, W) float32 in [-1, 1]
+    eval: bool
+    seed: int | None
+    future: asyncio.Future
+    key: tuple = field(init=False)
+
+    def __post_init__(self):
+        # Jobs batch together when one forward pass serves them all; a seeded job runs alone, so its
+        # dropout noise is its own and repeatable.
+        self.key = (self.model.name, self.x.shape, self.eval, id(self) if self.seed is not None else None)
+
+
+class Batcher:
+    """Collects translation jobs into batches of at most ``max_batch``, waiting at most ``max_wait_ms`` for
+    company, and runs each batch in a single worker thread (one device, one forward pass at a time)."""
+
+    def __init__(self, max_batch: int = 8, max_wait_ms: float = 10.0):
+        self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="pix2pix-infer")
+        self.queue: asyncio.Queue[_Job] | None = None
+        self.task: asyncio.Task | None = None
+        self.batches = self.jobs = 0
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, model: ServedModel, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
+        job = _Job(model, x, eval, seed, asyncio.get_running_loop().create_future())
+        await self.queue.put(job)
+        return await job.future
+
+    async def _run(self) -> None:
+        loop, waiting = asyncio.get_running_loop(), deque()
+        while True:
+            first = waiting.popleft() if waiting else await self.queue.get()
+            batch, later = [first], deque()
+            for job in waiting:  # jobs that came earlier for another key keep their turn
+                (batch if job.key == first.key and len(batch) < self.max_batch else later).append(job)
+            waiting = later
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch and (left := deadline - loop.time()) > 0:
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                (batch if job.key == first.key else waiting).append(job)
+            batch = [j for j in batch if not j.future.done()]  # a client that left needs no answer
+            if not batch:
+                continue
+            x = np.stack([j.x for j in batch])
+            try:
+                y = await loop.run_in_executor(self.executor, first.model.backend, x, first.eval, first.seed)
+            except Exception as e:  # noqa: BLE001 - every waiting request gets the error, the server goes on
+                for j in batch:
+                    if not j.future.done():
+                        j.future.set_exception(e)
+                continue
+            self.batches, self.jobs = self.batches + 1, self.jobs + len(batch)
+            for j, out in zip(batch, y):
+                if not j.future.done():
+                    j.future.set_result(out)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _too_large(self.limit, send)
+        seen, started = 0, False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(self.limit, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(limit: int, send) -> None:
+    body = JSONResponse({"error": f"the upload is larger than {limit / 2**20:g} MB"}, 413).body
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
+    """Bytes -> a fully decoded PIL image; not an image is 415, too many pixels or a broken file 400."""
+    if not data:
+        raise HTTPException(400, "the request holds no image")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        if isinstance(e, Image.DecompressionBombError):
+            raise HTTPException(400, f"the image has too many pixels (at most {max_pixels:,})") from None
+        raise HTTPException(415, "not an image this server reads (PNG, JPEG, WebP or BMP)") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        raise HTTPException(400, f"the image is {w}x{h}: at most {max_pixels:,} pixels") from None
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError) as e:
+        raise HTTPException(400, f"the image could not be decoded ({str(e).splitlines()[0] or type(e).__name__})") from None
+    return im
+
+
+def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+               max_batch: int = 8, max_wait_ms: float = 10.0) -> FastAPI:
+    by_name = {m.name: m for m in models}
+    batcher = Batcher(max_batch, max_wait_ms)
+    static = resources.files("pix2pix.app") / "static"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="pix2pix", description="Image-to-image translation (Isola et al., CVPR 2017): draw or "
+                  "upload an input, get the model's output.", lifespan=lifespan)
+    app.state.batcher = batcher
+
+    @app.exception_handler(HTTPException)
+    async def json_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, exc.status_code)
+
+    def model_named(name: str | None) -> ServedModel:
+        if name is None or name == "":
+            return models[0]
+        if name not in by_name:
+            raise HTTPException(404, f"no model named {name!r}; GET /api/models lists them")
+        return by_name[name]
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(str(static / "index.html"))
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "models": len(models), "batches": batcher.batches, "requests": batcher.jobs}
+
+    @app.get("/api/models")
+    async def list_models():
+        """The loaded models: direction, input kind (labels, sketch, photo), classes and palette."""
+        return [m.describe() for m in models]
+
+    @app.get("/api/models/{name}/samples/{index}", responses={200: {"content": {"image/png": {}}}})
+    async def sample(name: str, index: int):
+        """Input ``index`` of the model's val split, as a PNG."""
+        m = model_named(name)
+        if not 0 <= index < len(m.samples):
+            raise HTTPException(404, f"model {name!r} has {len(m.samples)} samples")
+        buf = io.BytesIO()
+        m.sample_input(index).save(buf, "PNG")
+        return Response(buf.getvalue(), media_type="image/png")
+
+    @app.post("/api/translate", responses={200: {"content": {"image/png": {}}}})
+    async def translate(request: Request):
+        """Translate one image: a multipart upload (field ``image``) or a raw PNG/JPEG body. Optional fields
+        (form fields or query parameters): ``model`` (default the first), ``seed`` (the dropout noise),
+        ``eval`` (true: no dropout, running statistics). Returns a PNG of the input's size."""
+        start = time.perf_counter()
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        fields = dict(request.query_params)
+        if ctype == "multipart/form-data":
+            form = await request.form()
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "the multipart request has no file field 'image'")
+            data = await upload.read()
+            fields |= {k: v for k, v in form.items() if isinstance(v, str)}
+        elif ctype in IMAGE_TYPES or ctype == "":
+            data = await request.body()
+        else:
+            raise HTTPException(415, f"send an image (multipart field 'image', or a PNG/JPEG body), not {ctype}")
+        model = model_named(fields.get("model"))
+        seed = _int_field(fields.get("seed"), "seed")
+        eval_mode = str(fields.get("eval", "false")).lower() in ("1", "true", "yes", "on")
+        # Decoding and encoding run in worker threads too: a large upload does not hold up the other requests.
+        x = await run_in_threadpool(_to_input, data, max_pixels, model.config.in_channels)
+        y = await batcher.submit(model, x, eval_mode, seed)
+        return Response(await run_in_threadpool(_to_png, y), media_type="image/png",
+                        headers={"X-Model": model.name, "X-Seconds": f"{time.perf_counter() - start:.4f}"})
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    return app
+
+
+def _to_input(data: bytes, max_pixels: int, channels: int) -> np.ndarray:
+    img = decode_upload(data, max_pixels).convert(MODES[channels])
+    arr = (np.asarray(img, np.float32) / 255 - 0.5) / 0.5  # data.to_tensor's arithmetic
+    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+
+
+def _to_png(y: np.ndarray) -> bytes:
+    """(C, H, W) in [-1, 1] -> PNG bytes, mapped as data.to_image does."""
+    out = ((np.clip(y, -1, 1) + 1) / 2 * 255).astype(np.uint8).transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out, MODES[out.shape[2]]).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _int_field(value, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise HTTPException(400, f"{name} must be an integer, not {value!r}") from None

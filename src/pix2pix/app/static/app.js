@@ -1,0 +1,205 @@
+// The pix2pix page: draw (or upload, or pick a sample) on the left, see the model's output on the right.
+// Label-map models get a palette of their classes; sketch models a pen on white. Drawing is done with
+// axis-aligned filled squares, never anti-aliased lines, so a label map holds only its palette's colours.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const canvas = $("input"), ctx = canvas.getContext("2d", { willReadFrequently: true });
+const state = { models: [], model: null, tool: "brush", colour: "#000000", background: "#ffffff",
+                seed: 0, undo: [], redo: [], timer: null, inflight: 0, outputUrl: null, dragStart: null,
+                last: null, drawing: false };
+
+function setStatus(text) { $("status").textContent = text; }
+
+function resizeCanvas(w, h) {  // the drawing keeps its pixels; the screen shows it at most 384 px a side
+  canvas.width = w; canvas.height = h;
+  const s = 384 / Math.max(w, h);
+  canvas.style.width = Math.round(w * s) + "px"; canvas.style.height = Math.round(h * s) + "px";
+}
+
+function snapshot() {
+  state.undo.push(ctx.getImageData(0, 0, canvas.width, canvas.height));
+  if (state.undo.length > 50) state.undo.shift();
+  state.redo = [];
+}
+
+function stamp(x, y) {
+  const s = +$("size").value, h = Math.floor(s / 2);
+  ctx.fillStyle = state.tool === "eraser" ? state.background : state.colour;
+  ctx.fillRect(Math.round(x) - h, Math.round(y) - h, s, s);
+}
+
+function line(a, b) {  // squares along the segment, one per pixel of its length
+  const n = Math.max(1, Math.ceil(Math.hypot(b.x - a.x, b.y - a.y)));
+  for (let i = 0; i <= n; i++) stamp(a.x + (b.x - a.x) * i / n, a.y + (b.y - a.y) * i / n);
+}
+
+function point(e) {
+  const r = canvas.getBoundingClientRect();
+  return { x: (e.clientX - r.left) * canvas.width / r.width, y: (e.clientY - r.top) * canvas.height / r.height };
+}
+
+let rectBase = null;
+canvas.addEventListener("pointerdown", (e) => {
+  canvas.setPointerCapture(e.pointerId);
+  snapshot();
+  state.drawing = true;
+  const p = point(e);
+  if (state.tool === "rect") { state.dragStart = p; rectBase = ctx.getImageData(0, 0, canvas.width, canvas.height); }
+  else { stamp(p.x, p.y); state.last = p; }
+  clearTimeout(state.timer);
+});
+canvas.addEventListener("pointermove", (e) => {
+  if (!state.drawing) return;
+  const p = point(e);
+  if (state.tool === "rect") {
+    ctx.putImageData(rectBase, 0, 0);
+    const a = state.dragStart;
+    ctx.fillStyle = state.colour;
+    ctx.fillRect(Math.round(Math.min(a.x, p.x)), Math.round(Math.min(a.y, p.y)),
+                 Math.round(Math.abs(p.x - a.x)), Math.round(Math.abs(p.y - a.y)));
+  } else { line(state.last, p); state.last = p; }
+});
+function endStroke() {
+  if (!state.drawing) return;
+  state.drawing = false;
+  schedule();
+}
+canvas.addEventListener("pointerup", endStroke);
+canvas.addEventListener("pointercancel", endStroke);
+
+function schedule(delay = 350) {  // translate shortly after the user stops drawing
+  clearTimeout(state.timer);
+  state.timer = setTimeout(translate, delay);
+}
+
+async function translate() {
+  if (!state.model) return;
+  const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+  const form = new FormData();
+  form.append("image", blob, "input.png");
+  form.append("model", state.model.name);
+  form.append("seed", String(state.seed));
+  form.append("eval", $("eval").checked ? "true" : "false");
+  const ticket = ++state.inflight;
+  $("output-frame").classList.add("busy");
+  setStatus("translating…");
+  const t0 = performance.now();
+  try {
+    const res = await fetch("/api/translate", { method: "POST", body: form });
+    if (!res.ok) throw new Error((await res.json()).error || res.statusText);
+    const out = await res.blob();
+    if (ticket !== state.inflight) return;  // a newer drawing is on its way
+    if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
+    state.outputUrl = URL.createObjectURL(out);
+    $("output").src = state.outputUrl;
+    $("download").href = state.outputUrl;
+    setStatus(`${Math.round(performance.now() - t0)} ms`);
+  } catch (err) {
+    if (ticket === state.inflight) setStatus("error: " + err.message);
+  } finally {
+    if (ticket === state.inflight) $("output-frame").classList.remove("busy");
+  }
+}
+
+function fillCanvas(colour) {
+  ctx.fillStyle = colour;
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function selectTool(tool) {
+  state.tool = tool;
+  document.querySelectorAll(".tool").forEach((b) => b.classList.toggle("active", b.dataset.tool === tool));
+}
+
+function buildPalette(m) {
+  const box = $("palette");
+  box.textContent = "";
+  (m.classes || []).forEach((name, i) => {
+    const b = document.createElement("button");
+    b.className = "swatch" + (i === 2 ? " active" : "");
+    b.dataset.colour = m.palette[i];
+    b.title = name;
+    b.innerHTML = `<i style="background:${m.palette[i]}"></i>${name}`;
+    b.addEventListener("click", () => {
+      document.querySelectorAll(".swatch").forEach((s) => s.classList.remove("active"));
+      b.classList.add("active");
+      state.colour = m.palette[i];
+      if (state.tool === "eraser") selectTool("brush");
+    });
+    box.appendChild(b);
+  });
+}
+
+async function loadSample(i) {
+  const img = new Image();
+  img.src = `/api/models/${encodeURIComponent(state.model.name)}/samples/${i}`;
+  await img.decode();
+  snapshot();
+  resizeCanvas(img.naturalWidth, img.naturalHeight);
+  ctx.drawImage(img, 0, 0);
+  state.undo = []; state.redo = [];
+  schedule(0);
+}
+
+function useModel(m) {
+  state.model = m;
+  document.body.className = "kind-" + m.kind;
+  $("model-info").textContent = `${m.kind} → photo · ${m.generator} · ${m.backend}` +
+    (m.step != null ? ` · step ${m.step}` : "");
+  if (m.kind === "labels") {
+    state.background = m.palette[0]; state.colour = m.palette[Math.min(2, m.palette.length - 1)];
+    buildPalette(m);
+  } else { state.background = "#ffffff"; state.colour = "#000000"; }
+  const s = $("samples");
+  s.length = 1;
+  for (let i = 0; i < m.samples; i++) s.add(new Option(`sample ${i + 1}`, String(i)));
+  s.disabled = m.samples === 0;
+  selectTool("brush");
+  if (m.samples > 0) loadSample(0);
+  else { resizeCanvas(256, 256); fillCanvas(m.kind === "labels" ? m.palette[1] : "#ffffff"); schedule(0); }
+}
+
+document.querySelectorAll(".tool").forEach((b) => b.addEventListener("click", () => selectTool(b.dataset.tool)));
+$("undo").addEventListener("click", () => {
+  if (!state.undo.length) return;
+  state.redo.push(ctx.getImageData(0, 0, canvas.width, canvas.height));
+  ctx.putImageData(state.undo.pop(), 0, 0); schedule();
+});
+$("redo").addEventListener("click", () => {
+  if (!state.redo.length) return;
+  state.undo.push(ctx.getImageData(0, 0, canvas.width, canvas.height));
+  ctx.putImageData(state.redo.pop(), 0, 0); schedule();
+});
+$("clear").addEventListener("click", () => { snapshot(); fillCanvas(state.background); schedule(); });
+$("fill").addEventListener("click", () => { snapshot(); fillCanvas(state.colour); schedule(); });
+$("resample").addEventListener("click", () => { state.seed = Math.floor(Math.random() * 2 ** 31); schedule(0); });
+$("eval").addEventListener("change", () => schedule(0));
+$("samples").addEventListener("change", (e) => { if (e.target.value !== "") loadSample(+e.target.value); });
+$("model").addEventListener("change", (e) => useModel(state.models[+e.target.value]));
+$("upload").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  const bitmap = await createImageBitmap(file);
+  snapshot();
+  const scale = Math.min(1, 512 / Math.max(bitmap.width, bitmap.height));  // big photos are shown at 512
+  resizeCanvas(Math.round(bitmap.width * scale), Math.round(bitmap.height * scale));
+  ctx.imageSmoothingEnabled = state.model.kind !== "labels";
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  schedule(0);
+});
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey && e.key === "z") $("undo").click();
+  else if (e.ctrlKey && e.key === "y") $("redo").click();
+  else if (!e.ctrlKey && e.key === "b") selectTool("brush");
+  else if (!e.ctrlKey && e.key === "r") selectTool("rect");
+  else if (!e.ctrlKey && e.key === "e") selectTool("eraser");
+});
+
+(async function init() {
+  const res = await fetch("/api/models");
+  state.models = await res.json();
+  state.models.forEach((m, i) => $("model").add(new Option(m.name, String(i))));
+  $("model").disabled = state.models.length < 2;
+  if (state.models.length) useModel(state.models[0]);
+})();

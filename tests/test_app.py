@@ -1,0 +1,279 @@
+"""The app: the HTTP API in-process, ONNX export and its backend, a real browser on the page, and a load test."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import make_aligned_dataset, one_line_error, train_tiny
+from pix2pix.app.models import load_served
+from pix2pix.app.server import create_app
+from pix2pix.cli import main
+from pix2pix.inference import Translator
+from pix2pix.labels import FACADES
+
+CMP4 = FACADES.palette[[0, 1, 2, 3]]  # background, facade, window, door
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A tiny labels -> photo run on facade-coloured label maps (with a val split for samples)."""
+    tmp = tmp_path_factory.mktemp("app")
+    data = make_aligned_dataset(tmp / "facadeish", {"train": 4, "val": 3}, colours=CMP4)
+    tiny = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
+            "--workers", "0", "--no-progress", "--direction", "BtoA", "--max-steps", "4"]
+    return train_tiny(tmp, data, tiny, name="facadeish")
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def label_image(w: int = 48, h: int = 40) -> np.ndarray:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:] = CMP4[1]
+    arr[5:15, 5:20] = CMP4[2]
+    return arr
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    models = [load_served(run), load_served(run, name="second")]
+    with TestClient(create_app(models, max_upload_bytes=200_000, max_pixels=300 * 300)) as c:
+        yield c
+
+
+def test_models_describe_kind_classes_and_palette(client):
+    models = client.get("/api/models").json()
+    assert [m["name"] for m in models] == ["facadeish", "second"]
+    m = models[0]
+    assert m["kind"] == "labels" and m["direction"] == "BtoA" and m["samples"] == 3
+    assert m["classes"][:3] == ["background", "facade", "window"] and m["palette"][0] == "#0000de"
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/docs").status_code == 200 and "/api/translate" in client.get("/openapi.json").text
+
+
+def test_translate_returns_a_png_of_the_inputs_size_as_the_translator_does(client, run):
+    body = png(label_image(48, 40))
+    r = client.post("/api/translate", files={"image": ("x.png", body, "image/png")}, data={"eval": "true"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    out = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert out.shape == (40, 48, 3)
+    expected = np.asarray(Translator.load(run, eval=True, device="cpu")(Image.open(io.BytesIO(body))))
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1  # the same model, the same arithmetic
+    # A raw body works too, and a seed makes the paper's (noisy) mode repeatable.
+    raw = lambda seed: client.post("/api/translate?seed=%d" % seed, content=body,  # noqa: E731
+                                   headers={"content-type": "image/png"}).content
+    assert raw(3) == raw(3)
+    assert client.post("/api/translate", content=body, headers={"content-type": "image/png"},
+                       params={"model": "second"}).headers["x-model"] == "second"
+
+
+def test_samples_come_from_the_val_split(client):
+    r = client.get("/api/models/facadeish/samples/0")
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (32, 32)
+    assert client.get("/api/models/facadeish/samples/3").status_code == 404
+
+
+def test_bad_input_is_a_json_error_and_the_server_goes_on(client):
+    def post(**kw):
+        r = client.post("/api/translate", **kw)
+        return r.status_code, r.json().get("error", "")
+
+    code, err = post(files={"image": ("big.png", b"\0" * 300_000, "image/png")})
+    assert code == 413 and "larger than" in err
+    code, err = post(files={"image": ("x.txt", b"hello, not an image", "text/plain")})
+    assert code == 415
+    code, err = post(content=b"%PDF-1.4", headers={"content-type": "application/pdf"})
+    assert code == 415
+    # A decompression bomb: a small file that claims 4000 x 4000 pixels.
+    bomb = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(bomb, "PNG", optimize=True)
+    assert len(bomb.getvalue()) < 200_000
+    code, err = post(content=bomb.getvalue(), headers={"content-type": "image/png"})
+    assert code == 400 and "pixels" in err
+    truncated = png(label_image())[:120]
+    assert post(content=truncated, headers={"content-type": "image/png"})[0] == 400
+    assert post(files={"image": ("x.png", png(label_image()), "image/png")}, data={"model": "nope"})[0] == 404
+    assert post(files={"image": ("x.png", png(label_image()), "image/png")}, data={"seed": "abc"})[0] == 400
+    assert post(data={"model": "facadeish"})[0] in (400, 415)
+    ok = client.post("/api/translate", files={"image": ("x.png", png(label_image()), "image/png")})
+    assert ok.status_code == 200
+
+
+def test_concurrent_requests_are_batched_without_mixing_images(run):
+    """Eight different images at once: fewer forward passes than requests, and each answer is what that
+    image alone gives (each image is normalised by its own statistics)."""
+    model = load_served(run)
+    app = create_app([model], max_wait_ms=200)
+    images = [label_image(32, 32) for _ in range(8)]
+    for i, img in enumerate(images):
+        img[i * 3:i * 3 + 4, :] = CMP4[3]
+
+    async def go():
+        import httpx
+
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            rs = await asyncio.gather(*[c.post("/api/translate", content=png(im), params={"eval": "true"},
+                                                headers={"content-type": "image/png"}) for im in images])
+            return [r.content for r in rs], app.state.batcher.batches
+
+    outs, batches = asyncio.run(go())
+    assert batches < len(images)
+    alone = Translator.load(run, eval=True, device="cpu")
+    for im, out in zip(images, outs):
+        expected = np.asarray(alone(Image.fromarray(im))).astype(int)
+        assert np.abs(np.asarray(Image.open(io.BytesIO(out))).astype(int) - expected).max() <= 1
+
+
+# ----------------------------------------------------------------------------------------------- ONNX
+
+
+@pytest.mark.parametrize("mode", ["eval", "paper"])
+def test_onnx_export_matches_pytorch_on_several_sizes_and_serves(run, tmp_path, capsys, mode):
+    out = tmp_path / "g.onnx"
+    assert main(["export", "--checkpoint", str(run), "--format", "onnx", "--out", str(out)]
+                + (["--eval"] if mode == "eval" else [])) == 0
+    assert "matches PyTorch within" in capsys.readouterr().out
+    model = load_served(out, backend="onnx")
+    assert model.kind == "labels" and model.backend.name == "onnx" and len(model.samples) == 3
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 40, 72)).astype(np.float32)  # not a multiple of 32
+    y = model.backend(x, eval=mode == "eval", seed=None)
+    assert y.shape == (1, 3, 40, 72)
+    if mode == "eval":  # deterministic: the same numbers as PyTorch at any size
+        ref = Translator.load(run, eval=True, device="cpu", fast=False).translate_tensor(torch.from_numpy(x))
+        assert np.abs(y - ref.numpy()).max() < 1e-4
+    else:  # dropout noise: two calls differ
+        assert np.abs(y - model.backend(x, eval=False, seed=None)).max() > 0
+    with TestClient(create_app([model])) as c:
+        r = c.post("/api/translate", content=png(label_image()), headers={"content-type": "image/png"})
+        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (48, 40)
+
+
+def test_export_and_serve_bad_input_is_one_line(run, tmp_path, capsys):
+    one_line_error(capsys, main(["export", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "x.onnx")]),
+                   "nope")
+    (tmp_path / "fake.onnx").write_bytes(b"not onnx")
+    one_line_error(capsys, main(["serve", "--checkpoint", str(tmp_path / "fake.onnx"), "--backend", "onnx"]),
+                   "not an ONNX file")
+    one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--checkpoint", str(run)]), "--name")
+
+
+# ---------------------------------------------------------------------------------- a running server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(run):
+    import uvicorn
+
+    port = free_port()
+    app = create_app([load_served(run)])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_load_200_requests_at_concurrency_16_all_answered(server):
+    from pix2pix.app.loadtest import run_load
+
+    result = asyncio.run(run_load(server, png(label_image(64, 64)), n=200, concurrency=16,
+                                  check=lambda r: Image.open(io.BytesIO(r.content)).size == (64, 64)))
+    assert result.ok == 200
+    print("\n" + result.summary())
+
+
+def _browser():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_the_page_in_a_real_browser(server, tmp_path):
+    """Draw on the canvas, wait for the output, check it changed and has the input's size; switch tools,
+    undo, upload a file; keep a screenshot in tests/artifacts/."""
+    browser_path = _browser()
+    if browser_path is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Chromium in CI: .ci/run installs Debian's chromium before make test")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_function("document.getElementById('output').naturalWidth > 0")  # the first sample
+        assert page.locator("#palette .swatch").count() == len(FACADES.classes)
+        first = page.evaluate("document.getElementById('output').src")
+
+        def draw(x0, y0, x1, y1):
+            box = page.locator("#input").bounding_box()
+            page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+            page.mouse.down()
+            for k in range(1, 9):
+                page.mouse.move(box["x"] + (x0 + (x1 - x0) * k / 8) * box["width"],
+                                box["y"] + (y0 + (y1 - y0) * k / 8) * box["height"])
+            page.mouse.up()
+
+        def wait_for_new_output(previous):
+            page.wait_for_function(f"document.getElementById('output').src !== {previous!r} && "
+                                   "!document.getElementById('output-frame').classList.contains('busy')")
+            return page.evaluate("document.getElementById('output').src")
+
+        page.locator("#palette .swatch", has_text="door").click()
+        page.fill("#size", "8")
+        draw(0.2, 0.2, 0.8, 0.8)
+        second = wait_for_new_output(first)
+        size = page.evaluate("[document.getElementById('output').naturalWidth, "
+                             "document.getElementById('output').naturalHeight, "
+                             "document.getElementById('input').width, document.getElementById('input').height]")
+        assert size[:2] == size[2:] == [32, 32]
+        page.click("button[data-tool=rect]")
+        draw(0.1, 0.6, 0.5, 0.9)
+        third = wait_for_new_output(second)
+        page.click("#undo")
+        fourth = wait_for_new_output(third)
+        upload = tmp_path / "upload.png"
+        Image.fromarray(label_image(48, 40)).save(upload)
+        page.set_input_files("#upload", str(upload))
+        wait_for_new_output(fourth)
+        assert page.evaluate("[document.getElementById('output').naturalWidth, "
+                             "document.getElementById('output').naturalHeight]") == [48, 40]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "app.png"))
+        browser.close()
+    assert errors == []
