@@ -68,3 +68,12 @@ def one_line_error(capsys, code: int, needle: str) -> str:
     assert "\n" not in err and "Traceback" not in err, err
     assert needle in err, err
     return err
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

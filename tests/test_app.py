@@ -6,7 +6,6 @@ import asyncio
 import io
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import make_aligned_dataset, one_line_error, train_tiny
+from conftest import free_port, make_aligned_dataset, one_line_error, train_tiny
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app
 from pix2pix.cli import main
@@ -176,12 +175,6 @@ def test_export_and_serve_bad_input_is_one_line(run, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------- a running server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

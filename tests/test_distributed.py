@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,7 @@ from torch import nn
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.distributed import SyncBatchNorm2d, World, rank_share, sync_batch_norm, world_from_env
 
-from conftest import make_aligned_dataset, train_tiny
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port, make_aligned_dataset, train_tiny
 
 
 def test_each_global_batch_is_split_across_processes_and_the_tail_wraps_around():
