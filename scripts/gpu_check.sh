@@ -5,10 +5,12 @@
 #   2. a short real training run on the CMP facades (the facades preset): the fast path for $MINUTES
 #      minutes, the baseline for as many steps; images/s of each and val L1 of both (fp32 inference).
 # Usage: scripts/gpu_check.sh [FACADES_DIR]  (default ../shared/data/facades: 400 aligned pairs, flat or train/)
-# Needs a CUDA build of torch and this package importable (PIX2PIX overrides the command).
+# Needs a CUDA build of torch and this package importable by $PYTHON (default python3; PIX2PIX overrides
+# the command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIX2PIX=${PIX2PIX:-python3 -m pix2pix}
+PYTHON=${PYTHON:-python3}
+PIX2PIX=${PIX2PIX:-$PYTHON -m pix2pix}
 OUT=${OUT:-runs/gpu-check}
 MINUTES=${MINUTES:-1}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu MINUTES=0.2 BENCH_STEPS=2 smoke-tests the script without a GPU
@@ -16,7 +18,7 @@ BENCH_STEPS=${BENCH_STEPS:-50}
 SRC=${1:-../shared/data/facades}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+$PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 echo "== bench, batch 1"
 $PIX2PIX bench --device "$DEVICE" --batch-size 1 --infer-batch-size 64 --steps "$BENCH_STEPS" | tee "$OUT/bench-b1.txt"
@@ -37,13 +39,13 @@ fi
 rm -rf "$OUT/runs"
 $PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --out "$OUT/runs" --name fast \
   --max-minutes "$MINUTES" --no-progress | grep -E '^(done|stopped)' | sed 's/^/fast: /'
-STEPS=$(python3 -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]['step'])" "$OUT/runs/fast/losses.csv")
+STEPS=$($PYTHON -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]['step'])" "$OUT/runs/fast/losses.csv")
 $PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --out "$OUT/runs" --name plain \
   --max-steps "$STEPS" --no-fast --preload no --workers 4 --no-progress | grep -E '^(done|stopped)' | sed 's/^/plain: /'
 for mode in fast plain; do
   $PIX2PIX eval --run "$OUT/runs/$mode" --split val --no-fast --device "$DEVICE" --json > "$OUT/$mode.json"
 done
-python3 - "$OUT" <<'PY'
+$PYTHON - "$OUT" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
 for mode in ("fast", "plain"):
@@ -51,6 +53,6 @@ for mode in ("fast", "plain"):
     rate, step = float(rows[-1]["images_per_s"]), int(rows[-1]["step"])
     l1 = json.load(open(f"{out}/{mode}.json"))["l1"]
     full = 400 * 200 / rate / 60
-    print(f"{mode}: {step} steps, {rate:.0f} images/s with data loading -> the full facades recipe "
+    print(f"{mode}: {step} steps, {rate:.1f} images/s with data loading -> the full facades recipe "
           f"(400 x 200 epochs, batch 1) in {full:.1f} min; val L1 {l1:.4f}")
 PY

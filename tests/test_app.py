@@ -115,6 +115,25 @@ def test_bad_input_is_a_json_error_and_the_server_goes_on(client):
     assert ok.status_code == 200
 
 
+def test_a_stream_of_bad_uploads_neither_crashes_the_server_nor_grows_it(client):
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    bomb = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(bomb, "PNG", optimize=True)
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    bad = [dict(content=bomb.getvalue()), dict(content=png(noise)[:20_000]),  # a truncated PNG
+           dict(content=b"GIF89a" + b"\0" * 5000), dict(content=b"\x89PNG" + b"\xff" * 150_000)]
+    for warmup in range(2):
+        client.post("/api/translate", headers={"content-type": "image/png"}, **bad[warmup])
+    before = rss()
+    for i in range(80):
+        r = client.post("/api/translate", headers={"content-type": "image/png"}, **bad[i % len(bad)])
+        assert r.status_code in (400, 415), r.text
+    assert rss() - before < 64 * 2**20
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
 def test_concurrent_requests_are_batched_without_mixing_images(run):
     """Eight different images at once: fewer forward passes than requests, and each answer is what that
     image alone gives (each image is normalised by its own statistics)."""
