@@ -83,11 +83,12 @@ def inference_path(device: torch.device, enabled: bool = True) -> Speed:
 
 
 def configure(device: torch.device, speed: Speed) -> None:
-    """Process-wide switches that only change speed."""
-    if device.type == "cuda" and speed != PLAIN:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    """Process-wide switches that only change speed: on for the fast path, torch's defaults for the plain one
+    (so that a baseline timed after the fast path in one process does not inherit them)."""
+    if device.type == "cuda":
+        fast = speed != PLAIN
+        torch.backends.cudnn.benchmark = fast
+        torch.backends.cuda.matmul.allow_tf32 = fast
 
 
 def prepare(module: nn.Module, speed: Speed) -> nn.Module:
