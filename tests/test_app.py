@@ -223,6 +223,24 @@ def test_load_200_requests_at_concurrency_16_all_answered(server):
     print("\n" + result.summary())
 
 
+def test_a_slow_client_does_not_hold_up_the_others(server):
+    """A client that sends headers and half its body, then stalls, while another request comes and goes."""
+    import socket
+
+    import httpx
+
+    host, port = server.removeprefix("http://").split(":")
+    body = png(label_image(32, 32))
+    with socket.create_connection((host, int(port))) as slow:
+        slow.sendall(b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:len(body) // 2])
+        t = time.perf_counter()
+        r = httpx.post(server + "/api/translate", content=body, headers={"content-type": "image/png"}, timeout=30)
+        assert r.status_code == 200 and time.perf_counter() - t < 5
+        slow.sendall(body[len(body) // 2:])  # and the slow one is answered once its body is complete
+        assert slow.recv(64).startswith(b"HTTP/1.1 200")
+
+
 def _browser():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
