@@ -16,11 +16,9 @@ from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
 from ..data import MODES, list_images, open_image, split_ab
 from ..errors import Pix2PixError
-from ..inference import set_test_mode
+from ..inference import Translator
 from ..labels import FACADES, LabelSet, label_set
 from ..segmentation import MIN_MATCHING, colour_match
-from ..speed import inference_path
-from ..training import resolve_device
 
 KINDS = ("labels", "sketch", "photo")
 SAMPLES = 24  # sample inputs offered from a model's val split
@@ -50,30 +48,23 @@ def per_image(G: nn.Module) -> nn.Module:
 
 
 class TorchBackend:
-    """The generator in PyTorch: the paper's test mode (dropout on, per-image statistics) and eval mode."""
+    """The generator in PyTorch, through :class:`Translator` (its inference fast path included): the paper's
+    test mode, with each image normalised by its own statistics, and eval mode."""
 
     name = "torch"
 
     def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto"):
         import copy
 
-        self.device = resolve_device(device)
-        speed = inference_path(self.device)
-        self.dtype = torch.bfloat16 if speed.bf16 else torch.float32
-        self.memory = torch.channels_last if speed.channels_last else torch.contiguous_format
-        G = G.to(self.device, self.dtype).to(memory_format=self.memory)
-        self.nets = {True: set_test_mode(copy.deepcopy(G), eval=True),
-                     False: per_image(set_test_mode(G, eval=False))}
+        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device),
+                      False: Translator(G, cfg, eval=False, device=device)}
+        per_image(self.modes[False].G)
         self.lock = threading.Lock()  # the global RNG seeds dropout: one batch at a time
 
-    @torch.inference_mode()
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
         """(B, C, H, W) float32 in [-1, 1] -> (B, C_out, H, W) float32 in [-1, 1]."""
-        t = torch.from_numpy(x).to(self.device, self.dtype).contiguous(memory_format=self.memory)
         with self.lock:
-            if seed is not None:
-                torch.manual_seed(seed)
-            return self.nets[eval](t).float().cpu().numpy()
+            return self.modes[eval].translate_tensor(torch.from_numpy(x), seed).cpu().numpy()
 
 
 @dataclass
