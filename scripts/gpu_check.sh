@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, in under 6 minutes on one H100/H200:
-#   1. pix2pix bench at batch 1 (also with CUDA graphs) and 16, inference at batch 64: the fast path against
-#      the fp32 eager baseline;
+#   1. pix2pix bench at batch 1 (also with torch.compile, and with CUDA graphs) and 16, inference at batch
+#      64: the fast path against the fp32 eager baseline;
 #   2. a short real training run on the CMP facades (the facades preset): the fast path for $MINUTES
 #      minutes, the baseline for as many steps; images/s of each and val L1 of both (fp32 inference).
 # Usage: scripts/gpu_check.sh [FACADES_DIR]  (default ../shared/data/facades: 400 aligned pairs, flat or train/)
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 PIX2PIX=${PIX2PIX:-$PYTHON -m pix2pix}
 OUT=${OUT:-runs/gpu-check}
-MINUTES=${MINUTES:-1}
+MINUTES=${MINUTES:-0.75}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu MINUTES=0.2 BENCH_STEPS=2 smoke-tests the script without a GPU
 BENCH_STEPS=${BENCH_STEPS:-50}
 SRC=${1:-../shared/data/facades}
@@ -22,9 +22,11 @@ $PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 
 echo "== bench, batch 1"
 $PIX2PIX bench --device "$DEVICE" --batch-size 1 --infer-batch-size 64 --steps "$BENCH_STEPS" | tee "$OUT/bench-b1.txt"
-echo "== bench, batch 1, with CUDA graphs (torch.compile mode reduce-overhead)"
-PIX2PIX_COMPILE_MODE=reduce-overhead $PIX2PIX bench --device "$DEVICE" --batch-size 1 --infer-batch-size 64 \
-  --steps "$BENCH_STEPS" | tee "$OUT/bench-b1-graphs.txt" || echo "reduce-overhead failed (see above)"
+for mode in default reduce-overhead; do
+  echo "== bench, batch 1, with torch.compile (mode $mode)"
+  PIX2PIX_COMPILE_MODE=$mode $PIX2PIX bench --device "$DEVICE" --batch-size 1 --infer-batch-size 64 \
+    --steps "$BENCH_STEPS" | tee "$OUT/bench-b1-compile-$mode.txt" || echo "compile mode $mode failed (see above)"
+done
 echo "== bench, batch 16"
 $PIX2PIX bench --device "$DEVICE" --batch-size 16 --infer-batch-size 64 --steps "$BENCH_STEPS" | tee "$OUT/bench-b16.txt"
 

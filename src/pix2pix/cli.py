@@ -80,7 +80,7 @@ def _add_train(sub) -> None:
     g.add_argument("--max-minutes", type=_positive(float), help="stop after this much training time")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g.add_argument("--no-fast", dest="fast", action="store_const", const=False,
-                   help="the plain fp32 eager step instead of the fast path (bf16, fused Adam, compile on GPU)")
+                   help="the plain fp32 eager step instead of the fast path (bf16 autocast, fused Adam, ...)")
     g.add_argument("--nproc", type=_positive(int),
                    help="train on N processes (GPUs) of this machine through torchrun; --batch-size is per process")
     g = p.add_argument_group("model")

@@ -53,12 +53,13 @@ def fast_path(device: torch.device, enabled: bool = True) -> Speed:
     if not enabled:
         return PLAIN
     if device.type == "cuda":
-        # Not yet measured on a GPU (none was lent to this project's sessions so far): the parts every recent
-        # CUDA build supports, and torch.compile in its default mode, which falls back to eager with a warning
-        # where it cannot compile. CUDA graphs (PIX2PIX_COMPILE_MODE=reduce-overhead) are for launch-bound
-        # small batches; scripts/gpu_check.sh times them before they become a default.
-        return Speed(channels_last=True, bf16=torch.cuda.is_bf16_supported(), fused_adam=True, compile=True,
-                     compile_mode=os.environ.get("PIX2PIX_COMPILE_MODE") or None)
+        # Not yet measured on a GPU (none was lent to this project's sessions so far), so only what every
+        # recent CUDA build does well is on by default. torch.compile is opt-in until scripts/gpu_check.sh has
+        # timed it: PIX2PIX_COMPILE_MODE=default compiles G and D, =reduce-overhead adds CUDA graphs (for the
+        # launch-bound small batches); a graph that cannot compile runs eagerly, with a warning.
+        mode = os.environ.get("PIX2PIX_COMPILE_MODE")
+        return Speed(channels_last=True, bf16=torch.cuda.is_bf16_supported(), fused_adam=True,
+                     compile=mode is not None, compile_mode=None if mode in (None, "", "default") else mode)
     if device.type == "cpu":
         # Measured on a 2-core AVX512-BF16 machine, unet_256 + patch70 at batch 1 (README): bf16 autocast and
         # fused Adam together take the step from 0.86-0.96 s to 0.44-0.48 s (Adam's per-parameter loop over
