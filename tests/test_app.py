@@ -191,6 +191,11 @@ def test_export_and_serve_bad_input_is_one_line(run, tmp_path, capsys):
     one_line_error(capsys, main(["serve", "--checkpoint", str(tmp_path / "fake.onnx"), "--backend", "onnx"]),
                    "not an ONNX file")
     one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--checkpoint", str(run)]), "--name")
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--port", str(port)]), "choose another --port")
 
 
 # ---------------------------------------------------------------------------------- a running server

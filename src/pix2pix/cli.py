@@ -441,19 +441,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
               for i, c in enumerate(args.checkpoint)]
     if len({m.name for m in models}) != len(models):
         raise Pix2PixError("two checkpoints would be served under one name; give each a --name")
+    import socket
+
     import uvicorn
 
     from .app.server import create_app
+
+    try:  # a port that is taken is one line, before any model is announced
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as e:
+        raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); choose another --port") from None
 
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     for m in models:
         print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
     print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    except OSError as e:
-        raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror})") from None
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
