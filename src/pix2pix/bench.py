@@ -9,7 +9,6 @@ would use, and says whether the step would wait for it.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -155,7 +154,7 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
             f"batch {cfg.data.batch_size}, {cfg.train.objective}"
     try:
         fast_train, fast_peak = time_training(cfg, device, speed, steps)
-        plain_train, plain_peak = time_training(copy.deepcopy(cfg), device, PLAIN, steps) if baseline \
+        plain_train, plain_peak = time_training(cfg, device, PLAIN, steps) if baseline \
             else (float("nan"), None)
         fast_infer = time_inference(cfg, device, True, infer_batch, steps)
         plain_infer = time_inference(cfg, device, False, infer_batch, steps) if baseline else float("nan")

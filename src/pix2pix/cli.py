@@ -422,7 +422,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg.discriminator.arch = canonical_discriminator(args.discriminator)
     cfg.generator.ngf, cfg.discriminator.ndf = args.ngf, args.ndf or args.ngf
     cfg.data.batch_size, cfg.data.crop_size = args.batch_size, args.size
-    cfg.data.load_size = round(args.size * 286 / 256)  # the paper's jitter: 286 for 256
+    cfg.data.load_size = C.jittered_load_size(args.size)
     cfg.data.workers, cfg.data.preload = args.workers, args.preload
     cfg.train.device = args.device
     validate(cfg)
@@ -471,6 +471,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_no_fast(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
                                                  "networks (Isola et al., CVPR 2017).")
@@ -483,8 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+    _add_no_fast(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")
@@ -503,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
     p.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0,
                    help="the model was trained without dropout (a reference .pth cannot tell)")
-    p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+    _add_no_fast(p)
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("models", help="list generators and discriminators with parameter counts")
@@ -585,8 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception", help="TorchScript Inception file (inception-2015-12-05.pt); or $PIX2PIX_INCEPTION")
     p.add_argument("--json", action="store_true", help="print one JSON object (FCN keys under 'fcn')")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+    _add_no_fast(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("ablate", help="train and score the paper's ablation tables with equal budgets")

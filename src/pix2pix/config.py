@@ -19,6 +19,11 @@ OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
 NORMS = ("batch", "instance", "none")
 DIRECTIONS = ("AtoB", "BtoA")
+def jittered_load_size(crop_size: int) -> int:
+    """The paper's resize before the random crop, scaled to ``crop_size``: 286 for 256, 143 for 128."""
+    return round(crop_size * 286 / 256)
+
+
 PRELOAD = ("auto", "yes", "no")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")

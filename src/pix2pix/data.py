@@ -217,7 +217,7 @@ def draw_jitter(cfg: DataConfig, width: int, height: int, rng: np.random.Generat
                 path: Path) -> tuple[int, int, bool]:
     """The random part of --preprocess for one example: crop corner (x, y) and whether to flip."""
     crop, x, y = cfg.crop_size, 0, 0
-    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    if crops(cfg):
         if width < crop or height < crop:
             raise Pix2PixError(f"{path}: {width}x{height} is smaller than --crop-size {crop} after "
                                f"--preprocess {cfg.preprocess}")
@@ -356,12 +356,11 @@ class PreloadedPairs:
     def batches(self, sampler: EpochSampler, batch_size: int):
         """Like iterating a loader over ``sampler``: dicts with A and B (B, C, crop, crop) in [-1, 1]."""
         indices = [i for _, i in sampler]
-        c = self.cfg.crop_size
+        c, (h, w) = self.cfg.crop_size, self.A.shape[2:]
         for k in range(0, len(indices), batch_size):
             chosen = indices[k:k + batch_size]
             a_list, b_list = [], []
             for i in chosen:
-                h, w = self.A.shape[2:]
                 x, y, flip = draw_jitter(self.cfg, w, h, jitter_rng(self.seed, sampler.epoch, i), self.pairs[i].a)
                 a, b = self.A[i], self.B[i]
                 if crops(self.cfg):

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, jittered_load_size
 from .data import PairDataset, scan_split
 from .errors import Pix2PixError
 from .evaluation import mean_image_l1, results_l1
@@ -42,7 +42,7 @@ def base_config(data: Path, out: Path, size: int = 128, direction: str = "BtoA")
     it first), ``unet_SIZE`` with ngf = ndf = 32, batch 1, labels (right half) -> photo."""
     cfg = RunConfig(name=out.name, out=str(out.parent))
     cfg.data.root, cfg.data.direction = str(data.resolve()), direction
-    cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = round(size * 286 / 256), size, 1
+    cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = jittered_load_size(size), size, 1
     cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
     cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
     return cfg

@@ -105,9 +105,9 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False, check_sizes: tu
     with tempfile.TemporaryDirectory() as tmp:
         # The parity check: the same graph without dropout noise (noise cannot be compared draw for draw).
         check_path = Path(tmp) / "check.onnx"
-        _export(_test_mode_net(G, eval, dropout=False), check_path, multiple, cfg.in_channels, False)
-        session, worst, sizes = _session(check_path), 0.0, []
         torch_net = _test_mode_net(G, eval, dropout=False)
+        _export(torch_net, check_path, multiple, cfg.in_channels, False)
+        session, worst, sizes = _session(check_path), 0.0, []
         gen = torch.Generator().manual_seed(0)
         for k, (h, w) in enumerate(check_sizes):
             size = (max(multiple * h, minimum), max(multiple * w, minimum))

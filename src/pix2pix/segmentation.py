@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .checkpoints import atomic_write, load_into, read_safetensors
-from .config import DIRECTIONS, GeneratorConfig
+from .config import DIRECTIONS, GeneratorConfig, jittered_load_size
 from .data import load_pair, scan_split, to_tensor
 from .errors import Pix2PixError
 from .labels import IGNORE, LabelSet, label_set
@@ -229,7 +229,7 @@ def train_segmenter(data: Path, out: Path, cfg: SegmenterConfig | None = None, s
     cfg = cfg or SegmenterConfig()
     labels = label_set(cfg.label_set)
     examples = split_examples(Path(data), "train", cfg.direction, labels)
-    load = round(cfg.size * 286 / 256)
+    load = jittered_load_size(cfg.size)
     photos, classes = _arrays(examples, load)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -12,8 +12,10 @@ Which parts are on for a device was decided by measurement (``pix2pix bench``; f
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -39,10 +41,11 @@ class Speed:
 PLAIN = Speed()
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls and convolutions in hardware (oneDNN uses them)."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
@@ -128,7 +131,7 @@ def device_free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        for line in open("/proc/meminfo"):
+        for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except OSError:

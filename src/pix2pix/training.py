@@ -233,7 +233,7 @@ class Trainer:
             G = sync_batch_norm(G, self.device)
             D = sync_batch_norm(D, self.device) if D else None
         if self.world.rank:
-            torch.manual_seed(t.seed + 1_000_003 * self.world.rank)  # each process its own dropout noise
+            torch.manual_seed(self._process_seed(0))  # each process its own dropout noise
         self.G = prepare(G.to(self.device), self.speed)
         self.D = prepare(D.to(self.device), self.speed) if D else None
         self.opt_G = adam(self.G.parameters(), t, self.speed)
@@ -254,6 +254,9 @@ class Trainer:
         self.D_step = compiled(ddp(self.D), self.speed) if self.D else None
         self.D_frozen = (compiled(self.D, self.speed) if self.world.distributed else self.D_step) if self.D else None
         self.amp = lambda: autocast(self.device, self.speed)
+
+    def _process_seed(self, step: int) -> int:
+        return self.cfg.train.seed + 1_000_003 * self.world.rank + step
 
     def _ddp(self, module: nn.Module) -> nn.Module:
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -336,7 +339,7 @@ class Trainer:
             if state["rng_cuda"] is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state_all(state["rng_cuda"])
         else:  # saved by a different number of processes, or after an interrupt: fresh noise for this one
-            torch.manual_seed(self.cfg.train.seed + 1_000_003 * self.world.rank + state["step"])
+            torch.manual_seed(self._process_seed(state["step"]))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.bad_images = list(state.get("bad_images", []))
 
