@@ -12,7 +12,7 @@ from conftest import make_aligned_dataset, one_line_error
 from pix2pix.ablation import TABLES, row_config, slug
 from pix2pix.cli import main
 from pix2pix.config import RunConfig
-from pix2pix.demo import base_config
+from pix2pix.config import cpu_recipe
 from pix2pix.labels import FACADES
 
 
@@ -22,7 +22,7 @@ def facades_like(tmp_path):
 
 
 def test_rows_change_only_what_they_name(tmp_path, facades_like):
-    base = base_config(facades_like, tmp_path / "abl", 64)
+    base = cpu_recipe(facades_like, tmp_path / "abl", 64)
     for table, (_, rows) in TABLES.items():
         for row in rows:
             cfg = row_config(base, row, tmp_path / "abl", steps=10)

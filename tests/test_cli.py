@@ -17,7 +17,7 @@ from pix2pix import Translator
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.config import RunConfig
-from pix2pix.training import read_log
+from pix2pix.runs import read_log
 
 
 def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):

@@ -281,9 +281,19 @@ def _malicious(tmp_path: Path) -> dict[str, dict]:
     }
 
 
-@pytest.mark.parametrize("case", ["dotdot", "deep_dotdot", "absolute", "symlink_abs", "symlink_up",
-                                  "symlink_then_write", "hardlink_abs", "hardlink_up", "device", "fifo",
-                                  "link_chain", "link_to_top"])
+# What each refusal says, right after the member's name.
+WHY = {"dotdot": "has '..' in its path", "deep_dotdot": "has '..' in its path", "absolute": "has an absolute path",
+       "symlink_abs": "is a link to the absolute path /etc/passwd",
+       "symlink_up": "is a link to ../.., outside the folder",
+       "symlink_then_write": "is a link to ../../, outside the folder",
+       "hardlink_abs": "is a link to the absolute path /etc/passwd",
+       "hardlink_up": "is a link to ../evil.txt, outside the folder",
+       "device": "is a device file", "fifo": "is a device file or FIFO",
+       "link_chain": "is a link that leads outside the folder",
+       "link_to_top": "is a link that leads outside the folder"}
+
+
+@pytest.mark.parametrize("case", list(WHY))
 def test_members_escaping_the_folder_are_refused(tmp_path, server, case):
     entries = {"facades/train/1.png": _png(0), **_malicious(tmp_path)[case]}
     server.files["/f.tar.gz"] = tar_bytes(entries)
@@ -292,7 +302,7 @@ def test_members_escaping_the_folder_are_refused(tmp_path, server, case):
         download_dataset("facades", out, url=server.url("/f.tar.gz"), progress=False)
     message = str(e.value)
     bad = [k for k in entries if k != "facades/train/1.png"][0]
-    assert f"member '{bad}'" in message and "\n" not in message
+    assert f"member '{bad}' {WHY[case]}" in message and "\n" not in message
     assert leftovers(out) == []  # no dataset, no temporary folder, no .part
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b"]  # nothing written anywhere else
 
@@ -306,6 +316,27 @@ def test_links_inside_the_folder_are_kept(tmp_path, server):
     dest = download_dataset("facades", tmp_path, url=server.url("/f.tar.gz"), progress=False)
     assert [(dest / "train" / f"{i}.png").read_bytes() == _png(0) for i in (1, 2, 3)] == [True] * 3
     assert (dest / "train" / "2.png").is_symlink()
+
+
+def test_a_hard_link_to_a_later_member_is_a_bad_archive(tmp_path, server):
+    server.files["/f.tar.gz"] = tar_bytes({  # read front to back, 1.png is not there yet when 2.png needs it
+        "facades/train/2.png": link("facades/train/2.png", "facades/train/1.png", tarfile.LNKTYPE),
+        "facades/train/1.png": _png(0),
+    })
+    with pytest.raises(Pix2PixError, match=r"member 'facades/train/2.png' is a hard link to facades/train/1.png, "
+                                            r"which the archive does not hold before it.*removed") as e:
+        download_dataset("facades", tmp_path, url=server.url("/f.tar.gz"), progress=False)
+    assert "\n" not in str(e.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_python_without_extraction_filters_is_refused_before_downloading(tmp_path, server, monkeypatch):
+    server.files["/f.tar.gz"] = make_archive()
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(Pix2PixError, match=r"extraction filters \(PEP 706\); use Python 3\.10\.12\+") as e:
+        download_dataset("facades", tmp_path, url=server.url("/f.tar.gz"), progress=False)
+    assert "\n" not in str(e.value)
+    assert server.requests == [] and leftovers(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------------ network failures

@@ -34,7 +34,7 @@ def test_overfit_one_pair_lowers_l1():
     A, B = to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
     first = None
     for _ in range(120):
-        losses, _ = train_step(A, B, G, D, opt_G, opt_D, cfg)
+        losses, _ = train_step(A, B, G, D, opt_G, opt_D, cfg.loss)
         first = first if first is not None else float(losses["G_l1"])
     last = float(losses["G_l1"])
     assert last < 0.5 * first, (first, last)
@@ -47,7 +47,7 @@ def test_each_objective_trains_the_terms_it_names():
     for objective, keys in expected.items():
         G, D, opt_G, opt_D = _nets(objective)
         g_before = [p.clone() for p in G.parameters()]
-        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(objective=objective))
+        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(objective=objective).loss)
         assert set(losses) == keys, objective
         assert fake.shape == B.shape
         assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())), objective
@@ -59,7 +59,7 @@ def test_each_gan_loss_updates_d_and_wgangp_reports_its_penalty():
     for gan_loss in ("vanilla", "lsgan", "hinge", "wgangp"):
         G, D, opt_G, opt_D = _nets()
         d_before = [p.clone() for p in D.parameters()]
-        losses, _ = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss=gan_loss))
+        losses, _ = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss=gan_loss).loss)
         assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())), gan_loss
         assert ("D_gp" in losses) == (gan_loss == "wgangp")
         # D is frozen after the step so that the G step leaves its gradients alone.
@@ -69,12 +69,12 @@ def test_each_gan_loss_updates_d_and_wgangp_reports_its_penalty():
 def test_g_step_does_not_touch_d_and_d_step_sees_detached_fake():
     G, D, opt_G, opt_D = _nets()
     A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
-    train_step(A, B, G, D, opt_G, opt_D, TrainConfig())
+    train_step(A, B, G, D, opt_G, opt_D, TrainConfig().loss)
     # After the G step, D's gradients are those of its own step only (none from the G loss).
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in D.parameters())
     d_params = [p.clone() for p in D.parameters()]
     opt_G.zero_grad()
-    train_step(A, B, G, None, opt_G, None, TrainConfig(objective="l1"))
+    train_step(A, B, G, None, opt_G, None, TrainConfig(objective="l1").loss)
     assert all(torch.equal(a, b) for a, b in zip(d_params, D.parameters()))
 
 
@@ -119,7 +119,7 @@ def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny
 
 def test_a_crash_between_state_and_weights_still_resumes(tmp_path, blocks, tiny, monkeypatch):
     """The training state is written first; if the weights never follow, the previous pair still resumes."""
-    import pix2pix.training as tr
+    import pix2pix.checkpoints as ck
 
     common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny]
     assert main(common + ["--name", "straight", "--max-steps", "4"]) == 0
@@ -128,7 +128,7 @@ def test_a_crash_between_state_and_weights_still_resumes(tmp_path, blocks, tiny,
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies after the state file, before the weights
 
-    monkeypatch.setattr(tr, "save_weights", die)
+    monkeypatch.setattr(ck, "save_weights", die)
     run = tmp_path / "runs" / "crash"
     try:
         main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"])

@@ -5,7 +5,7 @@ segmenter for every configuration.
 * ``generators`` (Figure 5's table): encoder-decoder and U-Net, each with L1 and with L1+cGAN;
 * ``discriminators`` (Table 3): L1+cGAN with 1x1, 16x16, 70x70 and 286x286 discriminators.
 
-Each configuration starts from the same CPU-sized recipe as the demo (see :func:`pix2pix.demo.base_config`)
+Each configuration starts from the same CPU-sized recipe as the demo (:func:`pix2pix.config.cpu_recipe`)
 and differs only in what its row names. Output in ``OUT``: ``ablation.md`` (the paper's layout, its numbers
 beside ours), ``ablation.csv``, ``samples.png`` (the same inputs in every row) and ``scores.png``.
 """
@@ -13,7 +13,6 @@ beside ours), ``ablation.csv``, ``samples.png`` (the same inputs in every row) a
 from __future__ import annotations
 
 import csv
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -24,11 +23,11 @@ import numpy as np
 from PIL import Image
 
 from .config import RunConfig
-from .data import scan_split
 from .errors import Pix2PixError
 from .evaluation import evaluate_run
+from .plots import image_grid, score_bars
 from .segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
-from .training import measure_step_seconds, train
+from .training import plan_epochs, steps_in_minutes, train
 
 FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")
 SAMPLE_COLUMNS = 6
@@ -74,32 +73,23 @@ def slug(label: str) -> str:
 def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
     """``base`` changed only where ``row`` says, trained for ``steps`` with the paper's schedule shape (half at
     a constant lr, half decaying to zero)."""
-    cfg = RunConfig.from_dict(base.to_dict())
+    cfg = base.copy()
     cfg.name, cfg.out = slug(row.label), str(out / "runs")
     cfg.train.objective = row.objective
     cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
     cfg.discriminator.arch = row.discriminator
-    cfg.train.epochs = cfg.train.epochs_decay = half_epochs(cfg, steps)
+    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps)
     cfg.train.max_steps = steps
     cfg.train.max_minutes = None
     return cfg
 
 
-def half_epochs(cfg: RunConfig, steps: int) -> int:
-    """Epochs at a constant lr (and as many decaying) that come nearest to ``steps`` in all."""
-    pairs, _ = scan_split(Path(cfg.data.root), "train")
-    return max(1, round(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
-
-
 def plan_steps(base: RunConfig, rows: list[Row], minutes: float) -> int:
     """Steps that fit ``minutes`` for the slowest row (the one with the largest discriminator)."""
-    from .demo import OVERHEAD
-
     slowest = max(rows, key=lambda r: (r.objective != "l1", r.discriminator == "patch286", r.discriminator))
-    cfg = RunConfig.from_dict(base.to_dict())
+    cfg = base.copy()
     cfg.train.objective, cfg.discriminator.arch = slowest.objective, slowest.discriminator
-    seconds = min(measure_step_seconds(cfg, steps=4, warmup=2) for _ in range(2))
-    return max(1, int(minutes * 60 / (seconds * OVERHEAD)))
+    return steps_in_minutes(cfg, minutes, timings=2)
 
 
 def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = None, minutes: float | None = None,
@@ -134,8 +124,8 @@ def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = Non
 
     if steps is None:
         steps = plan_steps(base, rows, minutes)
-        yield (f"{steps} steps per configuration, rounded to {half_epochs(base, steps)} + {half_epochs(base, steps)} "
-               f"epochs (planned to fit {minutes:g} minutes each here)")
+        half = plan_epochs(base, steps)
+        yield f"{steps} steps per configuration, {half} + {half} epochs (planned to fit {minutes:g} minutes each here)"
     results, trained_steps = [], set()
     start = time.perf_counter()
     for i, row in enumerate(rows):
@@ -196,39 +186,16 @@ def write_report(out: Path, table: str, heading: str, results: list[tuple[Row, d
 
 
 def _plots(out: Path, heading: str, results: list[tuple[Row, dict, Path]], truth: dict, split: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     # Sample grid: the first images of the split, the same ones in every row.
     first = results[0][2]
     stems = sorted((p.name[:-len("_input.png")] for p in first.glob("*_input.png")),
                    key=lambda s: (len(s), s))[:SAMPLE_COLUMNS]
     grid = [("input", first, "input")] + [(row.label, images, "output") for row, _, images in results]
     grid.append(("ground truth", first, "target"))
-    fig, axes = plt.subplots(len(grid), len(stems), figsize=(1.6 * len(stems), 1.6 * len(grid)), squeeze=False)
-    for r, (label, folder, kind) in enumerate(grid):
-        for c, stem in enumerate(stems):
-            ax = axes[r][c]
-            ax.imshow(np.asarray(Image.open(folder / f"{stem}_{kind}.png")))
-            ax.set_xticks([]), ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "samples.png", dpi=100)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(results)), 3.5))
-    x = np.arange(len(results))
-    for j, (key, name) in enumerate(zip(FCN_KEYS, ("per-pixel acc.", "per-class acc.", "class IoU"))):
-        bars = ax.bar(x + (j - 1) * 0.27, [m["fcn"][key] for _, m, _ in results], 0.27, label=name)
-        ax.axhline(truth[key], color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1)
-    ax.set_xticks(x, [row.label for row, _, _ in results], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"FCN-scores on the {split} split (dashed: the real photos)", fontsize=10)
-    ax.set_xlabel(heading)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "scores.png", dpi=100)
-    plt.close(fig)
+    image_grid(out / "samples.png", [(label, [np.asarray(Image.open(folder / f"{stem}_{kind}.png")) for stem in stems])
+                                     for label, folder, kind in grid])
+    names = dict(zip(FCN_KEYS, ("per-pixel acc.", "per-class acc.", "class IoU")))
+    score_bars(out / "scores.png", [row.label for row, _, _ in results],
+               {names[k]: [m["fcn"][k] for _, m, _ in results] for k in FCN_KEYS},
+               {names[k]: truth[k] for k in FCN_KEYS},
+               f"FCN-scores on the {split} split (dashed: the real photos)", heading)

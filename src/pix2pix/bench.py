@@ -18,7 +18,7 @@ import torch
 
 from .config import RunConfig
 from .errors import Pix2PixError
-from .speed import PLAIN, Speed, fast_path, inference_path
+from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device
 
 
 @dataclass
@@ -142,8 +142,6 @@ def time_input(cfg: RunConfig, device: torch.device, data: Path, batches: int) -
 
 def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, data: Path | None = None,
               baseline: bool = True) -> BenchResult:
-    from .training import resolve_device
-
     device = resolve_device(cfg.train.device)
     cfg.train.device = str(device)
     infer_batch = infer_batch or cfg.data.batch_size

@@ -1,5 +1,5 @@
-"""Checkpoints: release weights in safetensors with the architecture in the metadata, the resumable
-training state beside them, and loading of the reference PyTorch code's ``*_net_G.pth`` files.
+"""Every file format of a model: release weights in safetensors with the architecture in the metadata, the
+run state an exact resume needs beside them, and the reference PyTorch code's ``*_net_G.pth`` files.
 
 ``runs/NAME/checkpoints/latest.safetensors`` holds ``generator.*`` and ``discriminator.*`` tensors; its
 metadata holds the generator and discriminator configs as JSON (enough to rebuild both), the step, the
@@ -54,17 +54,68 @@ def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module 
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+# ------------------------------------------------------------------------------------- run state
 
 
-def load_state(path: Path) -> dict[str, Any]:
+@dataclass
+class RunState:
+    """What an exact resume needs beyond the weights: ``state_STEP.pt`` (plain tensors and containers, so it
+    loads with ``weights_only=True``). ``rng_processes`` holds every process's random state under torchrun
+    (None after an interrupt, when only the main process saved)."""
+
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    opt_G: dict
+    opt_D: dict | None
+    schedulers: list[dict]
+    rng_cpu: torch.Tensor
+    rng_cuda: list | None = None
+    rng_processes: list | None = None
+    bad_images: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def save_state(path: Path, state: RunState) -> None:
+    atomic_write(path, lambda tmp: torch.save(dataclasses.asdict(state), tmp))
+
+
+def load_state(path: Path) -> RunState:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return RunState.from_dict(torch.load(path, map_location="cpu", weights_only=True))
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no training state to resume from") from None
     except Exception as e:  # a corrupt pickle raises many kinds of errors
         raise Pix2PixError(f"{path}: unreadable training state ({e.__class__.__name__}: {e})") from None
+
+
+def save_latest(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
+                D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, snapshot: str | None = None) -> Path:
+    """Write ``latest.safetensors`` and its ``state_STEP.pt`` (and a snapshot ``SNAPSHOT.safetensors``).
+
+    The state file is named by its step and the weights name theirs: a crash between the two writes leaves the
+    previous weights pointing at the previous state, which is deleted only afterwards."""
+    latest = ckpt_dir / "latest.safetensors"
+    meta = dict(step=state.step, epoch=state.epoch, config=config)
+    state_path = ckpt_dir / f"state_{state.step:08d}.pt"
+    save_state(state_path, state)
+    save_weights(latest, G, G_cfg, D, D_cfg, state=state_path.name, **meta)
+    for old in ckpt_dir.glob("state_*.pt"):
+        if old != state_path:
+            old.unlink()
+    if snapshot:
+        save_weights(ckpt_dir / f"{snapshot}.safetensors", G, G_cfg, D, D_cfg, **meta)
+    return latest
+
+
+def load_latest(ckpt_dir: Path) -> tuple[Checkpoint, RunState]:
+    """The weights of ``latest.safetensors`` and the run state it names."""
+    ckpt = load_checkpoint(ckpt_dir / "latest.safetensors")
+    return ckpt, load_state(ckpt_dir / ckpt.meta.get("state", "state_missing.pt"))
 
 
 @dataclass

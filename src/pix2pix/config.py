@@ -1,93 +1,165 @@
-"""Typed configuration. Every default is the paper's (or the reference's where the paper is silent).
+"""Typed configuration: every default is the paper's (or the reference's where the paper is silent).
 
-Each component receives only its own slice: networks get :class:`GeneratorConfig` /
-:class:`DiscriminatorConfig`, data loading gets :class:`DataConfig`, the training loop gets
-:class:`TrainConfig`. :class:`RunConfig` bundles them and is written to ``runs/NAME/config.json``.
+This module owns the configuration. Each field is declared once, with its default, its command-line flag,
+its help text and its valid values (the field's ``metadata``): the CLI builds its flags from these
+declarations, and :func:`resolve` checks every field against them, derives the values that depend on others
+(D's input channels, the jitter size), and returns exactly what is written to ``config.json`` and into every
+checkpoint. Each component receives only its own slice: networks get :class:`GeneratorConfig` /
+:class:`DiscriminatorConfig`, data loading :class:`DataConfig`, the training step :class:`LossConfig`, the
+loop :class:`TrainConfig`. Recipes (the paper's per-dataset presets, the CPU recipe of the demo and the
+ablations) sit at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import Pix2PixError
+from .networks import build_discriminator, build_generator, canonical_discriminator
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
 NORMS = ("batch", "instance", "none")
 DIRECTIONS = ("AtoB", "BtoA")
-def jittered_load_size(crop_size: int) -> int:
-    """The paper's resize before the random crop, scaled to ``crop_size``: 286 for 256, 143 for 128."""
-    return round(crop_size * 286 / 256)
-
-
+DEVICES = ("auto", "cpu", "cuda", "mps")
 PRELOAD = ("auto", "yes", "no")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 DROPOUT_PLACEMENTS = ("paper", "reference")
+MAX_SEED = 2**63 - 1
+
+
+def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
+           check: str | None = None, switches: tuple = (), also: tuple = (), resumable: bool = False):
+    """A configuration field and everything the CLI and :func:`resolve` need to know about it.
+
+    ``flag``: the command-line flag ("" derives ``--field-name``; None: no flag of its own). ``choices``: the
+    valid values. ``check``: a range, one of ``CHECKS``. ``switches``: extra flags that store a constant,
+    ``(flag, value, help)``, e.g. ``--no-flip``. ``also``: other ``(section, field)`` the flag sets too.
+    ``resumable``: the flag may change when a run is resumed (how long and where it runs, not what it is).
+    """
+    meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, also=also,
+                resumable=resumable)
+    return field(default=default, metadata=meta)
+
+
+# Range checks by name: (test, how the message says it).
+CHECKS = {
+    "positive": (lambda v: v > 0, "> 0"),
+    "non_negative": (lambda v: v >= 0, ">= 0"),
+    "rate": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
+}
 
 
 @dataclass
 class GeneratorConfig:
-    arch: str = "unet_256"
-    in_channels: int = 3
-    out_channels: int = 3
-    ngf: int = 64
-    norm: str = "batch"
-    dropout: float = 0.5  # 0 turns dropout off (--no-dropout)
-    # "paper": decoder layers at 2x2, 4x4, 8x8 (paper, Lua); "reference": 4x4, 8x8, 16x16 (junyanz PyTorch).
-    dropout_placement: str = "paper"
+    arch: str = option("unet_256", "unet_256, unet_128, unet_N, encoder_decoder_N, resnet_9blocks, resnet_Kblocks",
+                       flag="--generator")
+    in_channels: int = option(3, "input image channels", check="positive")
+    out_channels: int = option(3, "output image channels", check="positive")
+    ngf: int = option(64, "generator width", check="positive")
+    norm: str = option("batch", "normalisation of G and D", choices=NORMS, also=(("discriminator", "norm"),))
+    dropout: float = option(0.5, "dropout rate in G", check="rate",
+                            switches=(("--no-dropout", 0.0, "no dropout in G"),))
+    dropout_placement: str = option("paper", "paper: decoder at 2x2/4x4/8x8; reference: 4x4/8x8/16x16",
+                                    choices=DROPOUT_PLACEMENTS)
 
 
 @dataclass
 class DiscriminatorConfig:
-    arch: str = "patch70"
-    in_channels: int = 6  # A and B concatenated for a conditional D; B alone for an unconditional one
-    ndf: int = 64
-    norm: str = "batch"
+    arch: str = option("patch70", "patch70, pixel, patch16, patch34, patch142, patch286; or the reference's "
+                       "basic / n_layers", flag="--discriminator")
+    # Derived by resolve(): A and B concatenated for a conditional D, B alone for an unconditional one.
+    in_channels: int = option(6, "", flag=None, check="positive")
+    ndf: int = option(64, "discriminator width", check="positive")
+    norm: str = option("batch", "", flag=None, choices=NORMS)  # set by --norm with the generator's
 
 
 @dataclass
 class DataConfig:
-    root: str = ""
-    direction: str = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    batch_size: int = 1
-    workers: int = 2
-    skip_bad_images: bool = False
+    root: str = option("", "", flag=None)
+    direction: str = option("AtoB", "AtoB or BtoA", choices=DIRECTIONS)
+    # None: the paper's 286/256 of --crop-size (286 for 256), filled in by resolve().
+    load_size: int | None = option(None, "resize to this before cropping (default: 286/256 of --crop-size)",
+                                   check="positive")
+    crop_size: int = option(256, "random crop size", check="positive")
+    preprocess: str = option("resize_and_crop", "resize_and_crop is the paper's jitter", choices=PREPROCESS)
+    flip: bool = option(True, "", flag=None, switches=(("--no-flip", False, "no random horizontal flip"),))
+    batch_size: int = option(1, "images per step (per process under torchrun)", check="positive")
+    workers: int = option(2, "data loader processes", check="non_negative", resumable=True)
+    skip_bad_images: bool = option(False, "", flag=None, switches=(
+        ("--skip-bad-images", True, "skip unreadable images (and report them) instead of stopping"),))
     # Hold the training split, decoded and resized, on the training device: "auto" on the fast path when it
     # fits (a quarter of free GPU memory, an eighth of RAM), "yes", or "no" (loader processes).
-    preload: str = "auto"
+    preload: str = option("auto", "hold the decoded training split on the device: auto (fast path, when it "
+                          "fits), yes, no", choices=PRELOAD, resumable=True)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """What the training step needs from the configuration: the objective's terms and weights."""
+
+    objective: str
+    gan_loss: str
+    lambda_l1: float
+    lambda_gp: float
+
+    @property
+    def conditional(self) -> bool:
+        """A conditional D sees (x, y); an unconditional one y alone."""
+        return self.objective.endswith("cgan")
+
+    @property
+    def uses_gan(self) -> bool:
+        return self.objective != "l1"
+
+    @property
+    def uses_l1(self) -> bool:
+        return self.objective.startswith("l1")
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "l1+cgan"
-    gan_loss: str = "vanilla"
-    lambda_l1: float = 100.0
-    lambda_gp: float = 10.0  # only for --gan-loss wgangp
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epochs: int = 100  # at constant lr
-    epochs_decay: int = 100  # then linear decay to zero
-    max_steps: int | None = None
-    max_minutes: float | None = None  # stop (and save) once training has run this long
-    seed: int = 0
-    device: str = "auto"
-    init: str = "normal"
-    init_gain: float = 0.02
-    log_every: int = 100  # steps between loss reads (each read is a host sync)
-    sample_every: int = 400  # steps between sample images on the web page and in TensorBoard
-    snapshot_every: int = 5  # epochs between kept snapshots (0: only latest)
-    save_every: int = 5000  # steps between saves of latest (it is also saved at each epoch's end)
-    fast: bool = True  # the fast path (speed.py); False: the plain fp32 eager step (--no-fast)
+    objective: str = option("l1+cgan", "loss terms (the rows of the paper's Table 1)", choices=OBJECTIVES)
+    gan_loss: str = option("vanilla", "adversarial loss", choices=GAN_LOSSES)
+    lambda_l1: float = option(100.0, "weight of the L1 term", check="non_negative")
+    lambda_gp: float = option(10.0, "gradient-penalty weight for --gan-loss wgangp", check="non_negative")
+    lr: float = option(2e-4, "Adam learning rate", check="positive")
+    beta1: float = option(0.5, "Adam beta1", check="rate")
+    beta2: float = option(0.999, "Adam beta2", check="rate")
+    epochs: int = option(100, "epochs at constant lr", check="non_negative")
+    epochs_decay: int = option(100, "then epochs of linear decay to 0", check="non_negative")
+    max_steps: int | None = option(None, "stop after this many optimizer steps", check="positive", resumable=True)
+    max_minutes: float | None = option(None, "stop (and save) after this much training time", check="positive",
+                                       resumable=True)
+    seed: int = option(0, "seed for init, data order, jitter and dropout", check="seed")
+    device: str = option("auto", "where to train", choices=DEVICES, resumable=True)
+    init: str = option("normal", "weight init (normal: N(0, --init-gain))", choices=INITS)
+    init_gain: float = option(0.02, "init scale", check="positive")
+    log_every: int = option(100, "steps between loss logs (each is a host sync)", check="positive", resumable=True)
+    sample_every: int = option(400, "steps between sample images", check="positive", resumable=True)
+    snapshot_every: int = option(5, "epochs between kept snapshots (0: only latest)", check="non_negative",
+                                 resumable=True)
+    save_every: int = option(5000, "steps between saves of latest (also saved at each epoch's end)",
+                             check="positive", resumable=True)
+    fast: bool = option(True, "", flag=None, resumable=True, switches=(
+        ("--no-fast", False, "the plain fp32 eager step instead of the fast path (bf16 autocast, fused Adam, ...)"),))
+
+    @property
+    def loss(self) -> LossConfig:
+        return LossConfig(self.objective, self.gan_loss, self.lambda_l1, self.lambda_gp)
+
+
+SECTIONS = {"generator": GeneratorConfig, "discriminator": DiscriminatorConfig, "data": DataConfig,
+            "train": TrainConfig}
 
 
 @dataclass
@@ -108,14 +180,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        return cls(
-            name=d["name"],
-            out=d["out"],
-            generator=_build(GeneratorConfig, d["generator"]),
-            discriminator=_build(DiscriminatorConfig, d["discriminator"]),
-            data=_build(DataConfig, d["data"]),
-            train=_build(TrainConfig, d["train"]),
-        )
+        return cls(name=d["name"], out=d["out"], **{s: _build(c, d[s]) for s, c in SECTIONS.items()})
+
+    def copy(self) -> RunConfig:
+        return RunConfig.from_dict(self.to_dict())
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -135,6 +203,76 @@ def _build(cls, d: dict[str, Any]):
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def flag_of(section: str, name: str) -> str:
+    """The command-line flag of a field, for messages (``--crop-size``)."""
+    f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+    flag = f.metadata.get("flag", "")
+    if flag is None:
+        switches = f.metadata.get("switches") or ()
+        return switches[0][0] if switches else f"{section}.{name}"
+    return flag or "--" + name.replace("_", "-")
+
+
+# ------------------------------------------------------------------------------------------ resolve
+
+
+def jittered_load_size(crop_size: int) -> int:
+    """The paper's resize before the random crop, scaled to ``crop_size``: 286 for 256, 143 for 128."""
+    return round(crop_size * 286 / 256)
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Check every field and derive the dependent ones, in place; returns ``cfg``. Idempotent: a resolved
+    configuration (what config.json and checkpoints hold) resolves to itself. Every problem is one line."""
+    for section in SECTIONS:
+        _check_section(section, getattr(cfg, section))
+    g, d, data, loss = cfg.generator, cfg.discriminator, cfg.data, cfg.train.loss
+    # Derived values: what D sees and the size the jitter resizes to.
+    d.arch = canonical_discriminator(d.arch)
+    d.in_channels = g.in_channels + g.out_channels if loss.conditional else g.out_channels
+    if data.load_size is None:
+        data.load_size = jittered_load_size(data.crop_size)
+    _check_architectures(cfg)
+    if data.preprocess == "resize_and_crop" and data.crop_size > data.load_size:
+        raise Pix2PixError(f"--crop-size {data.crop_size} is larger than --load-size {data.load_size}")
+    if cfg.train.epochs + cfg.train.epochs_decay == 0:
+        raise Pix2PixError("--epochs and --epochs-decay are both 0: nothing to train")
+    return cfg
+
+
+def _check_section(section: str, values) -> None:
+    for f in dataclasses.fields(values):
+        value, meta = getattr(values, f.name), f.metadata
+        if value is None and "None" in str(f.type):
+            continue
+        flag = flag_of(section, f.name)
+        kind = str(f.type).replace(" | None", "")
+        if kind == "bool" and not isinstance(value, bool):
+            raise Pix2PixError(f"{flag}: expected true or false, not {value!r}")
+        if kind in ("int", "float"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and value != int(value)):
+                raise Pix2PixError(f"{flag}: expected {'an integer' if kind == 'int' else 'a number'}, not {value!r}")
+            if not math.isfinite(value):
+                raise Pix2PixError(f"{flag}: must be a finite number, not {value}")
+        if kind == "str" and not isinstance(value, str):
+            raise Pix2PixError(f"{flag}: expected a name, not {value!r}")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise Pix2PixError(f"{flag}: invalid choice {value!r} (choose from {', '.join(meta['choices'])})")
+        if meta.get("check"):
+            test, says = CHECKS[meta["check"]]
+            if not test(value):
+                raise Pix2PixError(f"{flag}: must be {says}, not {value}")
+
+
+def _check_architectures(cfg: RunConfig) -> None:
+    """Build both networks on the meta device (nothing is allocated): an unknown or malformed name is one line."""
+    with torch.device("meta"):
+        build_generator(cfg.generator)
+        build_discriminator(cfg.discriminator)
+
+
+# ------------------------------------------------------------------------------------------- recipes
+
 # The paper's per-dataset settings (appendix 6.2). 200 epochs are split 100 constant + 100 decaying as in
 # the reference PyTorch scripts; the short large-dataset schedules keep the Lua code's constant lr.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -145,3 +283,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "edges2handbags": dict(direction="AtoB", epochs=15, epochs_decay=0, batch_size=4, load_size=256, flip=False),
     "night2day": dict(direction="AtoB", epochs=17, epochs_decay=0, batch_size=4),
 }
+
+
+def apply_preset(cfg: RunConfig, name: str) -> RunConfig:
+    """Set the fields a preset names (in whichever section holds them); explicit flags are applied after."""
+    if name not in PRESETS:
+        raise Pix2PixError(f"unknown --preset '{name}'; choose from {', '.join(PRESETS)}")
+    for key, value in PRESETS[name].items():
+        for section in SECTIONS:
+            if hasattr(getattr(cfg, section), key):
+                setattr(getattr(cfg, section), key, value)
+    return cfg
+
+
+def cpu_recipe(data: Path, out: Path, size: int = 128, direction: str = "BtoA") -> RunConfig:
+    """The paper's recipe at CPU scale, without a schedule (the demo and the ablations add theirs): ``size`` x
+    ``size`` crops (resized to 286/256 of it first), ``unet_SIZE`` with ngf = ndf = 32, batch 1, one loader
+    process, labels (right half) -> photo. Chosen by measurement on a 2-core machine (README)."""
+    cfg = RunConfig(name=out.name, out=str(out.parent))
+    cfg.data.root, cfg.data.direction = str(Path(data).resolve()), direction
+    cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = jittered_load_size(size), size, 1
+    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
+    cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
+    return cfg

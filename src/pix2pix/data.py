@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import DataConfig
 from .errors import Pix2PixError
+from .speed import device_free_bytes
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 IGNORED = {"Thumbs.db", "desktop.ini"}
@@ -65,18 +66,28 @@ def _reason(e: Exception) -> str:
     return text.replace(" (probably truncated)", "")
 
 
+# The one pixel mapping pair, with the reference's arithmetic (its checkpoints give its outputs bit for bit).
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [-1, 1]: (x / 255 - 0.5) / 0.5."""
+    return (x.float().div(255) - 0.5) / 0.5
+
+
+def from_unit(y: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8 pixels: (y + 1) / 2 * 255, clamped and truncated."""
+    return ((y.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image -> (C, H, W) float in [-1, 1], with the reference's arithmetic (x/255 - 0.5) / 0.5."""
-    arr = np.asarray(img, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).float().div(255)
-    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
-    return (t - 0.5) / 0.5
+    """PIL image -> (C, H, W) float in [-1, 1] (:func:`to_unit`)."""
+    t = to_unit(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()))
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
-    """(C, H, W) in [-1, 1] -> PIL image, mapped as the reference does: (y + 1) / 2 * 255, truncated."""
-    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
-    arr = arr.permute(1, 2, 0).numpy()
+    """(C, H, W) in [-1, 1] -> PIL image (:func:`from_unit`)."""
+    arr = from_unit(t.cpu()).permute(1, 2, 0).numpy()
     channels = arr.shape[2]
     if channels not in (1, 3, 4):
         raise Pix2PixError(f"an image file holds 1, 3 or 4 channels; this output has {channels}")
@@ -293,11 +304,12 @@ def collate(items: list[dict]) -> dict:
 class EpochSampler(Sampler):
     """Yields (epoch, index) for one epoch: a permutation drawn from (seed, epoch), from position ``start``.
 
-    Under torchrun each process takes its share of every global batch (``distributed.rank_share``), so N
-    processes at batch B see, step by step, the examples one process at batch N * B sees."""
+    ``share`` picks this process's part of an epoch's order: under torchrun each process takes its share of
+    every global batch (``distributed.rank_share``), so N processes at batch B see, step by step, the examples
+    one process at batch N * B sees. Without it, a process takes the whole order."""
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, batch_size: int = 1, world=None):
-        self.n, self.seed, self.shuffle, self.batch_size, self.world = n, seed, shuffle, batch_size, world
+    def __init__(self, n: int, seed: int, shuffle: bool = True, share=None):
+        self.n, self.seed, self.shuffle, self._share = n, seed, shuffle, share
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -310,10 +322,8 @@ class EpochSampler(Sampler):
 
     def share(self, epoch: int) -> np.ndarray:
         """This process's examples of ``epoch``, in order."""
-        from .distributed import rank_share
-
         order = self.order(epoch)
-        return order if self.world is None else rank_share(order, self.batch_size, self.world)
+        return order if self._share is None else self._share(order)
 
     def __iter__(self):
         for i in self.share(self.epoch)[self.start:]:
@@ -369,18 +379,13 @@ class PreloadedPairs:
                     a, b = a.flip(-1), b.flip(-1)
                 a_list.append(a)
                 b_list.append(b)
-            yield {"A": _unit(torch.stack(a_list)), "B": _unit(torch.stack(b_list)), "errors": [],
+            yield {"A": to_unit(torch.stack(a_list)), "B": to_unit(torch.stack(b_list)), "errors": [],
                    "paths": [str(self.pairs[i].a) for i in chosen]}
 
 
 def _chw(img: Image.Image) -> np.ndarray:
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 -> [-1, 1] with :func:`to_tensor`'s arithmetic, so the values are the same bit for bit."""
-    return (x.float().div(255) - 0.5) / 0.5
 
 
 def make_loader(dataset: PairDataset, batch_size: int, workers: int, sampler: Sampler | None = None,
@@ -391,3 +396,68 @@ def make_loader(dataset: PairDataset, batch_size: int, workers: int, sampler: Sa
         # A private generator: creating an iterator must not consume the global RNG that drives dropout.
         generator=torch.Generator().manual_seed(0),
     )
+
+
+class TrainingBatches:
+    """The training split as batches, epoch after epoch, from wherever it is cheapest: held on the device
+    (``--preload``) or decoded by loader processes. :meth:`stream` yields the batches that hold images, each
+    with its place in its epoch, so that the loop can count steps and mark epoch ends without knowing which."""
+
+    def __init__(self, pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
+                 device: torch.device, fast: bool, share=None, bad_images: bool = False):
+        self.cfg = cfg
+        self.sampler = EpochSampler(len(pairs), seed, share=share)
+        self.preloaded = None if bad_images else _preload(pairs, cfg, in_channels, out_channels, seed, device, fast)
+        if self.preloaded is None:
+            dataset = PairDataset(pairs, cfg, in_channels, out_channels, train=True, seed=seed)
+            self.loader = make_loader(dataset, cfg.batch_size, cfg.workers, self.sampler,
+                                      pin_memory=device.type == "cuda")
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        """The batches of ``epoch`` from batch ``start_batch`` on (a resume starts mid-epoch)."""
+        self.sampler.set_epoch(epoch, start_batch * self.cfg.batch_size)
+        return self.preloaded.batches(self.sampler, self.cfg.batch_size) if self.preloaded else iter(self.loader)
+
+    def stream(self, epoch: int, start_batch: int, epochs: int, on_errors):
+        """Yield ``(batch, epoch, batches done in it, ends the epoch)`` for every batch that holds images, up to
+        the end of epoch ``epochs - 1``. ``on_errors(messages)`` sees each batch's unreadable images (it raises,
+        or records them for --skip-bad-images); a batch of nothing but those is passed over."""
+        for e in range(epoch, epochs):
+            held, done = None, start_batch if e == epoch else 0
+            for batch in self.epoch(e, done):
+                done += 1
+                if batch["errors"]:
+                    on_errors(batch["errors"])
+                if "A" not in batch:
+                    continue
+                if held is not None:  # one batch of look-ahead: only the last one ends the epoch
+                    yield held + (False,)
+                held = (batch, e, done)
+            if held is not None:
+                batch, e_, _ = held
+                yield batch, e_, done, True
+
+
+def _preload(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
+             device: torch.device, fast: bool) -> PreloadedPairs | None:
+    """The training split held on the device when --preload says so, or (auto) on the fast path when it
+    takes at most a quarter of the device's free memory (an eighth of RAM on the CPU)."""
+    if cfg.preload == "no" or (cfg.preload == "auto" and not fast):
+        return None
+    try:
+        need = PreloadedPairs.estimate_bytes(pairs[0], len(pairs), cfg, in_channels, out_channels)
+    except Pix2PixError:
+        if cfg.preload == "yes":
+            raise
+        return None  # the loader reports the bad image (or skips it) as usual
+    if need > device_free_bytes(device) // (4 if device.type == "cuda" else 8):
+        if cfg.preload == "yes":
+            raise Pix2PixError(f"--preload yes: the training split needs {need / 2**30:.1f} GiB on "
+                               f"{device.type}, more than it can spare; use --preload auto or no")
+        return None
+    try:
+        return PreloadedPairs(pairs, cfg, in_channels, out_channels, seed, device, threads=max(1, cfg.workers))
+    except Pix2PixError:
+        if cfg.preload == "yes":
+            raise
+        return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -19,47 +18,26 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RunConfig, jittered_load_size
+from .config import RunConfig, cpu_recipe
 from .data import PairDataset, scan_split
 from .errors import Pix2PixError
 from .evaluation import mean_image_l1, results_l1
 from .inference import test_split
-from .training import measure_step_seconds, read_log, train
-from .webpage import svg_plot, write_page
+from .plots import line_plot
+from .runs import read_log
+from .training import plan_epochs, steps_in_minutes, train
+from .webpage import write_page
 
 SAMPLES_ON_PAGE = 12
 
 
-# A demo step costs more than the bare step that measure_step_seconds times: logging, samples, and (without
-# the fast path's preloaded data) loading on the same two cores. On the 2-core development machine a demo
-# step took 75 to 80 ms against 65 to 67 ms bare in fp32; on the fast path, 6,400 planned steps took 473 s
-# of the 480 (74 ms each). A plan can overrun by a few percent; the time limit then ends the run early.
-OVERHEAD = 1.15
-
-
-def base_config(data: Path, out: Path, size: int = 128, direction: str = "BtoA") -> RunConfig:
-    """The paper's recipe at CPU scale, without a schedule: ``size`` x ``size`` crops (resized to 286/256 of
-    it first), ``unet_SIZE`` with ngf = ndf = 32, batch 1, labels (right half) -> photo."""
-    cfg = RunConfig(name=out.name, out=str(out.parent))
-    cfg.data.root, cfg.data.direction = str(data.resolve()), direction
-    cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = jittered_load_size(size), size, 1
-    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
-    cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
-    return cfg
-
-
 def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunConfig:
-    """The demo's run: :func:`base_config` with the paper's schedule shape, half the epochs at a constant lr
-    and half decaying to zero, sized so that it fits ``minutes`` on this machine (the time limit stays as a
-    cap)."""
-    cfg = base_config(data, out, size)
+    """The demo's run: :func:`pix2pix.config.cpu_recipe` with the paper's schedule shape, half the epochs at a
+    constant lr and half decaying to zero, sized so that it fits ``minutes`` on this machine (the time limit
+    stays as a cap)."""
+    cfg = cpu_recipe(data, out, size)
     cfg.train.max_minutes = minutes
-    pairs, _ = scan_split(data, "train")
-    # The fastest of three timings: a busy moment elsewhere on the machine only slows one of them.
-    step_seconds = min(measure_step_seconds(cfg, steps=5, warmup=3) for _ in range(3))
-    steps = minutes * 60 / (step_seconds * OVERHEAD)
-    half = max(1, int(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
-    cfg.train.epochs, cfg.train.epochs_decay = half, half
+    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps_in_minutes(cfg, minutes))
     return cfg
 
 
@@ -123,9 +101,11 @@ def _baseline_l1(cfg: RunConfig) -> float:
 
 def _write_demo_page(out: Path, metrics: dict, results_page: Path) -> None:
     rows = read_log(out / "losses.csv")
-    curves = svg_plot({"G L1 (x lambda)": [(r["step"], r["G_l1"]) for r in rows]}, "generator L1 term")
-    curves += svg_plot({"D": [(r["step"], r["D"]) for r in rows], "G GAN": [(r["step"], r["G_gan"]) for r in rows]},
-                       "adversarial terms")
+    plots = [line_plot(out / "loss_l1.png", {"G L1 (x lambda)": [(r["step"], r["G_l1"]) for r in rows]},
+                       "generator L1 term"),
+             line_plot(out / "loss_gan.png", {"D": [(r["step"], r["D"]) for r in rows],
+                                              "G GAN": [(r["step"], r["G_gan"]) for r in rows]}, "adversarial terms")]
+    curves = "".join(f"<img class=plot src='{p.name}' alt='{p.stem}'>" for p in plots if p is not None)
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in metrics.items())
     intro = (f"<p>Labels → photo on the procedural facades, trained on this machine's CPU. "
              f"<a href='{results_page.relative_to(out)}'>All val results</a> · "

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .data import list_images
 from .errors import Pix2PixError
-from .labels import LabelSet
+from .labels import LabelSet, read_truth
 
 PSNR_CAP = 100.0  # dB: the PSNR of an exact copy, which is otherwise infinite
 INCEPTION_ENV = "PIX2PIX_INCEPTION"
@@ -207,20 +207,12 @@ def pair_folders(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path
 
 def folder_truths(labels_dir: Path, names: list[str], labels: LabelSet) -> dict[str, np.ndarray]:
     """Class maps named like the images: index PNGs, or colour label images of ``labels``."""
-    from .segmentation import colour_class_map, index_class_map
-
     files, problems = list_images(Path(labels_dir), unique_stems=True)
     by_stem = {p.stem: p for p in files}
     missing = [n for n in names if n not in by_stem]
     if problems or missing:
         raise Pix2PixError(problems[0] if problems else f"{labels_dir}: no label image for {missing[0]}")
-    truths = {}
-    for n in names:
-        with Image.open(by_stem[n]) as im:
-            indexed = im.mode in ("L", "P")
-            rgb = None if indexed else np.asarray(im.convert("RGB"))
-        truths[n] = index_class_map(by_stem[n], labels) if indexed else colour_class_map(rgb, labels, by_stem[n])
-    return truths
+    return {n: read_truth(labels, by_stem[n]) for n in names}
 
 
 def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None = None, segmenter=None,
@@ -243,7 +235,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
     from .config import RunConfig
     from .data import load_pair, scan_split
     from .inference import translate_split
-    from .segmentation import colour_class_map, index_class_map, resize_classes
+    from .labels import colour_class_map
     from .webpage import write_page
 
     run_dir = Path(run_dir)
@@ -261,16 +253,8 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
     truths = None
     if segmenter is not None:
         root = Path(RunConfig.load(run_dir / "config.json").data.root)
-        truths = {}
-        for s in stems:
-            given = out / "images" / f"{s}_input.png"
-            index = root / split / "labels" / f"{s}.png"
-            if index.exists():
-                with Image.open(given) as im:
-                    size = im.size
-                truths[s] = resize_classes(index_class_map(index, segmenter.labels), size)
-            else:
-                truths[s] = colour_class_map(np.asarray(Image.open(given).convert("RGB")), segmenter.labels, given)
+        truths = {s: read_truth(segmenter.labels, out / "images" / f"{s}_input.png",
+                                index=root / split / "labels" / f"{s}.png") for s in stems}
     metrics = {"split": split, **evaluate_images(pairs, truths, segmenter, features, progress)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_page(out / "index.html", title, rows, intro=metrics_table(metrics))

@@ -1,11 +1,17 @@
-"""Inference: load a generator from any checkpoint and translate images of any size.
+"""Inference: test mode, and translating images of any size with a generator from any checkpoint.
 
-Test-time mode, stated explicitly (the reference hides it behind ``--eval``):
+Test-time mode, stated explicitly (the reference hides it behind ``--eval``), and defined here for every
+backend (PyTorch, the exported ONNX graph):
 
 * ``eval=False`` (default, the paper's): dropout stays on and batch norm uses the statistics of the
   batch being translated, as in the paper ("we apply dropout at test time ... and batch normalization using
-  the statistics of the test batch"). Outputs vary with the seed.
+  the statistics of the test batch"). Outputs vary with the seed. A server that batches requests of several
+  users normalises each image by its own statistics instead (:func:`per_image`), which for one image is the
+  same; an exported graph draws its dropout noise with its own random op (:class:`NoiseDropout`).
 * ``eval=True``: no dropout and batch norm's running statistics: deterministic.
+
+The padding rule that makes any size work is the generator's own (``G.pad_multiple``, ``G.pad_minimum``):
+``forward`` pads and crops back; an exported graph leaves it to its backend, which reads it from the file.
 
 Three lines::
 
@@ -16,22 +22,24 @@ Three lines::
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-
 from tqdm import tqdm
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
 from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
 from .errors import Pix2PixError
-from .speed import inference_path, prepare, to_device
-from .training import resolve_device
+from .speed import inference_path, prepare, resolve_device, to_device
 from .webpage import write_page
+
+# ------------------------------------------------------------------------------------------ test mode
 
 
 def set_test_mode(G: nn.Module, eval: bool) -> nn.Module:
@@ -45,6 +53,63 @@ def set_test_mode(G: nn.Module, eval: bool) -> nn.Module:
                 m.train()
                 m.track_running_stats = False  # use the batch's statistics and leave the running ones alone
     return G
+
+
+class PerImageNorm(nn.Module):
+    """Batch norm in the paper's test mode (statistics of the batch being translated) for one image at a
+    time, whatever the batch: the server batches requests of different users, and one user's output must not
+    depend on another's image. For a batch of one it is exactly the batch norm it replaces."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def per_image(G: nn.Module) -> nn.Module:
+    """``G`` with every batch norm normalising each image by its own statistics (see :class:`PerImageNorm`)."""
+    for name, child in G.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(G, name, PerImageNorm(child))
+        else:
+            per_image(child)
+    return G
+
+
+class NoiseDropout(nn.Module):
+    """Dropout written with rand_like, so an exported graph holds a RandomUniformLike that ONNX Runtime draws
+    anew on every run (its Dropout op, even in training mode, passed inputs through)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (torch.rand_like(x) >= self.p).to(x.dtype) / (1 - self.p)
+
+
+def exportable(G: nn.Module, eval: bool, dropout: bool = True) -> nn.Module:
+    """A copy of ``G``'s network between the padding and the crop, in test mode for a graph: eval mode, or the
+    paper's with per-image statistics and (``dropout``) :class:`NoiseDropout`; without ``dropout``, the
+    paper's mode minus the noise, which is what an export is compared with."""
+    net = set_test_mode(copy.deepcopy(G), eval)
+    if not eval:
+        net = per_image(net)
+    _replace_dropout(net, keep=dropout and not eval)
+    return net.model
+
+
+def _replace_dropout(module: nn.Module, keep: bool) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Dropout):
+            setattr(module, name, NoiseDropout(child.p) if keep and child.p > 0 else nn.Identity())
+        else:
+            _replace_dropout(child, keep)
+
+
+# ---------------------------------------------------------------------------------------- translating
 
 
 class Translator:

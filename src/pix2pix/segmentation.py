@@ -4,8 +4,8 @@ labels generated photos. If it finds the input's classes in a generated photo, t
 The paper used an FCN-8s trained on Cityscapes; this project reuses its own U-Net with a class-logit head
 (the generator with ``num_classes`` outputs and no tanh) and cross-entropy, so nothing is downloaded.
 
-Class maps (the truth) come from a split's ``labels/STEM.png`` index images when present (the procedural
-facades write them), else from the colours of the label images (nearest palette colour of the label set).
+Class maps (the truth) come from :func:`pix2pix.labels.read_truth`: a split's ``labels/STEM.png`` index
+images when present (the procedural facades write them), else the colours of the label images.
 Scores follow the FCN paper and pix2pix's Cityscapes evaluation: a confusion matrix summed over the split,
 then per-pixel accuracy, per-class accuracy (mean over the classes present in the truth) and class IoU
 (mean over the classes present in the truth or the prediction). Void pixels (:data:`IGNORE`) count nowhere.
@@ -34,15 +34,10 @@ from .checkpoints import atomic_write, load_into, read_safetensors
 from .config import DIRECTIONS, GeneratorConfig, jittered_load_size
 from .data import load_pair, scan_split, to_tensor
 from .errors import Pix2PixError
-from .labels import IGNORE, LabelSet, label_set
+from .labels import IGNORE, LabelSet, label_set, read_truth, resize_classes
 from .networks import build_generator
 
 FORMAT = "pix2pix-segmenter/1"
-# A label image is taken to be of a label set when at least MIN_MATCHING of its pixels lie within
-# COLOUR_TOLERANCE (RGB distance) of the set's colours. On the 400 real CMP label maps (JPEG, with blended
-# edges) that fraction is 0.45 at the least (median 0.77); on their photos it is 0.002 at the most.
-COLOUR_TOLERANCE = 40
-MIN_MATCHING = 0.25
 
 
 @dataclass
@@ -70,46 +65,6 @@ def build_segmenter(cfg: SegmenterConfig) -> nn.Module:
 # ---------------------------------------------------------------------------------------- class maps
 
 
-def colour_match(rgb: np.ndarray, labels: LabelSet) -> float:
-    """Fraction of the pixels within COLOUR_TOLERANCE of a colour of ``labels`` (its void colours included)."""
-    pal = np.concatenate([labels.palette, labels.ignore]).astype(np.float32)
-    flat = np.asarray(rgb).reshape(-1, 3).astype(np.float32)
-    d2 = ((flat[:, None, :] - pal[None]) ** 2).sum(-1).min(1)
-    return float((d2 <= COLOUR_TOLERANCE ** 2).mean())
-
-
-def colour_class_map(rgb: np.ndarray, labels: LabelSet, where: str | Path) -> np.ndarray:
-    """Class indices of a colour label image; an image in other colours is an error, not a guess."""
-    rgb = np.asarray(rgb)
-    sample = rgb[::4, ::4]
-    if colour_match(sample, labels) < MIN_MATCHING:
-        raise Pix2PixError(f"{where}: its colours are not the '{labels.name}' label colours "
-                           f"({colour_match(sample, labels):.0%} of pixels near one); "
-                           "is the segmenter for other classes, or is this not a label map?")
-    return labels.class_map(rgb)
-
-
-def index_class_map(path: Path, labels: LabelSet) -> np.ndarray:
-    """A ``labels/STEM.png`` image of class indices, checked against the label set."""
-    try:
-        with Image.open(path) as im:
-            classes = np.asarray(im.convert("L") if im.mode not in ("L", "P") else im)
-    except (OSError, ValueError) as e:
-        raise Pix2PixError(f"{path}: not a readable class index image ({e})") from None
-    bad = classes[(classes >= len(labels.classes)) & (classes != IGNORE)]
-    if bad.size:
-        raise Pix2PixError(f"{path}: holds class {int(bad.max())}, but the segmenter's '{labels.name}' label set "
-                           f"has {len(labels.classes)} classes; is the segmenter for other classes?")
-    return classes
-
-
-def resize_classes(classes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a class map to (width, height)."""
-    if classes.shape[::-1] == tuple(size):
-        return classes
-    return np.asarray(Image.fromarray(classes, "L").resize(size, Image.NEAREST))
-
-
 def split_examples(root: Path, split: str, direction: str, labels: LabelSet) -> list[tuple[str, Image.Image, np.ndarray]]:
     """(stem, real photo, class map at the photo's size) for every pair of a split."""
     if direction not in DIRECTIONS:
@@ -123,11 +78,7 @@ def split_examples(root: Path, split: str, direction: str, labels: LabelSet) -> 
     for pair in pairs:
         label_img, photo = load_pair(pair, direction, 3, 3)  # labels -> photo: input = labels, target = photo
         stem = Path(pair.a).stem
-        index_file = Path(root) / split / "labels" / f"{stem}.png"
-        if index_file.exists():
-            classes = resize_classes(index_class_map(index_file, labels), photo.size)
-        else:
-            classes = colour_class_map(np.asarray(label_img), labels, pair.b or pair.a)
+        classes = read_truth(labels, label_img, where=pair.b or pair.a, index=Path(root) / split / "labels" / f"{stem}.png")
         out.append((stem, photo, classes))
     return out
 

@@ -1,4 +1,4 @@
-"""The fast path: how the step runs on a device, never what it computes.
+"""Devices and the fast path: where and how the step runs, never what it computes.
 
 The networks, losses, optimiser and schedule are the paper's either way. The fast path changes the memory
 layout (channels_last), the arithmetic (bf16 autocast: matmuls and convolutions in bf16, batch norm and the
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .errors import Pix2PixError
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,23 @@ class Speed:
 
 
 PLAIN = Speed()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA, else Apple MPS, else the CPU) or the device named, if this machine has it."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Pix2PixError("--device cuda: no CUDA device is available here; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise Pix2PixError("--device mps: no Apple MPS device is available here; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise Pix2PixError(f"unknown --device '{name}'; choose from auto, cpu, cuda, mps")
+    return torch.device(name)
 
 
 @functools.cache

@@ -1,70 +1,22 @@
-"""The models a server holds: how to translate with each (PyTorch or ONNX Runtime), what its input looks like
+"""The models a server holds: each with its backend (:mod:`pix2pix.backends`), what its input looks like
 (label map, sketch or photo), its classes and colours, and sample inputs from its own val split."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
+from ..backends import TorchBackend, load_onnx
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
 from ..data import MODES, list_images, open_image, split_ab
 from ..errors import Pix2PixError
-from ..inference import Translator
-from ..labels import FACADES, LabelSet, label_set
-from ..segmentation import MIN_MATCHING, colour_match
+from ..labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
 
 KINDS = ("labels", "sketch", "photo")
 SAMPLES = 24  # sample inputs offered from a model's val split
-
-
-class PerImageNorm(nn.Module):
-    """Batch norm in the paper's test mode (statistics of the batch being translated) for one image at a
-    time, whatever the batch: the server batches requests of different users, and one user's output must not
-    depend on another's image. For a batch of one it is exactly the batch norm it replaces."""
-
-    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
-        super().__init__()
-        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
-
-
-def per_image(G: nn.Module) -> nn.Module:
-    """``G`` with every batch norm normalising each image by its own statistics (see :class:`PerImageNorm`)."""
-    for name, child in G.named_children():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            setattr(G, name, PerImageNorm(child))
-        else:
-            per_image(child)
-    return G
-
-
-class TorchBackend:
-    """The generator in PyTorch, through :class:`Translator` (its inference fast path included): the paper's
-    test mode, with each image normalised by its own statistics, and eval mode."""
-
-    name = "torch"
-
-    def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto"):
-        import copy
-
-        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device),
-                      False: Translator(G, cfg, eval=False, device=device)}
-        per_image(self.modes[False].G)
-        self.lock = threading.Lock()  # the global RNG seeds dropout: one batch at a time
-
-    def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
-        """(B, C, H, W) float32 in [-1, 1] -> (B, C_out, H, W) float32 in [-1, 1]."""
-        with self.lock:
-            return self.modes[eval].translate_tensor(torch.from_numpy(x), seed).cpu().numpy()
 
 
 @dataclass
@@ -72,7 +24,7 @@ class ServedModel:
     name: str
     source: Path
     config: GeneratorConfig
-    backend: object  # TorchBackend or export.OnnxBackend: (x, eval, seed) -> y
+    backend: object  # a backends.TorchBackend or backends.OnnxBackend: (x, eval, seed) -> y
     kind: str = "photo"
     labels: LabelSet | None = None
     samples: list[Path] = field(default_factory=list)  # aligned images of the val split
@@ -115,8 +67,6 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "torch
     ready to serve, with its input kind guessed from its dataset unless ``kind`` says."""
     checkpoint = Path(checkpoint)
     if backend == "onnx":
-        from ..export import load_onnx
-
         G_backend, cfg, meta = load_onnx(checkpoint)
     elif backend == "torch":
         ckpt = load_checkpoint(checkpoint)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
+import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from PIL import Image, UnidentifiedImageError
 
-from ..data import MODES
+from ..data import MODES, to_image, to_tensor
 from .models import ServedModel
 
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -254,16 +255,12 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
 
 def _to_input(data: bytes, max_pixels: int, channels: int) -> np.ndarray:
-    img = decode_upload(data, max_pixels).convert(MODES[channels])
-    arr = (np.asarray(img, np.float32) / 255 - 0.5) / 0.5  # data.to_tensor's arithmetic
-    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    return to_tensor(decode_upload(data, max_pixels).convert(MODES[channels])).numpy()
 
 
 def _to_png(y: np.ndarray) -> bytes:
-    """(C, H, W) in [-1, 1] -> PNG bytes, mapped as data.to_image does."""
-    out = ((np.clip(y, -1, 1) + 1) / 2 * 255).astype(np.uint8).transpose(1, 2, 0)
     buf = io.BytesIO()
-    Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out, MODES[out.shape[2]]).save(buf, "PNG", compress_level=1)
+    to_image(torch.from_numpy(y)).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
 
 

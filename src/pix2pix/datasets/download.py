@@ -7,9 +7,9 @@
    which then replaces the partial one);
 2. its size is checked against what the server announced (Content-Length or Content-Range) and against
    ``expected_size``, and its SHA-256 against ``sha256`` when given;
-3. it is extracted into a hidden sibling folder, member by member, refusing anything that would land
-   outside that folder (absolute paths, ``..``, links leading out, device files); only a complete extraction
-   is renamed to ``datasets/facades``, so a folder of that name is always a whole dataset;
+3. it is extracted into a hidden sibling folder, member by member, tarfile's data filter (PEP 706) refusing
+   anything that would land outside that folder (absolute paths, ``..``, links leading out, device files);
+   only a complete extraction is renamed to ``datasets/facades``, so a folder of that name is a whole dataset;
 4. the ``.part`` file is deleted. It is kept after a network failure (the next run resumes it) and removed
    when the archive proves corrupt or unsafe (the next run fetches it afresh).
 
@@ -32,7 +32,7 @@ import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -119,6 +119,9 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
         url = STANDARD[name].url
     elif not name or name in (".", "..") or name.startswith(".") or re.search(r"[/\\]", name):
         raise Pix2PixError(f"dataset name '{name}' must be a plain folder name (no '/', not starting with '.')")
+    if not hasattr(tarfile, "data_filter"):  # checked first: no use downloading what cannot be extracted safely
+        raise Pix2PixError("this Python lacks tarfile's extraction filters (PEP 706); use Python 3.10.12+, "
+                           "3.11.4+ or 3.12+")
     dest = out / name
     if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
         raise Pix2PixError(f"{dest} already exists, so {name} looks downloaded already; to download it again, "
@@ -337,97 +340,75 @@ def _dataset_root(tmp: Path) -> Path:
 
 
 def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress: bool) -> int:
-    """Write every member under ``root`` after checking it; return the number of files written. Write
-    errors name ``dest``, the folder the user asked for, rather than the temporary ``root``."""
-    real_root = os.path.realpath(root)
+    """Write every member under ``root`` once :func:`_check_member` has passed it; return the number of files
+    written. The files are written here rather than by ``tar.extract`` so that write errors become one line
+    naming ``dest``, the folder the user asked for, rather than the temporary ``root``."""
     files = 0
     try:
         # Stream mode ("r|*") reads the archive once, front to back: an 8 GB archive is not decompressed twice.
         with tarfile.open(archive, mode="r|*") as tar, \
                 tqdm(desc=f"extract {label}", unit=" files", disable=not progress) as bar:
             for member in tar:
-                rel = _member_path(member.name)
-                if rel is None:  # the archive's own root, "./"
-                    continue
-                target = root.joinpath(*rel.parts)
-                if not _inside(real_root, os.path.realpath(target.parent)):
-                    raise _Unsafe(member.name, "would be written through a link that leads outside the folder")
-                if member.isdir():
-                    with _writing(dest, f"extracting {member.name}"):
-                        target.mkdir(parents=True, exist_ok=True)
-                    continue
+                _check_member(member, root)
+                target = root / member.name
                 with _writing(dest, f"extracting {member.name}"):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     if target.is_symlink():
                         target.unlink()  # a later member replaces an earlier one; never write through a link
-                if member.isfile():
-                    _write_member(tar, member, target, dest)
-                elif member.issym():
-                    _check_symlink(member, rel, real_root)
-                    with _writing(dest, f"extracting {member.name}"):
+                    if member.isdir():
+                        target.mkdir(exist_ok=True)
+                    elif member.issym():
                         os.symlink(member.linkname, target)
-                elif member.islnk():
-                    source = _hardlink_source(member, root, real_root)
-                    with _writing(dest, f"extracting {member.name}"):
-                        shutil.copyfile(source, target)  # a copy: the link's source stays independent
-                else:
-                    raise _Unsafe(member.name, "is a device file or FIFO, which a dataset never holds")
-                files += 1
-                bar.update(1)
+                    elif member.islnk():
+                        # Stream mode cannot go back to the member linked to: copy the file it wrote.
+                        source = root / member.linkname
+                        if not source.is_file():
+                            raise _BadArchive(f"member '{member.name}' is a hard link to {member.linkname}, "
+                                              "which the archive does not hold before it")
+                        shutil.copyfile(source, target)
+                if member.isfile():  # the filter has refused every type but files, folders and links
+                    _write_member(tar, member, target, dest)
+                if not member.isdir():
+                    files += 1
+                    bar.update(1)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         # Write errors were already turned into Pix2PixError; what is left comes from reading the archive.
         raise _BadArchive(f"not a readable tar archive ({_reason(e)})") from None
     return files
 
 
+def _check_member(member: tarfile.TarInfo, root: Path) -> None:
+    """tarfile's data filter (PEP 706) refuses what would land or point outside ``root``, also through links
+    extracted before, and device files; its refusals become :class:`_Unsafe`, with the reason in words."""
+    if member.name.startswith(("/", os.sep)) or os.path.isabs(member.name):
+        # The filter would strip a leading "/" and extract the member inside ``root``; a dataset never holds
+        # such a name, so it is refused like the other escapes rather than quietly moved.
+        raise _Unsafe(member.name, "has an absolute path")
+    try:
+        tarfile.data_filter(member, root)
+    except tarfile.FilterError as e:
+        dotdot = ".." in member.name.split("/")
+        why = {tarfile.AbsoluteLinkError: f"is a link to the absolute path {member.linkname}",
+               tarfile.LinkOutsideDestinationError: f"is a link to {member.linkname}, outside the folder",
+               tarfile.SpecialFileError: "is a device file or FIFO, which a dataset never holds",
+               tarfile.OutsideDestinationError: "has '..' in its path, which would leave the folder" if dotdot
+               else "would be written through a link that leads outside the folder",
+               }.get(type(e), f"is refused by tarfile's data filter ({e})")
+        raise _Unsafe(member.name, why) from None
+
+
 def _check_links(root: Path, tmp: Path) -> None:
-    """Every link under ``root`` must resolve inside it, now that all members are in place: a link that was
-    harmless when written can lead outside once later members replace parts of its path, or once the
-    archive's top folder becomes the dataset folder. Links are named as in the archive (relative to ``tmp``)."""
+    """Every link under ``root`` must resolve inside it, now that all members are in place. The filter checks
+    each link as it is written, against the extraction folder; it cannot see a link that leads outside once
+    later links replace parts of its path (``s/a -> b/..``, then ``s/b -> ..``), nor one that points into the
+    archive's top folder's parent, which is outside once that folder becomes the dataset folder
+    (``facades/up -> ..``). Links are named as in the archive (relative to ``tmp``)."""
     real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root):
         for entry in dirnames + filenames:
             path = os.path.join(dirpath, entry)
-            if os.path.islink(path) and not _inside(real_root, os.path.realpath(path)):
+            if os.path.islink(path) and os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
                 raise _Unsafe(os.path.relpath(path, tmp), "is a link that leads outside the folder")
-
-
-def _member_path(name: str) -> PurePosixPath | None:
-    """The member's path relative to the extraction folder, or _Unsafe if it would leave it."""
-    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-        raise _Unsafe(name, "has an absolute path")
-    parts = [p for p in re.split(r"[/\\]", name) if p not in ("", ".")]
-    if ".." in parts:
-        raise _Unsafe(name, "has '..' in its path, which would leave the folder")
-    return PurePosixPath(*parts) if parts else None
-
-
-def _inside(real_root: str, real_path: str) -> bool:
-    return real_path == real_root or real_path.startswith(real_root + os.sep)
-
-
-def _check_symlink(member: tarfile.TarInfo, rel: PurePosixPath, real_root: str) -> None:
-    link = member.linkname
-    if link.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", link):
-        raise _Unsafe(member.name, f"is a link to the absolute path {link}")
-    lexical = os.path.normpath(os.path.join(str(rel.parent), link))
-    resolved = os.path.realpath(os.path.join(real_root, str(rel.parent), link))
-    if lexical == ".." or lexical.startswith(".." + os.sep) or not _inside(real_root, resolved):
-        raise _Unsafe(member.name, f"is a link to {link}, outside the folder")
-
-
-def _hardlink_source(member: tarfile.TarInfo, root: Path, real_root: str) -> str:
-    try:
-        rel = _member_path(member.linkname)
-    except _Unsafe:
-        raise _Unsafe(member.name, f"is a hard link to {member.linkname}, outside the folder") from None
-    source = os.path.realpath(root.joinpath(*rel.parts)) if rel is not None else real_root
-    if not _inside(real_root, source):
-        raise _Unsafe(member.name, f"is a hard link to {member.linkname}, outside the folder")
-    if not os.path.isfile(source):
-        raise _BadArchive(f"member '{member.name}' is a hard link to {member.linkname}, which the archive "
-                          "does not hold before it")
-    return source
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, dest: Path) -> None:

@@ -9,14 +9,16 @@ names ``basic`` and ``n_layers_K`` are aliases.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
-from ..config import DiscriminatorConfig, GeneratorConfig
 from ..errors import Pix2PixError
 from .discriminators import PATCH_LAYERS, PatchDiscriminator, PixelDiscriminator, receptive_field
 from .generators import ResnetGenerator, UNetGenerator
+
+if TYPE_CHECKING:  # the configuration builds on the networks (it checks names by building them), not back
+    from ..config import DiscriminatorConfig, GeneratorConfig
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
@@ -97,19 +99,3 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
 
 def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-def describe_models() -> list[dict]:
-    """Every listed architecture with its parameter count at the default settings (built on the meta
-    device, so nothing is allocated): G 3->3 with ngf 64, D on 6 channels with ndf 64, batch norm."""
-    rows = []
-    with torch.device("meta"):
-        for name in GENERATORS:
-            net = build_generator(GeneratorConfig(arch=name))
-            rows.append(dict(name=name, role="generator", params=count_params(net), receptive_field=None,
-                             aliases=[]))
-        for name, aliases in DISCRIMINATORS.items():
-            net = build_discriminator(DiscriminatorConfig(arch=name))
-            rows.append(dict(name=name, role="discriminator", params=count_params(net),
-                             receptive_field=receptive_field(net), aliases=list(aliases)))
-    return rows

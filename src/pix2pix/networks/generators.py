@@ -91,6 +91,8 @@ class UNetGenerator(nn.Module):
         if depth < 2:
             raise ValueError("a U-Net needs at least 2 levels")
         self.depth = depth
+        # The padding rule (any image size): sides are padded to a multiple of 2**depth, then cropped back.
+        self.pad_multiple, self.pad_minimum = 2 ** depth, 1
         # Channels at each level (0 = outermost): ngf, 2ngf, 4ngf, then 8ngf all the way down.
         widths = [ngf * min(2 ** i, 8) for i in range(depth)]
         # Decoder levels with dropout, counted from the innermost (0) outwards.
@@ -109,7 +111,7 @@ class UNetGenerator(nn.Module):
         self.model = block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, 2 ** self.depth)
+        x, (h, w) = pad_to_multiple(x, self.pad_multiple, self.pad_minimum)
         return self.model(x)[..., :h, :w]
 
 
@@ -146,8 +148,10 @@ class ResnetGenerator(nn.Module):
                        norm_layer(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        # The padding rule: two stride-2 convs (a multiple of 4), then reflection pads of 1 in the residual
+        # blocks (at least 8 pixels a side).
+        self.pad_multiple, self.pad_minimum = 4, 8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Two stride-2 convs, then reflection pads of 1 in the residual blocks: at least 8 pixels a side.
-        x, (h, w) = pad_to_multiple(x, 4, minimum=8)
+        x, (h, w) = pad_to_multiple(x, self.pad_multiple, self.pad_minimum)
         return self.model(x)[..., :h, :w]

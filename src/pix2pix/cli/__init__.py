@@ -1,0 +1,46 @@
+"""The ``pix2pix`` command: a thin layer that parses flags and calls the library, one module per group of
+subcommands (``train`` and ``bench``; ``test``, ``translate``, ``export``, ``serve``, ``models``; ``datasets``
+and ``demo``; ``segmenter``, ``eval``, ``ablate``).
+
+Errors a user can cause arrive as :class:`Pix2PixError`; they are printed as one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import Pix2PixError
+from . import data, evaluate, serve, train
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
+                                                 "networks (Isola et al., CVPR 2017).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (train, serve, data, evaluate):
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except Pix2PixError as e:
+        print(f"pix2pix: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pix2pix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""``pix2pix test``, ``translate``, ``export``, ``serve`` and ``models``: using a trained generator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import config as C
+from ..errors import Pix2PixError
+from .args import add_device, add_no_fast, non_negative, positive
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("test", help="translate a split of a run's dataset and write a results page")
+    p.add_argument("--run", required=True, help="a run folder (runs/NAME)")
+    p.add_argument("--split", default="test", help="split to translate (default test)")
+    p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
+    add_device(p)
+    add_no_fast(p)
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="run folder, .safetensors checkpoint, or reference .pth")
+    p.add_argument("--input", required=True, nargs="+", action="extend", help="image files or folders")
+    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.png")
+    p.add_argument("--direction", choices=C.DIRECTIONS,
+                   help="inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)")
+    p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
+    p.add_argument("--seed", type=int, help="seed of the dropout noise (image i uses seed + i)")
+    add_device(p)
+    p.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
+                   help="override where dropout sits (reference .pth files load as 'reference')")
+    p.add_argument("--generator", help="state the architecture instead of reading it off the checkpoint")
+    p.add_argument("--ngf", type=positive(int), help="state the generator width")
+    p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
+    p.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0,
+                   help="the model was trained without dropout (a reference .pth cannot tell)")
+    add_no_fast(p)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("models", help="list generators and discriminators with parameter counts")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="the app: a page to draw and translate, and an HTTP API")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a run folder, .safetensors, reference .pth (or .onnx with --backend onnx); repeat for more")
+    p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=positive(int), default=7860, help="default 7860")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="default torch")
+    add_device(p)
+    p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
+                   help="what the models take (default: guessed from each one's dataset)")
+    p.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
+    p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="larger uploads get 413 (default 10)")
+    p.add_argument("--max-pixels", type=positive(int), default=4096 * 4096, help="larger images get 400")
+    p.add_argument("--max-batch", type=positive(int), default=8, help="requests batched together (default 8)")
+    p.add_argument("--max-wait-ms", type=non_negative(float), default=10.0,
+                   help="how long a request waits for company (default 10)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch")
+    p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--eval", action="store_true", help="deterministic: no dropout, running statistics")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from ..inference import test_split
+
+    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device, fast=args.fast)
+    print(f"results: {page}")
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..inference import Translator, input_files
+
+    files = input_files(args.input)
+    given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout": args.dropout,
+             "dropout_placement": args.dropout_placement}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast, **overrides)
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Pix2PixError(f"--output {out}: cannot create it ({e.strerror})") from None
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise Pix2PixError(f"two inputs share the name '{dup}', so their outputs would collide in {out}")
+    for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
+        seed = None if args.seed is None else args.seed + i
+        image = translator.translate_file(f, args.direction, seed)
+        try:
+            image.save(out / f"{f.stem}.png")
+        except OSError as e:
+            raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
+    print(f"translated {len(files)} image(s) into {out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<22}{'role':<15}{'params':>12}  {'receptive field':<16}aliases")
+    for r in rows:
+        rf = f"{r['receptive_field']}x{r['receptive_field']}" if r["receptive_field"] else ""
+        print(f"{r['name']:<22}{r['role']:<15}{r['params']:>12,}  {rf:<16}{', '.join(r['aliases'])}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..app.models import load_served
+
+    names = args.name or []
+    models = [load_served(Path(c), names[i] if i < len(names) else None, backend=args.backend, device=args.device,
+                          kind=args.input_kind, labels=args.label_set)
+              for i, c in enumerate(args.checkpoint)]
+    if len({m.name for m in models}) != len(models):
+        raise Pix2PixError("two checkpoints would be served under one name; give each a --name")
+    import socket
+
+    import uvicorn
+
+    from ..app.server import create_app
+
+    try:  # a port that is taken is one line, before any model is announced
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as e:
+        raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); choose another --port") from None
+
+    app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
+                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    for m in models:
+        print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
+    print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_onnx
+
+    report = export_onnx(Path(args.checkpoint), Path(args.out), eval=args.eval)
+    print(f"wrote {args.out} ({report['mode']} mode{', dropout noise from ONNX Runtime' if report['dropout'] else ''}); "
+          f"matches PyTorch within {report['max_abs_diff']:.1e} on {', '.join(report['sizes'])}")
+    return 0
+
+
+def describe_models() -> list[dict]:
+    """Every listed architecture with its parameter count at the default settings (built on the meta
+    device, so nothing is allocated): G 3->3 with ngf 64, D on 6 channels with ndf 64, batch norm."""
+    import torch
+
+    from ..networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, count_params, \
+        receptive_field
+
+    rows = []
+    with torch.device("meta"):
+        for name in GENERATORS:
+            net = build_generator(C.GeneratorConfig(arch=name))
+            rows.append(dict(name=name, role="generator", params=count_params(net), receptive_field=None,
+                             aliases=[]))
+        for name, aliases in DISCRIMINATORS.items():
+            net = build_discriminator(C.DiscriminatorConfig(arch=name))
+            rows.append(dict(name=name, role="discriminator", params=count_params(net),
+                             receptive_field=receptive_field(net), aliases=list(aliases)))
+    return rows

@@ -1,0 +1,177 @@
+"""``pix2pix train`` and ``pix2pix bench``. The training flags are generated from the configuration's field
+declarations (:func:`pix2pix.config.option`): a new option is one line in config.py."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import config as C
+from ..errors import Pix2PixError
+from .args import add_device, non_negative, positive
+
+SECTION_TITLES = {"generator": "model: generator", "discriminator": "model: discriminator", "data": "data",
+                  "train": "objective, optimisation, schedule and logging"}
+TYPES = {"int": int, "float": float, "str": str}
+# Flags of `train` that are not configuration fields, and never change a resumed run.
+RUN_FLAGS = ("data", "name", "out", "preset", "n_layers_d")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model on an aligned dataset (or resume a run)",
+                       description="Train pix2pix. Defaults are the paper's; --preset applies a dataset's settings "
+                                   "and explicit flags override it.")
+    g = p.add_argument_group("run")
+    g.add_argument("--data", help="dataset root: DATA/train/*.jpg (A|B side by side) or DATA/A/train + DATA/B/train")
+    g.add_argument("--name", help="run name (default: the dataset folder's name)")
+    g.add_argument("--out", help="folder that holds runs (default: runs)")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue runs/NAME exactly where it stopped")
+    g.add_argument("--preset", choices=sorted(C.PRESETS), help="the paper's settings for a dataset")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument("--nproc", type=positive(int),
+                   help="train on N processes (GPUs) of this machine through torchrun; --batch-size is per process")
+    g.add_argument("--n-layers-d", type=positive(int), help="depth for --discriminator n_layers (reference name)")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="time the fast path against a plain fp32 eager baseline, side by side")
+    add_device(p)
+    p.add_argument("--batch-size", type=positive(int), default=1, help="training batch (default 1, the paper's)")
+    p.add_argument("--infer-batch-size", type=positive(int), help="inference batch (default: --batch-size)")
+    p.add_argument("--size", type=positive(int), default=256, help="image side (default 256)")
+    p.add_argument("--generator", help="default unet_SIZE")
+    p.add_argument("--discriminator", default="patch70", help="default patch70")
+    p.add_argument("--ngf", type=positive(int), default=64, help="generator width (default 64)")
+    p.add_argument("--ndf", type=positive(int), help="discriminator width (default: --ngf)")
+    p.add_argument("--steps", type=positive(int), default=10, help="timed steps of each (default 10)")
+    p.add_argument("--data", help="time the input path on this dataset (default: a few procedural facades)")
+    p.add_argument("--workers", type=non_negative(int), default=2, help="loader processes with --preload no")
+    p.add_argument("--preload", choices=C.PRELOAD, default="auto", help="the input path to time (default auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+
+# ------------------------------------------------------------------------------- flags from config
+
+
+def config_fields():
+    """(section, field) of every configuration field, in declaration order."""
+    for section, cls in C.SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            yield section, f
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per configuration field that has one (plus its switches, e.g. --no-flip), each defaulting to
+    None ("not given"): defaults live in the dataclasses and presets, and the help says them."""
+    groups = {s: p.add_argument_group(title) for s, title in SECTION_TITLES.items()}
+    for section, f in config_fields():
+        m, dest = f.metadata, f"{section}.{f.name}"
+        if m["flag"] is not None:
+            default = "" if f.default is None else f" (default {f.default})"
+            groups[section].add_argument(C.flag_of(section, f.name), dest=dest, choices=m["choices"],
+                                         type=TYPES[str(f.type).replace(" | None", "")], help=m["help"] + default)
+        for flag, value, help in m["switches"]:
+            groups[section].add_argument(flag, dest=dest, action="store_const", const=value, help=help)
+
+
+def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:
+    """The configuration fields the command line set: (section, field) -> value."""
+    return {(s, f.name): getattr(args, f"{s}.{f.name}") for s, f in config_fields()
+            if getattr(args, f"{s}.{f.name}", None) is not None}
+
+
+def apply_flags(cfg: C.RunConfig, values: dict) -> None:
+    meta = {(s, f.name): f.metadata for s, f in config_fields()}
+    for (section, name), value in values.items():
+        for s, n in ((section, name), *meta[(section, name)]["also"]):
+            setattr(getattr(cfg, s), n, value)
+
+
+def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
+    """Paper defaults <- preset <- explicit flags, resolved."""
+    if args.data is None:
+        raise Pix2PixError("train: --data DIR is required (or --resume RUN_DIR)")
+    cfg = C.RunConfig()
+    if args.preset:
+        C.apply_preset(cfg, args.preset)
+    apply_flags(cfg, given(args))
+    if args.n_layers_d is not None:
+        cfg.discriminator.arch = f"n_layers_{args.n_layers_d}"  # the reference's name; resolve makes it ours
+    if not Path(args.data).is_dir():
+        raise Pix2PixError(f"--data {args.data}: no such folder")
+    cfg.data.root = str(Path(args.data).resolve())  # absolute, so that --resume works from anywhere
+    cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
+    cfg.out = args.out or "runs"
+    return C.resolve(cfg)
+
+
+def resumed_config(args: argparse.Namespace) -> C.RunConfig:
+    """The run's own configuration, with only what may change on a resume (how long and where it runs)."""
+    run_dir = Path(args.resume)
+    cfg = C.RunConfig.load(run_dir / "config.json")
+    meta = {(s, f.name): f.metadata for s, f in config_fields()}
+    values = given(args)
+    changed = [C.flag_of(*key) for key in values if not meta[key]["resumable"]]
+    changed += ["--" + d.replace("_", "-") for d in RUN_FLAGS if getattr(args, d) is not None]
+    if changed:
+        allowed = ", ".join(C.flag_of(*key) for key, m in meta.items() if m["resumable"])
+        raise Pix2PixError(f"{changed[0]} cannot change when resuming {run_dir}; only {allowed} can")
+    apply_flags(cfg, values)
+    cfg.out, cfg.name = str(run_dir.parent), run_dir.name
+    return C.resolve(cfg)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..training import train
+
+    cfg = resumed_config(args) if args.resume else run_config_from_args(args)
+    if args.nproc:  # checked here first, so a user's mistake is one line and not N workers' reports
+        return launch_torchrun(args.nproc, args.argv)
+    result = train(cfg, resume=bool(args.resume), progress=args.progress)
+    rate = result.images / max(result.seconds, 1e-9)
+    print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
+          f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
+    if result.bad_images:
+        print(f"skipped {len(result.bad_images)} bad image(s):")
+        for line in result.bad_images:
+            print(f"  {line}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"samples:    {result.page}")
+    print(f"tensorboard --logdir {result.run_dir / 'tensorboard'}")
+    return 130 if result.interrupted else 0
+
+
+def launch_torchrun(nproc: int, command: list[str]) -> int:
+    """``pix2pix train --nproc N ...`` = ``torchrun --standalone --nproc_per_node N -m pix2pix train ...``."""
+    argv, skip = [], False
+    for a in command:  # the same command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pix2pix", *argv]
+    return subprocess.call(cmd)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import format_result, run_bench
+
+    cfg = C.RunConfig()
+    cfg.generator.arch = args.generator or f"unet_{args.size}"
+    cfg.discriminator.arch = args.discriminator
+    cfg.generator.ngf, cfg.discriminator.ndf = args.ngf, args.ndf or args.ngf
+    cfg.data.batch_size, cfg.data.crop_size = args.batch_size, args.size
+    cfg.data.workers, cfg.data.preload = args.workers, args.preload
+    cfg.train.device = args.device
+    result = run_bench(C.resolve(cfg), steps=args.steps, infer_batch=args.infer_batch_size,
+                       data=Path(args.data) if args.data else None)
+    print(json.dumps(result.to_dict()) if args.json else format_result(result))
+    return 0

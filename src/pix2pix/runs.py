@@ -1,0 +1,125 @@
+"""A run folder, ``runs/NAME/``, and what training writes into it besides checkpoints:
+
+* ``config.json``: the resolved configuration (:meth:`RunConfig.save`);
+* ``checkpoints/``: ``latest.safetensors``, its ``state_STEP.pt``, snapshots (formats: :mod:`pix2pix.checkpoints`);
+* ``losses.csv``: one row per log interval (step, epoch, lr, images/s and each loss term);
+* ``tensorboard/``: the same figures and the samples, for ``tensorboard --logdir``;
+* ``web/index.html``: input | output | target samples over time.
+
+Only the main process writes (under torchrun every process holds a :class:`RunFolder`, and only rank 0 calls
+its writers).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import torch
+
+from .data import to_image
+from .errors import Pix2PixError
+from .webpage import write_page
+
+SAMPLE_NAMES = ("input", "output", "target")
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.web = self.path / "web"
+        self.losses = self.path / "losses.csv"
+        self.config = self.path / "config.json"
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "latest.safetensors"
+
+    def holds_a_run(self) -> bool:
+        return self.latest.exists()
+
+    def check_writable(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"  # one per process: torchrun starts several
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise Pix2PixError(f"--out {self.path}: cannot write there ({e.strerror}); choose a writable folder") \
+                from None
+
+    def make(self) -> None:
+        self.checkpoints.mkdir(exist_ok=True)
+        (self.web / "images").mkdir(parents=True, exist_ok=True)
+
+    # -------------------------------------------------------------------------------- while training
+
+    def open(self, step: int) -> None:
+        """Start writing at ``step`` (0, or the step a resume starts from)."""
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+
+        self.truncate_log(step)
+        self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=step or None)
+
+    def close(self) -> None:
+        if getattr(self, "writer", None) is not None:
+            self.writer.close()
+            self.writer = None
+
+    def log(self, step: int, epoch: int, lr: float, images_per_s: float, means: dict[str, float]) -> None:
+        """One log interval: a row of losses.csv and the same scalars in TensorBoard."""
+        for k, v in means.items():
+            self.writer.add_scalar(f"loss/{k}", v, step)
+        self.writer.add_scalar("lr", lr, step)
+        self.writer.add_scalar("images_per_s", images_per_s, step)
+        self.append_log({"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(images_per_s, 3)}
+                        | {k: round(v, 6) for k, v in sorted(means.items())})
+
+    def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
+        """(C, H, W) input, output and target of one step: on the web page, and in TensorBoard side by side
+        when their channel counts agree."""
+        if real_A.shape[0] == real_B.shape[0]:
+            self.writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
+                                  step)
+        self.write_samples(step, title, (real_A, fake_B, real_B))
+
+    # ------------------------------------------------------------------------------------ the loss log
+
+    def append_log(self, row: dict) -> None:
+        with self.losses.open("a", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(row))
+            if f.tell() == 0:
+                out.writeheader()
+            out.writerow(row)
+
+    def truncate_log(self, step: int) -> None:
+        """Drop rows past ``step``: after a resume they are from a future that was lost."""
+        rows = read_log(self.losses)
+        if rows and rows[-1]["step"] > step:
+            with self.losses.open("w", newline="") as f:
+                out = csv.DictWriter(f, fieldnames=list(rows[0]))
+                out.writeheader()
+                out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
+                              for r in rows if r["step"] <= step)
+
+    # ---------------------------------------------------------------------------------------- samples
+
+    def write_samples(self, step: int, title: str, images: tuple[torch.Tensor, ...]) -> None:
+        """Save (input, output, target) of ``step`` and rewrite the page of every step's samples, newest first."""
+        tag = f"step{step:08d}"
+        for name, img in zip(SAMPLE_NAMES, images):
+            to_image(img).save(self.web / "images" / f"{tag}_{name}.png")
+        steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
+                       reverse=True)
+        rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
+        write_page(self.web / "index.html", title, rows)
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term), as numbers."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
