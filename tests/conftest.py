@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from pix2pix.config import DataConfig
+from pix2pix.labels import FACADES
 
 # A U-Net of depth 5 with 4 filters and a 4-filter PatchGAN on 32x32 crops: a CPU step takes milliseconds.
 TINY = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
@@ -77,3 +83,94 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------- small images (test_data, test_batches)
+
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, mode).save(path) if mode else Image.fromarray(arr).save(path)
+    return path
+
+
+def solid(h: int, w: int, colour) -> np.ndarray:
+    return np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)).copy()
+
+
+def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def save_aligned(path: Path, a: np.ndarray, b: np.ndarray) -> Path:
+    return save(path, np.concatenate([a, b], axis=1))
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img)
+
+
+def as_uint8(t: torch.Tensor) -> np.ndarray:
+    """Invert to_tensor exactly (rounding), (C, H, W) -> (H, W, C)."""
+    return ((t * 0.5 + 0.5) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def one_line_message(excinfo, path) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg, f"multi-line message: {msg!r}"
+    assert str(path) in msg, f"{path} not in {msg!r}"
+    return msg
+
+
+def cfg(**kw) -> DataConfig:
+    base = dict(load_size=40, crop_size=32, preprocess="resize_and_crop", flip=True, direction="AtoB")
+    return DataConfig(**(base | kw))
+
+
+# The halves are 48 wide and 44 high, so every preprocess changes the geometry differently:
+# resize_and_crop resizes to 40x40, crop keeps 48x44, scale_width_and_crop scales to 40 wide (40x36).
+W, H = 48, 44
+BASE_SIZE = {"resize_and_crop": (40, 40), "crop": (W, H), "scale_width_and_crop": (40, 36)}
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """An aligned image whose A and B halves are the same noise image."""
+    half = noise(H, W, seed=1)
+    path = save_aligned(tmp_path_factory.mktemp("twin") / "1.png", half, half)
+    return path, half
+
+
+# ------------------------------------------------------------------ a tiny labels -> photo run (app, export)
+
+CMP4 = FACADES.palette[[0, 1, 2, 3]]  # background, facade, window, door
+
+
+@pytest.fixture(scope="module")
+def labels_run(tmp_path_factory) -> Path:
+    """A tiny labels -> photo run on facade-coloured label maps (with a val split for samples)."""
+    tmp = tmp_path_factory.mktemp("app")
+    data = make_aligned_dataset(tmp / "facadeish", {"train": 4, "val": 3}, colours=CMP4)
+    tiny = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
+            "--workers", "0", "--no-progress", "--direction", "BtoA", "--max-steps", "4"]
+    return train_tiny(tmp, data, tiny, name="facadeish")
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def label_image(w: int = 48, h: int = 40) -> np.ndarray:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:] = CMP4[1]
+    arr[5:15, 5:20] = CMP4[2]
+    return arr
+
+

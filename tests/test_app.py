@@ -12,42 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import free_port, make_aligned_dataset, one_line_error, train_tiny
+from conftest import CMP4, free_port, label_image, png
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app
-from pix2pix.cli import main
 from pix2pix.inference import Translator
 from pix2pix.labels import FACADES
 
-CMP4 = FACADES.palette[[0, 1, 2, 3]]  # background, facade, window, door
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A tiny labels -> photo run on facade-coloured label maps (with a val split for samples)."""
-    tmp = tmp_path_factory.mktemp("app")
-    data = make_aligned_dataset(tmp / "facadeish", {"train": 4, "val": 3}, colours=CMP4)
-    tiny = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
-            "--workers", "0", "--no-progress", "--direction", "BtoA", "--max-steps", "4"]
-    return train_tiny(tmp, data, tiny, name="facadeish")
-
-
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def label_image(w: int = 48, h: int = 40) -> np.ndarray:
-    arr = np.zeros((h, w, 3), np.uint8)
-    arr[:] = CMP4[1]
-    arr[5:15, 5:20] = CMP4[2]
-    return arr
+def run(labels_run) -> Path:
+    return labels_run
 
 
 @pytest.fixture(scope="module")
@@ -158,44 +137,6 @@ def test_concurrent_requests_are_batched_without_mixing_images(run):
     for im, out in zip(images, outs):
         expected = np.asarray(alone(Image.fromarray(im))).astype(int)
         assert np.abs(np.asarray(Image.open(io.BytesIO(out))).astype(int) - expected).max() <= 1
-
-
-# ----------------------------------------------------------------------------------------------- ONNX
-
-
-@pytest.mark.parametrize("mode", ["eval", "paper"])
-def test_onnx_export_matches_pytorch_on_several_sizes_and_serves(run, tmp_path, capsys, mode):
-    out = tmp_path / "g.onnx"
-    assert main(["export", "--checkpoint", str(run), "--format", "onnx", "--out", str(out)]
-                + (["--eval"] if mode == "eval" else [])) == 0
-    assert "matches PyTorch within" in capsys.readouterr().out
-    model = load_served(out, backend="onnx")
-    assert model.kind == "labels" and model.backend.name == "onnx" and len(model.samples) == 3
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 40, 72)).astype(np.float32)  # not a multiple of 32
-    y = model.backend(x, eval=mode == "eval", seed=None)
-    assert y.shape == (1, 3, 40, 72)
-    if mode == "eval":  # deterministic: the same numbers as PyTorch at any size
-        ref = Translator.load(run, eval=True, device="cpu", fast=False).translate_tensor(torch.from_numpy(x))
-        assert np.abs(y - ref.numpy()).max() < 1e-4
-    else:  # dropout noise: two calls differ
-        assert np.abs(y - model.backend(x, eval=False, seed=None)).max() > 0
-    with TestClient(create_app([model])) as c:
-        r = c.post("/api/translate", content=png(label_image()), headers={"content-type": "image/png"})
-        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (48, 40)
-
-
-def test_export_and_serve_bad_input_is_one_line(run, tmp_path, capsys):
-    one_line_error(capsys, main(["export", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "x.onnx")]),
-                   "nope")
-    (tmp_path / "fake.onnx").write_bytes(b"not onnx")
-    one_line_error(capsys, main(["serve", "--checkpoint", str(tmp_path / "fake.onnx"), "--backend", "onnx"]),
-                   "not an ONNX file")
-    one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--checkpoint", str(run)]), "--name")
-    import socket
-
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        port = taken.getsockname()[1]
-        one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--port", str(port)]), "choose another --port")
 
 
 # ---------------------------------------------------------------------------------- a running server

@@ -14,66 +14,12 @@ import torch
 from PIL import Image
 
 from pix2pix.cli import main
-from pix2pix.config import DataConfig
-from pix2pix.data import (
-    EpochSampler,
-    Pair,
-    PairDataset,
-    check_dataset,
-    collate,
-    load_pair,
-    make_loader,
-    open_image,
-    scan_split,
-    to_image,
-    to_tensor,
-)
+from conftest import BASE_SIZE, BLUE, GREEN, RED, as_uint8, cfg, noise, pixels, save, save_aligned, solid
+from conftest import one_line_message as one_line_error
+from pix2pix.data import Pair, PairDataset, check_dataset, load_pair, open_image, scan_split, to_image, to_tensor
 from pix2pix.errors import Pix2PixError
 
-RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
 FACADES = Path("/work/shared/data/facades")
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-
-def save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr, mode).save(path) if mode else Image.fromarray(arr).save(path)
-    return path
-
-
-def solid(h: int, w: int, colour) -> np.ndarray:
-    return np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)).copy()
-
-
-def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def save_aligned(path: Path, a: np.ndarray, b: np.ndarray) -> Path:
-    return save(path, np.concatenate([a, b], axis=1))
-
-
-def pixels(img: Image.Image) -> np.ndarray:
-    return np.asarray(img)
-
-
-def as_uint8(t: torch.Tensor) -> np.ndarray:
-    """Invert to_tensor exactly (rounding), (C, H, W) -> (H, W, C)."""
-    return ((t * 0.5 + 0.5) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def one_line_error(excinfo, path) -> str:
-    msg = str(excinfo.value)
-    assert "\n" not in msg, f"multi-line message: {msg!r}"
-    assert str(path) in msg, f"{path} not in {msg!r}"
-    return msg
-
-
-def cfg(**kw) -> DataConfig:
-    base = dict(load_size=40, crop_size=32, preprocess="resize_and_crop", flip=True, direction="AtoB")
-    return DataConfig(**(base | kw))
 
 
 # ---------------------------------------------------------------------------------------- discovery
@@ -202,20 +148,6 @@ def test_direction_gives_input_the_input_channels(tmp_path, two_folders):
 
 # ------------------------------------------------------------------------------------------- jitter
 
-# The halves are 48 wide and 44 high, so every preprocess changes the geometry differently:
-# resize_and_crop resizes to 40x40, crop keeps 48x44, scale_width_and_crop scales to 40 wide (40x36).
-W, H = 48, 44
-BASE_SIZE = {"resize_and_crop": (40, 40), "crop": (W, H), "scale_width_and_crop": (40, 36)}
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    """An aligned image whose A and B halves are the same noise image."""
-    half = noise(H, W, seed=1)
-    path = save_aligned(tmp_path_factory.mktemp("twin") / "1.png", half, half)
-    return path, half
-
-
 def locate(out: np.ndarray, base: np.ndarray, crop: int) -> tuple[int, int, bool] | None:
     """(x, y, flipped) of the crop of ``base`` (possibly mirrored) equal to ``out``, or None."""
     h, w = base.shape[:2]
@@ -272,23 +204,6 @@ def test_jitter_depends_only_on_seed_epoch_and_index(twin):
     # The seed matters.
     other = PairDataset(pairs, cfg(), 3, 3, train=True, seed=1)
     assert not all(torch.equal(other[k]["A"], first[k]) for k in keys)
-
-
-def test_loader_output_does_not_depend_on_worker_count(twin):
-    path, _ = twin
-    pairs = [Pair(path)] * 4
-    batches = []
-    for workers in (0, 2):
-        ds = PairDataset(pairs, cfg(), 3, 3, train=True, seed=3)
-        sampler = EpochSampler(len(ds), seed=3)
-        loader = make_loader(ds, batch_size=2, workers=workers, sampler=sampler)
-        out = []
-        for epoch in (0, 1):
-            sampler.set_epoch(epoch)
-            out += [b["A"] for b in loader]
-        batches.append(torch.cat(out))
-    assert batches[0].shape == (8, 3, 32, 32)  # 4 pairs x 2 epochs
-    assert torch.equal(batches[0], batches[1])
 
 
 def test_test_time_transform_is_deterministic_and_resizes_to_crop_size(twin):
@@ -463,84 +378,13 @@ def test_two_folder_size_mismatch(tmp_path):
     assert str(b) in msg
 
 
-# --------------------------------------------------------------------------------- dataset, collate
-
-
-def test_dataset_returns_error_records_and_collate_keeps_good_items(tmp_path):
-    good1 = save_aligned(tmp_path / "1.png", solid(40, 40, RED), solid(40, 40, BLUE))
-    bad = tmp_path / "2.jpg"
-    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
-    good2 = save_aligned(tmp_path / "3.png", solid(40, 40, GREEN), solid(40, 40, BLUE))
-    ds = PairDataset([Pair(good1), Pair(bad), Pair(good2)], cfg(), 3, 3, train=True)
-
-    item = ds[(0, 1)]
-    assert set(item) >= {"error", "path"} and str(bad) in item["error"] and "\n" not in item["error"]
-
-    batch = collate([ds[(0, i)] for i in range(3)])
-    assert batch["A"].shape == batch["B"].shape == (2, 3, 32, 32)
-    assert batch["paths"] == [str(good1), str(good2)]
-    assert len(batch["errors"]) == 1 and str(bad) in batch["errors"][0]
-    assert (batch["A"][0, 0] == 1).all() and (batch["A"][1, 1] == 1).all()  # red, green
-    assert (batch["B"][:, 2] == 1).all()  # blue
+# --------------------------------------------------------------------------------------- dataset
 
 
 def test_dataset_reports_image_smaller_than_crop(tmp_path):
     small = save_aligned(tmp_path / "small.png", solid(20, 20, RED), solid(20, 20, BLUE))
     item = PairDataset([Pair(small)], cfg(preprocess="crop"), 3, 3, train=True)[(0, 0)]
     assert "error" in item and str(small) in item["error"] and "32" in item["error"]
-
-
-def test_collate_of_different_sizes_is_an_error_entry_not_an_exception(tmp_path):
-    p1 = save_aligned(tmp_path / "1.png", solid(8, 8, RED), solid(8, 8, BLUE))
-    p2 = save_aligned(tmp_path / "2.png", solid(12, 12, RED), solid(12, 12, BLUE))
-    ds = PairDataset([Pair(p1), Pair(p2)], cfg(preprocess="none"), 3, 3, train=False)
-    batch = collate([ds[0], ds[1]])
-    assert "A" not in batch
-    assert len(batch["errors"]) == 1 and "size" in batch["errors"][0]
-
-
-def test_collate_of_only_bad_items(tmp_path):
-    batch = collate([{"error": "x.png: broken", "path": "x.png"}])
-    assert batch["errors"] == ["x.png: broken"] and "A" not in batch and batch["paths"] == []
-
-
-# ------------------------------------------------------------------------------------------ sampler
-
-
-def test_epoch_sampler_permutes_each_epoch():
-    n = 50
-    s = EpochSampler(n, seed=0)
-    orders = []
-    for epoch in range(3):
-        s.set_epoch(epoch)
-        items = list(s)
-        assert len(s) == n
-        assert all(e == epoch for e, _ in items)
-        idx = [i for _, i in items]
-        assert sorted(idx) == list(range(n))
-        orders.append(idx)
-    assert orders[0] != orders[1] != orders[2] and orders[0] != orders[2]
-    assert orders[0] != list(range(n))
-    other = EpochSampler(n, seed=1)
-    assert [i for _, i in other] != orders[0]
-    again = EpochSampler(n, seed=0)
-    again.set_epoch(1)
-    assert [i for _, i in again] == orders[1]
-
-
-def test_epoch_sampler_resumes_mid_epoch():
-    s = EpochSampler(20, seed=5)
-    s.set_epoch(2)
-    full = [i for _, i in s]
-    s.set_epoch(2, start=7)
-    assert len(s) == 13
-    assert list(s) == [(2, i) for i in full[7:]]
-
-
-def test_epoch_sampler_without_shuffle():
-    s = EpochSampler(5, seed=0, shuffle=False)
-    s.set_epoch(4)
-    assert list(s) == [(4, i) for i in range(5)]
 
 
 # ------------------------------------------------------------------------------------ datasets check
@@ -641,23 +485,3 @@ def test_facades_btoa_input_is_the_label_map():
     # The label map's right half really is B: AtoB gives the same two images the other way round.
     a, b = load_pair(pairs[0], "AtoB", 3, 3)
     assert np.array_equal(pixels(a), pixels(tgt)) and np.array_equal(pixels(b), pixels(inp))
-
-
-@pytest.mark.parametrize("preprocess", ["resize_and_crop", "crop", "scale_width_and_crop", "none"])
-def test_preloaded_batches_equal_the_loaders_bit_for_bit(tmp_path, preprocess):
-    from pix2pix.data import PreloadedPairs
-
-    paths = [save_aligned(tmp_path / f"{i}.png", noise(H, W, seed=i), noise(H, W, seed=10 + i)) for i in range(5)]
-    pairs = [Pair(p) for p in paths]
-    c = cfg(preprocess=preprocess)
-    ds = PairDataset(pairs, c, 3, 3, train=True, seed=4)
-    preloaded = PreloadedPairs(pairs, c, 3, 3, seed=4, device=torch.device("cpu"))
-    sampler = EpochSampler(len(pairs), seed=4)
-    loader = make_loader(ds, batch_size=2, workers=0, sampler=sampler)
-    for epoch in (0, 1, 2):
-        sampler.set_epoch(epoch, start=2 if epoch == 2 else 0)  # and from the middle of an epoch, as on resume
-        ours, theirs = list(preloaded.batches(sampler, 2)), list(loader)
-        assert len(ours) == len(theirs) == (2 if epoch == 2 else 3)
-        for a, b in zip(ours, theirs):
-            assert torch.equal(a["A"], b["A"]) and torch.equal(a["B"], b["B"])
-            assert a["paths"] == b["paths"]

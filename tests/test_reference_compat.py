@@ -315,32 +315,6 @@ def test_resnet_reference_checkpoint(tmp_path, kw):
 # ------------------------------------------------------------------------------------ broken files
 
 
-def test_pth_that_is_not_a_state_dict(tmp_path):
-    path = tmp_path / "latest_net_G.pth"
-    torch.save([torch.zeros(3), torch.ones(2)], path)
-    with pytest.raises(Pix2PixError, match="latest_net_G.pth") as e:
-        Translator.load(path, device="cpu", fast=False)
-    assert str(path) in str(e.value)
-
-
-def test_pth_with_foreign_tensors(tmp_path):
-    path = tmp_path / "latest_net_D.pth"
-    torch.save({"model.0.weight": torch.zeros(64, 6, 4, 4), "model.0.bias": torch.zeros(64)}, path)
-    with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu", fast=False)
-    assert str(path) in str(e.value)
-
-
-@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff" * 100, b"PK\x03\x04not really a zip"],
-                         ids=["empty", "garbage", "bad-zip"])
-def test_pth_with_garbage_bytes(tmp_path, content):
-    path = tmp_path / "latest_net_G.pth"
-    path.write_bytes(content)
-    with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu", fast=False)
-    assert str(path) in str(e.value)
-
-
 def test_pth_with_mismatched_shapes(tmp_path):
     """Keys of a U-Net but a tensor of the wrong shape: one clear error, not a traceback."""
     ref = RefUnetGenerator(**UNET_CASES["batch"])
@@ -349,17 +323,6 @@ def test_pth_with_mismatched_shapes(tmp_path):
     state[key] = torch.zeros(3, 3, 4, 4)
     path = tmp_path / "latest_net_G.pth"
     torch.save(state, path)
-    with pytest.raises(Pix2PixError) as e:
-        Translator.load(path, device="cpu", fast=False)
-    assert str(path) in str(e.value)
-
-
-@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff" * 100, (8).to_bytes(8, "little") + b"{bad json",
-                                     (10 ** 12).to_bytes(8, "little") + b"{}"],
-                         ids=["empty", "garbage", "bad-header", "huge-header"])
-def test_safetensors_with_garbage_bytes(tmp_path, content):
-    path = tmp_path / "latest.safetensors"
-    path.write_bytes(content)
     with pytest.raises(Pix2PixError) as e:
         Translator.load(path, device="cpu", fast=False)
     assert str(path) in str(e.value)

@@ -13,7 +13,6 @@ from conftest import make_pair, one_line_error
 from pix2pix.cli import main
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from pix2pix.data import to_tensor
-from pix2pix.inference import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.speed import PLAIN, Speed, adam, autocast, fast_path, inference_path
 from pix2pix.training import measure_step_seconds, train_step
@@ -52,21 +51,6 @@ def test_both_paths_learn_with_fp32_weights(speed):
     assert float(losses["G_l1"]) < 0.5 * first
     assert all(p.dtype == torch.float32 for p in [*G.parameters(), *D.parameters()])
     assert fake.shape == B.shape
-
-
-def test_fast_inference_is_within_a_few_levels_of_fp32():
-    torch.manual_seed(0)
-    cfg = GeneratorConfig(arch="unet_64", ngf=8)
-    G = init_weights(build_generator(cfg))
-    x = _pair()[0].repeat(1, 1, 2, 2)
-    exact = Translator(G, cfg, eval=True, device="cpu", fast=False).translate_tensor(x)
-    fast = Translator(G, cfg, eval=True, device="cpu", fast=True)
-    out = fast.translate_tensor(x)
-    assert out.dtype == torch.float32 and out.shape == exact.shape
-    diff = (out - exact).abs()
-    assert float(diff.max()) <= 4 / 127.5  # at most 4 of 255 levels
-    if fast.speed.bf16:
-        assert float(diff.max()) > 0  # it did run in bf16 (on CPUs with bf16 in hardware)
 
 
 def test_measure_step_seconds_runs_either_path():

@@ -16,9 +16,14 @@ from pathlib import Path
 
 import torch
 
+from .batches import EpochSampler, PreloadedPairs, make_loader
 from .config import RunConfig
+from .data import PairDataset, scan_split
 from .errors import Pix2PixError
+from .inference import Translator
+from .networks import build_generator, init_weights
 from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device
+from .training import measure_step_seconds
 
 
 @dataclass
@@ -81,8 +86,6 @@ def _sync(device: torch.device) -> None:
 
 def time_training(cfg: RunConfig, device: torch.device, speed: Speed, steps: int) -> tuple[float, int | None]:
     """Images per second of the training step, and peak memory."""
-    from .training import measure_step_seconds
-
     _reset_peak(device)
     warmup = 6 if speed.compile else 2  # compiling, and capturing CUDA graphs, happen in the first calls
     seconds = measure_step_seconds(cfg, steps=steps, warmup=warmup, speed=speed)
@@ -91,9 +94,6 @@ def time_training(cfg: RunConfig, device: torch.device, speed: Speed, steps: int
 
 def time_inference(cfg: RunConfig, device: torch.device, fast: bool, batch: int, steps: int) -> float:
     """Images per second of the generator in the paper's test mode (dropout on, batch statistics)."""
-    from .inference import Translator
-    from .networks import build_generator, init_weights
-
     translator = Translator(init_weights(build_generator(cfg.generator)), cfg.generator, device=str(device),
                             fast=fast)
     size = cfg.data.crop_size
@@ -111,8 +111,6 @@ def time_inference(cfg: RunConfig, device: torch.device, fast: bool, batch: int,
 
 def time_input(cfg: RunConfig, device: torch.device, data: Path, batches: int) -> tuple[str, float]:
     """The trainer's input path on ``data`` (preloaded on the device, or loader processes): images per s."""
-    from .data import EpochSampler, PairDataset, PreloadedPairs, make_loader, scan_split
-
     pairs, _ = scan_split(data, "train")
     g, d = cfg.generator, cfg.data
     sampler = EpochSampler(len(pairs), 0)

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from .checkpoints import RunState, load_into, load_latest, save_latest
 from .config import LossConfig, RunConfig, resolve
-from .data import TrainingBatches, scan_split
+from .batches import TrainingBatches
+from .data import scan_split
 from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, rank_share,
                           set_rng_state, sync_batch_norm, world_from_env)
 from .errors import Pix2PixError

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from .. import config as C
-from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, non_negative, positive
+from .args import non_negative, positive
 
 
 def add_commands(sub) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, non_negative, positive
+from .args import add_device, add_no_fast, positive
 
 
 def add_commands(sub) -> None:

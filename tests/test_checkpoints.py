@@ -1,0 +1,138 @@
+"""File formats: release weights, the run state an exact resume needs, and what a broken file gets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import train_tiny as _train
+from pix2pix.checkpoints import RunState, load_checkpoint, load_latest, load_state, save_state
+from pix2pix.cli import main
+from pix2pix.config import GeneratorConfig, RunConfig
+from pix2pix.errors import Pix2PixError
+from pix2pix.inference import Translator
+from pix2pix.networks import build_generator
+
+
+def _weights(run):
+    return load_file(str(run / "checkpoints" / "latest.safetensors"))
+
+
+def test_a_crash_between_state_and_weights_still_resumes(tmp_path, blocks, tiny, monkeypatch):
+    """The training state is written first; if the weights never follow, the previous pair still resumes."""
+    import pix2pix.checkpoints as ck
+
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny]
+    assert main(common + ["--name", "straight", "--max-steps", "4"]) == 0
+    assert main(common + ["--name", "crash", "--max-steps", "2"]) == 0
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies after the state file, before the weights
+
+    monkeypatch.setattr(ck, "save_weights", die)
+    run = tmp_path / "runs" / "crash"
+    try:
+        main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"])
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    a, b = _weights(tmp_path / "runs" / "straight"), _weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [p.name for p in (run / "checkpoints").glob("state_*.pt")] == ["state_00000004.pt"]
+
+
+def test_interrupted_save_keeps_previous_latest(tmp_path, blocks, tiny, monkeypatch):
+    """A crash while writing a checkpoint leaves the previous latest intact and no temp file behind."""
+    import pix2pix.checkpoints as ck
+
+    run = tmp_path / "runs" / "r"
+    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "r",
+                 "--max-steps", "2", *tiny]) == 0
+    before = (run / "checkpoints" / "latest.safetensors").read_bytes()
+
+    def crash(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # stands for the process dying mid-write
+
+    monkeypatch.setattr(ck, "save_file", crash)
+    G = build_generator(GeneratorConfig(arch="unet_32", ngf=4))
+    try:
+        ck.save_weights(run / "checkpoints" / "latest.safetensors", G, GeneratorConfig(arch="unet_32", ngf=4))
+    except KeyboardInterrupt:
+        pass
+    assert (run / "checkpoints" / "latest.safetensors").read_bytes() == before
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_checkpoint_alone_rebuilds_the_model(tmp_path, blocks, tiny):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "2", "--norm", "instance", "--ngf", "6")
+    translator = Translator.load(run / "checkpoints" / "latest.safetensors", eval=True, device="cpu")
+    assert translator.config.arch == "unet_32"
+    assert translator.config.norm == "instance" and translator.config.ngf == 6
+    D = load_checkpoint(run / "checkpoints" / "latest.safetensors").build_discriminator()
+    assert D(torch.zeros(1, 6, 32, 32)).shape == (1, 1, 2, 2)  # the conditional 70x70 PatchGAN, ndf 4
+
+
+def test_pth_that_is_not_a_state_dict(tmp_path):
+    path = tmp_path / "latest_net_G.pth"
+    torch.save([torch.zeros(3), torch.ones(2)], path)
+    with pytest.raises(Pix2PixError, match="latest_net_G.pth") as e:
+        Translator.load(path, device="cpu", fast=False)
+    assert str(path) in str(e.value)
+
+
+def test_pth_with_foreign_tensors(tmp_path):
+    path = tmp_path / "latest_net_D.pth"
+    torch.save({"model.0.weight": torch.zeros(64, 6, 4, 4), "model.0.bias": torch.zeros(64)}, path)
+    with pytest.raises(Pix2PixError) as e:
+        Translator.load(path, device="cpu", fast=False)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff" * 100, b"PK\x03\x04not really a zip"],
+                         ids=["empty", "garbage", "bad-zip"])
+def test_pth_with_garbage_bytes(tmp_path, content):
+    path = tmp_path / "latest_net_G.pth"
+    path.write_bytes(content)
+    with pytest.raises(Pix2PixError) as e:
+        Translator.load(path, device="cpu", fast=False)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff" * 100, (8).to_bytes(8, "little") + b"{bad json",
+                                     (10 ** 12).to_bytes(8, "little") + b"{}"],
+                         ids=["empty", "garbage", "bad-header", "huge-header"])
+def test_safetensors_with_garbage_bytes(tmp_path, content):
+    path = tmp_path / "latest.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(Pix2PixError) as e:
+        Translator.load(path, device="cpu", fast=False)
+    assert str(path) in str(e.value)
+
+
+def test_latest_names_its_state_and_both_hold_the_step_and_the_run(tmp_path, blocks, tiny):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "3")
+    ckpt, state = load_latest(run / "checkpoints")
+    assert ckpt.meta["state"] == "state_00000003.pt" and ckpt.meta["step"] == state.step == 3
+    assert RunConfig.from_dict(ckpt.meta["config"]) == RunConfig.load(run / "config.json")
+    assert state.opt_D is not None and len(state.schedulers) == 2 and state.rng_cuda is None
+    assert state.epoch == 0 and state.batch_in_epoch == 3 and state.bad_images == []
+
+
+def test_run_state_round_trips_and_an_older_state_file_still_loads(tmp_path):
+    state = RunState(step=7, epoch=1, batch_in_epoch=3, opt_G={"state": {}, "param_groups": []}, opt_D=None,
+                     schedulers=[{"last_epoch": 7}], rng_cpu=torch.get_rng_state(), bad_images=["x.png: broken"])
+    save_state(tmp_path / "s.pt", state)
+    back = load_state(tmp_path / "s.pt")
+    assert (back.step, back.epoch, back.batch_in_epoch, back.bad_images) == (7, 1, 3, ["x.png: broken"])
+    assert torch.equal(back.rng_cpu, state.rng_cpu)
+    # A state written before RunState existed: a plain dict with the same keys and none of the later ones.
+    old = {"step": 2, "epoch": 0, "batch_in_epoch": 2, "opt_G": {}, "opt_D": None, "schedulers": [],
+           "rng_cpu": torch.get_rng_state(), "rng_cuda": None}
+    torch.save(old, tmp_path / "old.pt")
+    assert load_state(tmp_path / "old.pt").rng_processes is None
+    with pytest.raises(Pix2PixError, match="no training state"):
+        load_state(tmp_path / "missing.pt")

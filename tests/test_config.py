@@ -1,0 +1,128 @@
+"""The configuration: one resolve step that checks every field and derives the dependent ones, flags
+generated from the fields, presets, and what config.json records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import one_line_error as _one_line_error
+from conftest import train_tiny as _train
+from pix2pix.checkpoints import load_checkpoint
+from pix2pix.cli import build_parser, main
+from pix2pix.config import SECTIONS, RunConfig, TrainConfig, cpu_recipe, flag_of, resolve
+from pix2pix.errors import Pix2PixError
+
+
+def test_preset_sets_paper_settings_and_flags_override_it(tmp_path, blocks, tiny):
+    run = _train(tmp_path, blocks, tiny, "--preset", "edges2shoes", "--batch-size", "2", "--max-steps", "1")
+    cfg = RunConfig.load(run / "config.json")
+    assert (cfg.data.direction, cfg.train.epochs, cfg.data.flip) == ("AtoB", 15, False)
+    assert cfg.data.batch_size == 2  # explicit flag beats the preset's 4
+    run = _train(tmp_path, blocks, tiny, "--preset", "facades", "--max-steps", "1", name="f")
+    cfg = RunConfig.load(run / "config.json")
+    assert (cfg.data.direction, cfg.train.epochs, cfg.train.epochs_decay) == ("BtoA", 100, 100)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--norm", "group"], "--norm: invalid choice"),
+    (["--generator", "unet_100"], "unet_100"),
+    (["--generator", "vgg"], "unknown generator 'vgg'"),
+    (["--discriminator", "patch99"], "unknown discriminator 'patch99'"),
+    (["--batch-size", "0"], "--batch-size: must be > 0"),
+    (["--objective", "l2"], "--objective: invalid choice"),
+    (["--crop-size", "300", "--load-size", "286"], "larger than --load-size"),
+])
+def test_unknown_option_values(tmp_path, blocks, flags, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        code = main(["train", "--data", str(blocks), "--out", str(tmp_path), *flags])
+        raise SystemExit(code)
+    _one_line_error(capsys, exit_.value.code, needle)
+
+
+@pytest.mark.parametrize("objective, d_in", [("l1+cgan", 6), ("cgan", 6), ("gan", 3), ("l1+gan", 3)])
+def test_config_json_records_the_discriminator_that_was_built(tmp_path, blocks, tiny, objective, d_in):
+    run = _train(tmp_path, blocks, tiny, "--objective", objective, "--max-steps", "1", name=objective)
+    recorded = json.loads((run / "config.json").read_text())["discriminator"]
+    built = load_checkpoint(run).discriminator
+    assert recorded["in_channels"] == built.in_channels == d_in
+    assert RunConfig.from_dict(load_checkpoint(run).meta["config"]).discriminator.in_channels == d_in
+
+
+def test_resolve_derives_the_jitter_size_and_the_reference_names():
+    cfg = RunConfig()
+    cfg.data.crop_size, cfg.discriminator.arch = 128, "basic"
+    resolve(cfg)
+    assert cfg.data.load_size == 143 and cfg.discriminator.arch == "patch70"
+    assert resolve(RunConfig()).data.load_size == 286  # the paper's 286/256
+    explicit = RunConfig()
+    explicit.data.load_size = 256
+    assert resolve(explicit).data.load_size == 256  # given, kept (edges2shoes: no jitter)
+    again = resolve(RunConfig.from_dict(cfg.to_dict()))
+    assert again == cfg  # a resolved configuration resolves to itself
+
+
+@pytest.mark.parametrize("section, name, value, needle", [
+    ("generator", "dropout", 2.0, "--dropout: must be in [0, 1)"),
+    ("train", "beta1", 1.5, "--beta1: must be in [0, 1)"),
+    ("train", "lr", float("nan"), "--lr: must be a finite number"),
+    ("train", "lr", float("inf"), "--lr: must be a finite number"),
+    ("train", "seed", -1, "--seed: must be an integer in [0,"),
+    ("train", "lambda_l1", float("nan"), "--lambda-l1: must be a finite number"),
+    ("data", "crop_size", 0, "--crop-size: must be > 0"),
+    ("data", "preprocess", "squash", "--preprocess: invalid choice 'squash'"),
+    ("data", "flip", "yes", "--no-flip: expected true or false"),
+    ("generator", "ngf", 4.5, "--ngf: expected an integer"),
+    ("train", "epochs", 0, "--epochs and --epochs-decay are both 0"),
+])
+def test_every_field_is_checked_in_one_line(section, name, value, needle):
+    cfg = RunConfig()
+    setattr(getattr(cfg, section), name, value)
+    if name == "epochs":
+        cfg.train.epochs_decay = 0
+    with pytest.raises(Pix2PixError) as e:
+        resolve(cfg)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--dropout", "2"], "--dropout: must be in [0, 1)"),
+    (["--beta1", "1.5"], "--beta1: must be in [0, 1)"),
+    (["--lr", "nan"], "--lr: must be a finite number"),
+    (["--seed", "-1"], "--seed: must be an integer"),
+    (["--seed", "1e23"], "--seed: invalid int value"),
+])
+def test_bad_values_on_the_command_line_are_one_line(tmp_path, blocks, flags, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(main(["train", "--data", str(blocks), "--out", str(tmp_path), *flags]))
+    _one_line_error(capsys, exit_.value.code, needle)
+
+
+def test_every_field_with_a_flag_is_on_the_command_line_with_its_default():
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    by_flag = {flag: action for action in train._actions for flag in action.option_strings}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("flag") is None and not f.metadata.get("switches"):
+                continue  # derived (D's input channels, the dataset root) or set by another flag (--norm)
+            flag = flag_of(section, f.name)
+            assert flag in by_flag, flag
+            assert by_flag[flag].dest == f"{section}.{f.name}"
+            if f.metadata.get("flag") is not None and f.default is not None:
+                assert f"default {f.default}" in by_flag[flag].help, flag
+
+
+def test_norm_sets_both_networks_and_the_cpu_recipe_resolves(tmp_path, blocks, tiny):
+    run = _train(tmp_path, blocks, tiny, "--norm", "instance", "--max-steps", "1")
+    cfg = RunConfig.load(run / "config.json")
+    assert cfg.generator.norm == cfg.discriminator.norm == "instance"
+    recipe = resolve(cpu_recipe(blocks, tmp_path / "demo", size=64))
+    assert (recipe.generator.arch, recipe.data.load_size, recipe.generator.ngf) == ("unet_64", 72, 32)
+
+
+def test_the_step_gets_the_objective_slice():
+    loss = TrainConfig(objective="gan", lambda_l1=5.0).loss
+    assert (loss.objective, loss.lambda_l1, loss.conditional, loss.uses_gan, loss.uses_l1) == \
+        ("gan", 5.0, False, True, False)
