@@ -32,6 +32,7 @@ def test_rows_change_only_what_they_name(tmp_path, facades_like):
     assert [r.label for r in TABLES["losses"][1]] == ["L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"]
 
 
+@pytest.mark.slow
 def test_losses_table_end_to_end(tmp_path, facades_like, capsys):
     out = tmp_path / "abl"
     assert main(["ablate", "--data", str(facades_like), "--table", "losses", "--steps", "2", "--size", "64",

@@ -160,6 +160,7 @@ def server(run):
     thread.join(10)
 
 
+@pytest.mark.slow
 def test_load_200_requests_at_concurrency_16_all_answered(server):
     from pix2pix.app.loadtest import run_load
 
@@ -194,6 +195,7 @@ def _browser():
     return None
 
 
+@pytest.mark.slow
 def test_the_page_in_a_real_browser(server, tmp_path):
     """Draw on the canvas, wait for the output, check it changed and has the input's size; switch tools,
     undo, upload a file; keep a screenshot in tests/artifacts/."""

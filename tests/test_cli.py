@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def test_models_json_lists_every_network(capsys):
     assert rows["pixel"]["receptive_field"] == 1 and rows["resnet_9blocks"]["params"] == 11_383_427
 
 
+@pytest.mark.slow
 def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "pix2pix", "models"], capture_output=True, text=True)
     assert done.returncode == 0 and "54,413,955" in done.stdout

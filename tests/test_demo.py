@@ -20,6 +20,7 @@ def synth(tmp_path):
     return make_facades_synth(tmp_path / "synth", train=6, val=3, test=0, size=64, seed=0, progress=False)
 
 
+@pytest.mark.slow
 def test_demo_writes_page_and_metrics(tmp_path, synth):
     out = tmp_path / "runs" / "demo"
     lines = list(run_demo(out, synth, minutes=0.03, size=64, progress=False))
@@ -34,6 +35,7 @@ def test_demo_writes_page_and_metrics(tmp_path, synth):
     assert (out / "results" / "val" / "images" / "1_output.png").exists()
 
 
+@pytest.mark.slow
 def test_demo_makes_the_dataset_when_absent_and_replaces_its_own_run(tmp_path):
     data, out = tmp_path / "d", tmp_path / "runs" / "demo"
     import pix2pix.datasets.facades_synth as fs

@@ -52,6 +52,7 @@ def _sync_bn_worker(rank: int, port: int, x: torch.Tensor, out: dict) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_batch_norm_computes_the_global_batch_forward_and_backward(tmp_path):
     x = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     files = {r: tmp_path / f"{r}.pt" for r in range(2)}
@@ -86,6 +87,7 @@ def _torchrun_train(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_processes_end_where_one_process_with_the_same_global_batch_ends(tmp_path, tiny):
     """torchrun (through --nproc) with gloo: 2 processes at batch 1 take the steps 1 process takes at batch 2.
     Dropout is off (each process draws its own noise) and the plain fp32 step is used, so the only
@@ -118,6 +120,7 @@ def test_a_bad_flag_with_nproc_is_one_line_before_any_process_starts(tmp_path, t
     assert code == 2 and "\n" not in err and "no such folder" in err, err
 
 
+@pytest.mark.slow
 def test_an_unreachable_master_is_one_line_and_exit_2(tmp_path, tiny):
     data = make_aligned_dataset(tmp_path / "data", {"train": 2})
     env = dict(os.environ, WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1",

@@ -86,6 +86,7 @@ def test_fast_inference_is_within_a_few_levels_of_fp32():
         assert float(diff.max()) > 0  # it did run in bf16 (on CPUs with bf16 in hardware)
 
 
+@pytest.mark.slow
 def test_importing_inference_loads_no_training_torchrun_or_app_module():
     code = ("import sys, pix2pix.inference; from pix2pix import Translator; "
             "print(sorted(m for m in sys.modules if m.startswith('pix2pix')))")

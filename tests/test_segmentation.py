@@ -75,6 +75,7 @@ def test_labels_of_other_classes_are_refused(tmp_path, facades_like):
         split_examples(facades_like, "val", "BtoA", FACADES)
 
 
+@pytest.mark.slow
 def test_training_learns_and_round_trips(tmp_path, facades_like):
     cfg = SegmenterConfig(arch="unet_32", ngf=8, size=32)
     seg = train_segmenter(facades_like, tmp_path / "seg.safetensors", cfg, steps=150, batch_size=4, progress=False)

@@ -13,6 +13,7 @@ from conftest import make_pair, one_line_error
 from pix2pix.cli import main
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from pix2pix.data import to_tensor
+from pix2pix.inference import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.speed import PLAIN, Speed, adam, autocast, fast_path, inference_path
 from pix2pix.training import measure_step_seconds, train_step
@@ -33,6 +34,7 @@ def _pair():
     return to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("speed", [PLAIN, Speed(bf16=True, fused_adam=True)], ids=["plain", "bf16+fused"])
 def test_both_paths_learn_with_fp32_weights(speed):
     """The fast path changes the arithmetic, not the model: parameters and optimiser state stay fp32, and
@@ -91,3 +93,19 @@ def test_bench_bad_input_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(bench, "time_training", too_big)
     one_line_error(capsys, main(BENCH + ["--batch-size", "512"]), "batch 512 at 32x32 does not fit in cpu memory")
+
+
+@pytest.mark.gpu
+def test_the_cuda_fast_path_trains_resumes_and_translates(tmp_path, blocks, tiny):
+    """On a CUDA machine: the fast path's training step, a resume, and inference run and stay finite."""
+    from conftest import train_tiny
+    from pix2pix.checkpoints import load_checkpoint
+
+    run = train_tiny(tmp_path, blocks, tiny, "--device", "cuda", "--max-steps", "3")
+    assert main(["train", "--resume", str(run), "--max-steps", "5", "--no-progress", "--device", "cuda"]) == 0
+    ckpt = load_checkpoint(run)
+    assert ckpt.meta["step"] == 5 and all(torch.isfinite(t).all() for t in ckpt.generator_state.values()
+                                          if t.is_floating_point())
+    translator = Translator.load(run, eval=True, device="cuda")
+    y = translator.translate_tensor(torch.rand(2, 3, 40, 56) * 2 - 1)
+    assert y.shape == (2, 3, 40, 56) and y.device.type == "cuda" and bool(torch.isfinite(y).all())

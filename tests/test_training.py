@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -27,6 +28,7 @@ def _nets(objective: str = "l1+cgan", gan_loss: str = "vanilla"):
     return G, D, opt_G, opt_D
 
 
+@pytest.mark.slow
 def test_overfit_one_pair_lowers_l1():
     G, D, opt_G, opt_D = _nets()
     cfg = TrainConfig()
@@ -107,6 +109,7 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, blocks, tiny):
     assert mismatched == []
 
 
+@pytest.mark.slow
 def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny):
     common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--preload", "no"]
     assert main(common + ["--name", "a", "--max-steps", "5"]) == 0

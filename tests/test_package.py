@@ -1,0 +1,84 @@
+"""The package's shape: imports run one way (no two modules import each other, directly or round a longer
+loop), and the layers the README names hold: app -> export -> inference -> networks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pix2pix
+
+ROOT = Path(pix2pix.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = ("pix2pix",) + path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.AST]:
+    """Import statements that run: those under ``if TYPE_CHECKING:`` are for type checkers only."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append(child)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (at module level or inside functions alike)."""
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name in paths}
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                targets.add(full if full in paths else base)
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    assert len(graph) > 30 and "pix2pix.training" in graph["pix2pix.cli.train"]
+    cycles = sorted(m for m in graph if m in reaches(graph, m) and m != "pix2pix")
+    assert cycles == [], cycles
+
+
+def test_layers_run_one_way():
+    graph = import_graph()
+    below = {m: reaches(graph, m) for m in graph}
+    assert {"pix2pix.inference", "pix2pix.backends"} <= below["pix2pix.app.models"]
+    assert "pix2pix.inference" in below["pix2pix.export"]
+    assert "pix2pix.networks" in below["pix2pix.inference"]
+    for low, high in [("pix2pix.inference", "pix2pix.training"), ("pix2pix.inference", "pix2pix.distributed"),
+                      ("pix2pix.inference", "pix2pix.app.models"), ("pix2pix.export", "pix2pix.app.models"),
+                      ("pix2pix.networks", "pix2pix.config"), ("pix2pix.config", "pix2pix.training"),
+                      ("pix2pix.checkpoints", "pix2pix.training"), ("pix2pix.data", "pix2pix.distributed")]:
+        assert high not in below[low], f"{low} imports {high}"
