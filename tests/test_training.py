@@ -147,3 +147,9 @@ def test_a_batch_that_does_not_fit_is_one_line(tmp_path, blocks, tiny, capsys, m
     monkeypatch.setattr(training, "train_step", too_big)
     code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--batch-size", "4"])
     one_line_error(capsys, code, "batch 4 at 32x32 does not fit in cpu memory; lower --batch-size")
+
+
+def test_the_progress_bar_counts_every_step(tmp_path, blocks, tiny, capsys):
+    flags = [f for f in tiny if f != "--no-progress"]
+    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--max-steps", "5", *flags]) == 0
+    assert "5/5" in capsys.readouterr().err

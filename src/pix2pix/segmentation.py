@@ -32,7 +32,7 @@ from tqdm import tqdm
 from .checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .checkpoints import atomic_write, load_into, read_safetensors
 from .config import DIRECTIONS, GeneratorConfig, jittered_load_size
-from .data import load_pair, scan_split, to_tensor
+from .data import load_pair, scan_split, to_tensor, to_unit
 from .errors import Pix2PixError
 from .labels import IGNORE, LabelSet, label_set, read_truth, resize_classes
 from .networks import build_generator
@@ -194,7 +194,7 @@ def train_segmenter(data: Path, out: Path, cfg: SegmenterConfig | None = None, s
         c = classes[idx, y0:y0 + cfg.size, x0:x0 + cfg.size]
         if rng.random() < 0.5:
             p, c = p[:, :, ::-1], c[:, :, ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(p)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        x = to_unit(torch.from_numpy(np.ascontiguousarray(p)).permute(0, 3, 1, 2))
         return x.to(device), torch.from_numpy(np.ascontiguousarray(c)).long().to(device)
 
     def step(factor: float) -> torch.Tensor:

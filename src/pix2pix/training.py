@@ -334,6 +334,7 @@ class Trainer:
                     break
                 batch, epoch, done, ends_epoch = item
                 real_A, fake_B, real_B = self._train_on(batch, step, epoch, done)
+                bar.update(1)
                 out_of_time = time.perf_counter() > deadline
                 if self.world.distributed and deadline != float("inf"):
                     out_of_time = agree(out_of_time, self.device)  # every process stops at the same step

@@ -72,8 +72,10 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     for section, f in config_fields():
         m, dest = f.metadata, f"{section}.{f.name}"
         if m["flag"] is not None:
+            flag = C.flag_of(section, f.name)
             default = "" if f.default is None else f" (default {f.default})"
-            groups[section].add_argument(C.flag_of(section, f.name), dest=dest, choices=m["choices"],
+            metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
+            groups[section].add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
                                          type=TYPES[str(f.type).replace(" | None", "")], help=m["help"] + default)
         for flag, value, help in m["switches"]:
             groups[section].add_argument(flag, dest=dest, action="store_const", const=value, help=help)

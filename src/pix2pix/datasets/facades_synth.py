@@ -16,6 +16,10 @@ tell an L1-only model (blurry) from an L1+cGAN one.
 Pair ``{split}/N.png`` is drawn from ``np.random.default_rng([seed, split_id, N])`` (split_id 0, 1, 2 for
 train, val, test): pairs are independent of each other and of how many are made, and the same seed gives
 byte-identical files.
+
+This file is longer than the others because the renderer is one concept: the layout and the materials are
+drawn together (a window's frame, glass and shutters follow from one rectangle), and splitting them would
+pass a dozen parameters between files for no reader's gain.
 """
 
 from __future__ import annotations

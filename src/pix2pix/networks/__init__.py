@@ -9,16 +9,12 @@ names ``basic`` and ``n_layers_K`` are aliases.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..errors import Pix2PixError
 from .discriminators import PATCH_LAYERS, PatchDiscriminator, PixelDiscriminator, receptive_field
 from .generators import ResnetGenerator, UNetGenerator
-
-if TYPE_CHECKING:  # the configuration builds on the networks (it checks names by building them), not back
-    from ..config import DiscriminatorConfig, GeneratorConfig
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
@@ -41,8 +37,10 @@ def _unet_depth(size: int, name: str) -> int:
     return depth
 
 
-def build_generator(cfg: GeneratorConfig) -> nn.Module:
-    """Build the generator ``cfg.arch`` names (weights not yet initialised: see :func:`init_weights`)."""
+def build_generator(cfg) -> nn.Module:
+    """Build the generator a :class:`pix2pix.config.GeneratorConfig` describes (weights not yet initialised:
+    see :func:`init_weights`). The networks do not import the configuration: it builds on them (it checks
+    names by building them), so ``cfg`` is taken by its fields."""
     common = dict(in_channels=cfg.in_channels, out_channels=cfg.out_channels, ngf=cfg.ngf, norm=cfg.norm,
                   dropout=cfg.dropout)
     if m := re.fullmatch(r"unet_(\d+)", cfg.arch):
@@ -68,7 +66,8 @@ def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
     raise Pix2PixError(f"unknown discriminator '{name}'; choose from {choices}")
 
 
-def build_discriminator(cfg: DiscriminatorConfig) -> nn.Module:
+def build_discriminator(cfg) -> nn.Module:
+    """Build the discriminator a :class:`pix2pix.config.DiscriminatorConfig` describes."""
     arch = canonical_discriminator(cfg.arch)
     if arch == "pixel":
         return PixelDiscriminator(cfg.in_channels, cfg.ndf, cfg.norm)
