@@ -126,3 +126,11 @@ def test_the_step_gets_the_objective_slice():
     loss = TrainConfig(objective="gan", lambda_l1=5.0).loss
     assert (loss.objective, loss.lambda_l1, loss.conditional, loss.uses_gan, loss.uses_l1) == \
         ("gan", 5.0, False, True, False)
+
+
+def test_n_layers_d_goes_with_the_n_layers_discriminator(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--n-layers-d", "2", "--max-steps", "1")
+    assert RunConfig.load(run / "config.json").discriminator.arch == "patch34"
+    code = main(["train", "--data", str(blocks), "--out", str(tmp_path), "--discriminator", "pixel",
+                 "--n-layers-d", "4", *tiny])
+    _one_line_error(capsys, code, "--n-layers-d goes with --discriminator n_layers")

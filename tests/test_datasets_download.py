@@ -266,6 +266,9 @@ def _malicious(tmp_path: Path) -> dict[str, dict]:
     return {
         "dotdot": {"../evil.txt": b"x"},
         "deep_dotdot": {"facades/train/../../../evil.txt": b"x"},
+        # Lands inside, but a dataset never names a member so: refused by name, before any path is resolved.
+        "dotdot_inside": {"facades/../facades/train/2.png": b"x"},
+        "drive": {"C:evil.txt": b"x"},
         "absolute": {evil: b"x"},
         "symlink_abs": {"facades/passwd": link("facades/passwd", "/etc/passwd")},
         "symlink_up": {"facades/up": link("facades/up", "../..")},
@@ -283,6 +286,7 @@ def _malicious(tmp_path: Path) -> dict[str, dict]:
 
 # What each refusal says, right after the member's name.
 WHY = {"dotdot": "has '..' in its path", "deep_dotdot": "has '..' in its path", "absolute": "has an absolute path",
+       "dotdot_inside": "has '..' in its path", "drive": "has an absolute path",
        "symlink_abs": "is a link to the absolute path /etc/passwd",
        "symlink_up": "is a link to ../.., outside the folder",
        "symlink_then_write": "is a link to ../../, outside the folder",

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import make_pair, one_line_error
+from conftest import make_pair, one_line_error, train_tiny
 from pix2pix.cli import main
 from pix2pix.data import to_tensor
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
@@ -153,3 +153,60 @@ def test_the_progress_bar_counts_every_step(tmp_path, blocks, tiny, capsys):
     flags = [f for f in tiny if f != "--no-progress"]
     assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--max-steps", "5", *flags]) == 0
     assert "5/5" in capsys.readouterr().err
+
+
+def _state(run):
+    from pix2pix.checkpoints import load_latest
+
+    return load_latest(run / "checkpoints")[1]
+
+
+def test_a_full_schedule_ends_with_its_last_epoch_saved(tmp_path, blocks, tiny):
+    # 4 pairs at batch 1, 1 + 1 epochs: 8 steps; the last step ends epoch 2, which is snapshot and recorded.
+    run = train_tiny(tmp_path, blocks, tiny, "--epochs", "1", "--epochs-decay", "1", "--snapshot-every", "1")
+    state = _state(run)
+    assert (state.step, state.epoch, state.batch_in_epoch) == (8, 2, 0)
+    assert {p.name for p in (run / "checkpoints").glob("epoch_*")} == {"epoch_001.safetensors", "epoch_002.safetensors"}
+
+
+def test_an_epoch_whose_last_image_is_unreadable_still_ends(tmp_path, blocks, tiny):
+    # With --no-flip and the seed's order known, make the last example of epoch 0 the bad one.
+    from pix2pix.batches import EpochSampler
+
+    last = int(EpochSampler(4, seed=0).order(0)[-1])
+    (blocks / "train" / f"{last + 1}.png").write_bytes(b"not a png")
+    run = train_tiny(tmp_path, blocks, tiny, "--skip-bad-images", "--epochs", "1", "--epochs-decay", "1",
+                     "--snapshot-every", "1", "--max-steps", "4")
+    state = _state(run)
+    assert state.step == 4 and state.epoch == 1  # 3 steps in epoch 0, its end marked, 1 step into epoch 1
+    assert (run / "checkpoints" / "epoch_001.safetensors").exists()
+    assert len(state.bad_images) == 1 and f"{last + 1}.png" in state.bad_images[0]
+
+
+def test_a_bad_image_after_the_last_step_does_not_stop_the_run(tmp_path, blocks, tiny):
+    from pix2pix.batches import EpochSampler
+
+    order = EpochSampler(4, seed=0).order(0)
+    (blocks / "train" / f"{int(order[2]) + 1}.png").write_bytes(b"not a png")  # the third example of epoch 0
+    run = train_tiny(tmp_path, blocks, tiny, "--max-steps", "2")
+    assert _state(run).step == 2
+
+
+def test_resuming_at_an_epochs_end_ends_that_epoch_first(tmp_path, blocks, tiny):
+    import torch
+
+    from pix2pix.checkpoints import load_latest, save_state
+
+    run = train_tiny(tmp_path, blocks, tiny, "--epochs", "2", "--epochs-decay", "0", "--snapshot-every", "1",
+                     "--max-steps", "3")
+    # A run saved at step 4 before its epoch's end was recorded (a crash right after a --save-every save).
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    ckpt, state = load_latest(run / "checkpoints")
+    state.epoch, state.batch_in_epoch = 0, 4
+    save_state(run / "checkpoints" / ckpt.meta["state"], state)
+    (run / "checkpoints" / "epoch_001.safetensors").unlink()
+    assert main(["train", "--resume", str(run), "--max-steps", "5", "--no-progress"]) == 0
+    assert (run / "checkpoints" / "epoch_001.safetensors").exists()
+    state = _state(run)
+    assert (state.step, state.epoch, state.batch_in_epoch) == (5, 1, 1)
+    assert torch.is_tensor(state.rng_cpu)

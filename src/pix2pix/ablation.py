@@ -78,7 +78,7 @@ def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
     cfg.train.objective = row.objective
     cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
     cfg.discriminator.arch = row.discriminator
-    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps)
+    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps, nearest=True)
     cfg.train.max_steps = steps
     cfg.train.max_minutes = None
     return cfg
@@ -124,8 +124,8 @@ def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = Non
 
     if steps is None:
         steps = plan_steps(base, rows, minutes)
-        half = plan_epochs(base, steps)
-        yield f"{steps} steps per configuration, {half} + {half} epochs (planned to fit {minutes:g} minutes each here)"
+        half = plan_epochs(base, steps, nearest=True)
+        yield f"{steps} steps per configuration, rounded to {half} + {half} epochs (planned to fit {minutes:g} minutes each here)"
     results, trained_steps = [], set()
     start = time.perf_counter()
     for i, row in enumerate(rows):

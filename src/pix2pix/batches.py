@@ -153,22 +153,24 @@ class TrainingBatches:
 
     def stream(self, epoch: int, start_batch: int, epochs: int, on_errors):
         """Yield ``(batch, epoch, batches done in it, ends the epoch)`` for every batch that holds images, up to
-        the end of epoch ``epochs - 1``. ``on_errors(messages)`` sees each batch's unreadable images (it raises,
-        or records them for --skip-bad-images); a batch of nothing but those is passed over."""
+        the end of epoch ``epochs - 1``, and ``(None, epoch, done, True)`` for an epoch that ends on batches of
+        nothing but unreadable images (or that a resume starts at the end of): the loop marks its end without a
+        step. ``on_errors(messages)`` sees each batch's unreadable images as the batch comes (it raises, or
+        records them for --skip-bad-images)."""
         for e in range(epoch, epochs):
-            held, done = None, start_batch if e == epoch else 0
-            for batch in self.epoch(e, done):
+            done = start_batch if e == epoch else 0
+            batches = self.epoch(e, done)
+            total = done + -(-len(self.sampler) // self.cfg.batch_size)  # the batches of this epoch, all told
+            ended = False
+            for batch in batches:
                 done += 1
                 if batch["errors"]:
                     on_errors(batch["errors"])
-                if "A" not in batch:
-                    continue
-                if held is not None:  # one batch of look-ahead: only the last one ends the epoch
-                    yield held + (False,)
-                held = (batch, e, done)
-            if held is not None:
-                batch, e_, _ = held
-                yield batch, e_, done, True
+                if "A" in batch:
+                    ended = done == total
+                    yield batch, e, done, ended
+            if not ended:
+                yield None, e, done, True
 
 
 def _preload(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,

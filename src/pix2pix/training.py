@@ -177,11 +177,13 @@ def steps_in_minutes(cfg: RunConfig, minutes: float, timings: int = 3) -> int:
     return max(1, int(minutes * 60 / (seconds * OVERHEAD)))
 
 
-def plan_epochs(cfg: RunConfig, steps: float) -> int:
+def plan_epochs(cfg: RunConfig, steps: float, nearest: bool = False) -> int:
     """The paper's schedule shape for a budget of ``steps``: the number of epochs at a constant lr (and as
-    many decaying) whose total comes nearest to ``steps`` without exceeding it (at least one of each)."""
+    many decaying) whose total comes nearest to ``steps`` without exceeding it (a time budget: the demo), or
+    with ``nearest`` on either side (a step budget that --max-steps caps: the ablations); at least one."""
     pairs, _ = scan_split(Path(cfg.data.root), "train")
-    return max(1, int(steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2))
+    half = steps / math.ceil(len(pairs) / cfg.data.batch_size) / 2
+    return max(1, round(half) if nearest else int(half))
 
 
 # ------------------------------------------------------------------------------------------ loop
@@ -329,8 +331,8 @@ class Trainer:
         interrupted = out_of_time = False
         try:
             for step in range(self.step + 1, self.total_steps + 1):
-                item = next(batches, None)
-                if item is None:  # every epoch's batches are spent (bad images skipped)
+                item = self._next_batch(batches)
+                if item is None:  # every epoch's batches are spent
                     break
                 batch, epoch, done, ends_epoch = item
                 real_A, fake_B, real_B = self._train_on(batch, step, epoch, done)
@@ -360,6 +362,16 @@ class Trainer:
         return TrainResult(self.run.path, latest, self.run.web / "index.html", self.step, self.epoch, seconds,
                            self.images, self.bad_images, interrupted,
                            out_of_time=out_of_time and self.step < self.total_steps)
+
+    def _next_batch(self, batches):
+        """The next batch to train on; epochs that end without one (their last images all unreadable, or a
+        resume at an epoch's end) are ended on the way, without a step."""
+        for batch, epoch, done, ends_epoch in batches:
+            if batch is not None:
+                return batch, epoch, done, ends_epoch
+            self.epoch, self.batch_in_epoch = epoch, done
+            self._end_epoch()
+        return None
 
     def _train_on(self, batch: dict, step: int, epoch: int, done: int) -> tuple[torch.Tensor, ...]:
         real_A = to_device(batch["A"], self.device, self.speed)

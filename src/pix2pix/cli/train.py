@@ -103,6 +103,9 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
         C.apply_preset(cfg, args.preset)
     apply_flags(cfg, given(args))
     if args.n_layers_d is not None:
+        if (getattr(args, "discriminator.arch") or "n_layers") != "n_layers":
+            raise Pix2PixError(f"--n-layers-d goes with --discriminator n_layers, not with "
+                               f"--discriminator {getattr(args, 'discriminator.arch')}")
         cfg.discriminator.arch = f"n_layers_{args.n_layers_d}"  # the reference's name; resolve makes it ours
     if not Path(args.data).is_dir():
         raise Pix2PixError(f"--data {args.data}: no such folder")
