@@ -11,12 +11,12 @@ from PIL import Image
 
 from conftest import make_pair, one_line_error
 from pix2pix.cli import main
-from pix2pix.config import DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
+from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pix2pix.data import to_tensor
 from pix2pix.inference import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.speed import PLAIN, Speed, adam, autocast, fast_path, inference_path
-from pix2pix.training import measure_step_seconds, train_step
+from pix2pix.training import train_step
 
 CPU = torch.device("cpu")
 
@@ -53,15 +53,6 @@ def test_both_paths_learn_with_fp32_weights(speed):
     assert float(losses["G_l1"]) < 0.5 * first
     assert all(p.dtype == torch.float32 for p in [*G.parameters(), *D.parameters()])
     assert fake.shape == B.shape
-
-
-def test_measure_step_seconds_runs_either_path():
-    cfg = RunConfig()
-    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
-    cfg.data.crop_size, cfg.train.device = 32, "cpu"
-    assert measure_step_seconds(cfg, steps=2, warmup=1, speed=PLAIN) > 0
-    cfg.train.fast = True
-    assert measure_step_seconds(cfg, steps=2, warmup=1) > 0
 
 
 BENCH = ["bench", "--device", "cpu", "--size", "32", "--ngf", "4", "--steps", "2", "--discriminator", "patch16"]

@@ -120,16 +120,6 @@ def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_measure_step_seconds_times_the_configured_step():
-    from pix2pix.config import RunConfig
-    from pix2pix.training import measure_step_seconds
-
-    cfg = RunConfig()
-    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
-    cfg.generator.out_channels, cfg.data.crop_size, cfg.train.device = 1, 32, "cpu"
-    assert 0 < measure_step_seconds(cfg, steps=2, warmup=1) < 5
-
-
 def test_a_preloaded_split_trains_exactly_as_the_loader_does(tmp_path, blocks, tiny):
     common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "6"]
     assert main(common + ["--name", "loader", "--preload", "no"]) == 0

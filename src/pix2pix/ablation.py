@@ -27,7 +27,8 @@ from .errors import Pix2PixError
 from .evaluation import evaluate_run
 from .plots import image_grid, score_bars
 from .segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
-from .training import plan_epochs, steps_in_minutes, train
+from .planning import plan_epochs, steps_in_minutes
+from .training import train
 
 FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")
 SAMPLE_COLUMNS = 6

@@ -23,7 +23,7 @@ from .errors import Pix2PixError
 from .inference import Translator
 from .networks import build_generator, init_weights
 from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device
-from .training import measure_step_seconds
+from .planning import measure_step_seconds
 
 
 @dataclass

@@ -25,7 +25,8 @@ from .evaluation import mean_image_l1, results_l1
 from .inference import test_split
 from .plots import line_plot
 from .runs import read_log
-from .training import plan_epochs, steps_in_minutes, train
+from .planning import plan_epochs, steps_in_minutes
+from .training import train
 from .webpage import write_page
 
 SAMPLES_ON_PAGE = 12
