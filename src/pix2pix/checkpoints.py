@@ -81,7 +81,9 @@ class RunState:
 
 
 def save_state(path: Path, state: RunState) -> None:
-    atomic_write(path, lambda tmp: torch.save(dataclasses.asdict(state), tmp))
+    # A shallow dict, not dataclasses.asdict: that deep-copies every optimizer tensor before each save.
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    atomic_write(path, lambda tmp: torch.save(fields, tmp))
 
 
 def load_state(path: Path) -> RunState:

@@ -205,8 +205,16 @@ def _build(cls, d: dict[str, Any]):
 
 def flag_of(section: str, name: str) -> str:
     """The command-line flag of a field, for messages (``--crop-size``)."""
-    f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
-    flag = f.metadata.get("flag", "")
+    return _flag(section, next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name))
+
+
+def field_kind(f: dataclasses.Field) -> str:
+    """``int``, ``float``, ``str`` or ``bool``: a field's type without its ``| None``."""
+    return str(f.type).replace(" | None", "")
+
+
+def _flag(section: str, f: dataclasses.Field) -> str:
+    name, flag = f.name, f.metadata.get("flag", "")
     if flag is None:
         switches = f.metadata.get("switches") or ()
         return switches[0][0] if switches else f"{section}.{name}"
@@ -245,8 +253,7 @@ def _check_section(section: str, values) -> None:
         value, meta = getattr(values, f.name), f.metadata
         if value is None and "None" in str(f.type):
             continue
-        flag = flag_of(section, f.name)
-        kind = str(f.type).replace(" | None", "")
+        flag, kind = _flag(section, f), field_kind(f)
         if kind == "bool" and not isinstance(value, bool):
             raise Pix2PixError(f"{flag}: expected true or false, not {value!r}")
         if kind in ("int", "float"):
@@ -302,7 +309,7 @@ def cpu_recipe(data: Path, out: Path, size: int = 128, direction: str = "BtoA") 
     process, labels (right half) -> photo. Chosen by measurement on a 2-core machine (README)."""
     cfg = RunConfig(name=out.name, out=str(out.parent))
     cfg.data.root, cfg.data.direction = str(Path(data).resolve()), direction
-    cfg.data.load_size, cfg.data.crop_size, cfg.data.workers = jittered_load_size(size), size, 1
+    cfg.data.crop_size, cfg.data.workers = size, 1  # --load-size: resolve() derives 286/256 of it
     cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
     cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
     return cfg

@@ -235,7 +235,6 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
     from .config import RunConfig
     from .data import load_pair, scan_split
     from .inference import translate_split
-    from .labels import colour_class_map
     from .webpage import write_page
 
     run_dir = Path(run_dir)
@@ -246,7 +245,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         found, _ = scan_split(Path(cfg.data.root), split)
         if found and not (Path(cfg.data.root) / split / "labels").is_dir():
             first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
-            colour_class_map(np.asarray(first.convert("RGB")), segmenter.labels, found[0].a)
+            read_truth(segmenter.labels, first, where=found[0].a)
     out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress, fast=fast)
     stems = [stem for stem, _ in rows]
     pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]

@@ -32,6 +32,7 @@ class RunFolder:
         self.web = self.path / "web"
         self.losses = self.path / "losses.csv"
         self.config = self.path / "config.json"
+        self.writer = None  # TensorBoard, between open() and close()
 
     @property
     def latest(self) -> Path:
@@ -64,7 +65,7 @@ class RunFolder:
         self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=step or None)
 
     def close(self) -> None:
-        if getattr(self, "writer", None) is not None:
+        if self.writer is not None:
             self.writer.close()
             self.writer = None
 
@@ -74,25 +75,27 @@ class RunFolder:
             self.writer.add_scalar(f"loss/{k}", v, step)
         self.writer.add_scalar("lr", lr, step)
         self.writer.add_scalar("images_per_s", images_per_s, step)
-        self.append_log({"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(images_per_s, 3)}
-                        | {k: round(v, 6) for k, v in sorted(means.items())})
-
-    def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
-        """(C, H, W) input, output and target of one step: on the web page, and in TensorBoard side by side
-        when their channel counts agree."""
-        if real_A.shape[0] == real_B.shape[0]:
-            self.writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
-                                  step)
-        self.write_samples(step, title, (real_A, fake_B, real_B))
-
-    # ------------------------------------------------------------------------------------ the loss log
-
-    def append_log(self, row: dict) -> None:
+        row = {"step": step, "epoch": epoch, "lr": lr, "images_per_s": round(images_per_s, 3)} \
+            | {k: round(v, 6) for k, v in sorted(means.items())}
         with self.losses.open("a", newline="") as f:
             out = csv.DictWriter(f, fieldnames=list(row))
             if f.tell() == 0:
                 out.writeheader()
             out.writerow(row)
+
+    def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
+        """(C, H, W) input, output and target of one step: in TensorBoard side by side when their channel counts
+        agree, and as PNGs on the web page of every step's samples (rewritten, newest first)."""
+        if real_A.shape[0] == real_B.shape[0]:
+            self.writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
+                                  step)
+        tag = f"step{step:08d}"
+        for name, img in zip(SAMPLE_NAMES, (real_A, fake_B, real_B)):
+            to_image(img).save(self.web / "images" / f"{tag}_{name}.png")
+        steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
+                       reverse=True)
+        rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
+        write_page(self.web / "index.html", title, rows)
 
     def truncate_log(self, step: int) -> None:
         """Drop rows past ``step``: after a resume they are from a future that was lost."""
@@ -103,18 +106,6 @@ class RunFolder:
                 out.writeheader()
                 out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
                               for r in rows if r["step"] <= step)
-
-    # ---------------------------------------------------------------------------------------- samples
-
-    def write_samples(self, step: int, title: str, images: tuple[torch.Tensor, ...]) -> None:
-        """Save (input, output, target) of ``step`` and rewrite the page of every step's samples, newest first."""
-        tag = f"step{step:08d}"
-        for name, img in zip(SAMPLE_NAMES, images):
-            to_image(img).save(self.web / "images" / f"{tag}_{name}.png")
-        steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
-                       reverse=True)
-        rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
-        write_page(self.web / "index.html", title, rows)
 
 
 def read_log(path: Path) -> list[dict[str, float]]:

@@ -16,7 +16,7 @@ from .args import add_device, non_negative, positive
 
 SECTION_TITLES = {"generator": "model: generator", "discriminator": "model: discriminator", "data": "data",
                   "train": "objective, optimisation, schedule and logging"}
-TYPES = {"int": int, "float": float, "str": str}
+TYPES = {"int": int, "float": float, "str": str}  # by config.field_kind
 # Flags of `train` that are not configuration fields, and never change a resumed run.
 RUN_FLAGS = ("data", "name", "out", "preset", "n_layers_d")
 
@@ -65,6 +65,9 @@ def config_fields():
             yield section, f
 
 
+META = {(s, f.name): f.metadata for s, f in config_fields()}
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per configuration field that has one (plus its switches, e.g. --no-flip), each defaulting to
     None ("not given"): defaults live in the dataclasses and presets, and the help says them."""
@@ -76,7 +79,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             default = "" if f.default is None else f" (default {f.default})"
             metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
             groups[section].add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
-                                         type=TYPES[str(f.type).replace(" | None", "")], help=m["help"] + default)
+                                         type=TYPES[C.field_kind(f)], help=m["help"] + default)
         for flag, value, help in m["switches"]:
             groups[section].add_argument(flag, dest=dest, action="store_const", const=value, help=help)
 
@@ -88,9 +91,8 @@ def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:
 
 
 def apply_flags(cfg: C.RunConfig, values: dict) -> None:
-    meta = {(s, f.name): f.metadata for s, f in config_fields()}
     for (section, name), value in values.items():
-        for s, n in ((section, name), *meta[(section, name)]["also"]):
+        for s, n in ((section, name), *META[(section, name)]["also"]):
             setattr(getattr(cfg, s), n, value)
 
 
@@ -119,12 +121,11 @@ def resumed_config(args: argparse.Namespace) -> C.RunConfig:
     """The run's own configuration, with only what may change on a resume (how long and where it runs)."""
     run_dir = Path(args.resume)
     cfg = C.RunConfig.load(run_dir / "config.json")
-    meta = {(s, f.name): f.metadata for s, f in config_fields()}
     values = given(args)
-    changed = [C.flag_of(*key) for key in values if not meta[key]["resumable"]]
+    changed = [C.flag_of(*key) for key in values if not META[key]["resumable"]]
     changed += ["--" + d.replace("_", "-") for d in RUN_FLAGS if getattr(args, d) is not None]
     if changed:
-        allowed = ", ".join(C.flag_of(*key) for key, m in meta.items() if m["resumable"])
+        allowed = ", ".join(C.flag_of(*key) for key, m in META.items() if m["resumable"])
         raise Pix2PixError(f"{changed[0]} cannot change when resuming {run_dir}; only {allowed} can")
     apply_flags(cfg, values)
     cfg.out, cfg.name = str(run_dir.parent), run_dir.name
