@@ -26,6 +26,30 @@ def test_preset_sets_paper_settings_and_flags_override_it(tmp_path, blocks, tiny
     assert (cfg.data.direction, cfg.train.epochs, cfg.train.epochs_decay) == ("BtoA", 100, 100)
 
 
+# The paper's appendix 6.2 (../shared/REFERENCE.md): the direction of the paper's experiment (and of the
+# published model), total epochs, batch, and whether the images are jittered and mirrored.
+PAPER = {
+    "facades": ("BtoA", 200, 1, True),         # labels -> photo
+    "cityscapes": ("BtoA", 200, 1, True),      # labels -> photo
+    "maps": ("AtoB", 200, 1, True),            # aerial -> map (sat2map)
+    "edges2shoes": ("AtoB", 15, 4, False),     # edges -> shoe
+    "edges2handbags": ("AtoB", 15, 4, False),  # edges -> handbag
+    "night2day": ("BtoA", 17, 4, True),        # day -> night (day2night)
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_every_preset_is_the_papers_experiment(name):
+    from pix2pix.config import PRESETS, apply_preset
+
+    assert set(PRESETS) == set(PAPER)
+    cfg = resolve(apply_preset(RunConfig(), name))
+    direction, epochs, batch, jitter = PAPER[name]
+    assert cfg.data.direction == direction
+    assert cfg.train.epochs + cfg.train.epochs_decay == epochs and cfg.data.batch_size == batch
+    assert (cfg.data.load_size > cfg.data.crop_size) == jitter and cfg.data.flip == jitter
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--norm", "group"], "--norm: invalid choice"),
     (["--generator", "unet_100"], "unet_100"),
