@@ -75,6 +75,35 @@ def test_config_json_records_the_discriminator_that_was_built(tmp_path, blocks, 
     assert RunConfig.from_dict(load_checkpoint(run).meta["config"]).discriminator.in_channels == d_in
 
 
+def test_critic_normalisation_for_wgangp():
+    """--norm-d: D's own norm, by default --norm's, but layer norm (Gulrajani et al.) for a WGAN-GP critic;
+    an explicit batch-norm critic is one line (a per-sample gradient penalty is ill-defined under it)."""
+    def d_norm(**train):
+        cfg = RunConfig()
+        for k, v in train.pop("disc", {}).items():
+            setattr(cfg.discriminator, k, v)
+        cfg.generator.norm = train.pop("norm", "batch")
+        for k, v in train.items():
+            setattr(cfg.train, k, v)
+        return resolve(cfg).discriminator.norm
+
+    assert d_norm() == "batch" and d_norm(norm="instance") == "instance"
+    assert d_norm(gan_loss="wgangp") == "layer" and d_norm(gan_loss="wgangp", norm="instance") == "layer"
+    assert d_norm(gan_loss="wgangp", disc=dict(norm="instance")) == "instance"
+    with pytest.raises(Pix2PixError, match="--norm-d batch"):
+        d_norm(gan_loss="wgangp", disc=dict(norm="batch"))
+
+
+def test_norm_d_flag(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--gan-loss", "wgangp", "--max-steps", "1")
+    assert load_checkpoint(run).discriminator.norm == "layer"
+    assert RunConfig.load(run / "config.json").generator.norm == "batch"
+    with pytest.raises(SystemExit) as exit_:
+        raise SystemExit(main(["train", "--data", str(blocks), "--out", str(tmp_path), "--gan-loss", "wgangp",
+                               "--norm-d", "batch"]))
+    _one_line_error(capsys, exit_.value.code, "--norm-d batch")
+
+
 def test_resolve_derives_the_jitter_size_and_the_reference_names():
     cfg = RunConfig()
     cfg.data.crop_size, cfg.discriminator.arch = 128, "basic"

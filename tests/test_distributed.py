@@ -130,3 +130,37 @@ def test_an_unreachable_master_is_one_line_and_exit_2(tmp_path, tiny):
     assert done.returncode == 2, done.stderr
     err = done.stderr.strip()
     assert "\n" not in err and "could not join the group at 127.0.0.1" in err, err
+
+
+def test_cpu_sync_batch_norm_accumulates_in_fp32_under_autocast(monkeypatch):
+    """Under bf16 autocast the sums and the count (961 here, which bf16 rounds to 960) stay fp32: the
+    statistics equal fp32 batch norm's on the same input."""
+    import pix2pix.distributed as D
+
+    monkeypatch.setattr(D.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(D.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(D, "all_reduce", lambda t: t)  # one process's share is the whole batch
+    x = (torch.randn(1, 3, 31, 31, generator=torch.Generator().manual_seed(0)) * 3 + 5).bfloat16()
+    sync, plain = SyncBatchNorm2d(3), nn.BatchNorm2d(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = sync(x)
+    plain(x.float())
+    torch.testing.assert_close(sync.running_mean, plain.running_mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sync.running_var, plain.running_var, atol=1e-5, rtol=1e-5)
+    assert y.dtype == x.dtype
+
+
+def test_rng_state_is_this_process_own_gpus(monkeypatch):
+    """Saved and restored for the process's own device only: get_rng_state_all() would hold every visible GPU's
+    and raise IndexError on a machine with fewer."""
+    import pix2pix.distributed as D
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every GPU's state"))
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", device)) or torch.ones(3))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", device)))
+    cpu_state = torch.get_rng_state()
+    state = D.own_rng_state(torch.device("cuda", 1))
+    D.set_rng_state(state, torch.device("cuda", 0))
+    assert calls == [("get", torch.device("cuda", 1)), ("set", torch.device("cuda", 0))]
+    assert torch.equal(state["cpu"], cpu_state)

@@ -87,8 +87,8 @@ def test_hinge_losses_by_hand():
 
 
 def test_wgangp_losses_by_hand():
-    # The critic's estimate, halved like the other D losses: 0.5 * (mean(f) - mean(r)).
-    assert close(d_loss("wgangp", t(3.0, 1.0), t(-1.0, 0.0)), 0.5 * (-0.5 - 2.0))
+    # Gulrajani et al.'s critic loss E[D(fake)] - E[D(real)], not halved: the penalty is added on its scale.
+    assert close(d_loss("wgangp", t(3.0, 1.0), t(-1.0, 0.0)), -0.5 - 2.0)
     assert close(g_loss("wgangp", t(3.0, 1.0)), -2.0)
 
 
@@ -171,7 +171,7 @@ def test_gradient_penalty_gives_gradients_to_the_critic():
 
 def test_gradient_penalty_trains_a_real_patchgan():
     """On a real conditional PatchGAN the penalty is positive, reaches every conv through the double
-    backward, and a few SGD steps on it alone move ||grad|| towards 1."""
+    backward, and a few Adam steps on it alone move ||grad|| towards 1."""
     torch.manual_seed(0)
     D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", ndf=4, in_channels=6, norm="none")))
     cond, real, fake = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
@@ -181,9 +181,9 @@ def test_gradient_penalty_trains_a_real_patchgan():
     convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in convs)
 
-    opt = torch.optim.SGD(D.parameters(), lr=0.01)
+    opt = torch.optim.Adam(D.parameters(), lr=0.01)
     first = None
-    for _ in range(20):
+    for _ in range(30):
         opt.zero_grad()
         torch.manual_seed(1)  # the same interpolates each time
         loss = gradient_penalty(D, cond, real, fake)
@@ -200,3 +200,40 @@ def test_gradient_penalty_does_not_touch_inputs():
     gradient_penalty(D, None, real, fake)
     assert torch.equal(real, r0) and torch.equal(fake, f0)
     assert not real.requires_grad and not fake.requires_grad
+
+
+def test_gradient_penalty_leaves_running_statistics_alone():
+    """The penalty's extra pass through D must not move batch-norm running statistics (were a batch-norm
+    critic ever given to it: the configuration refuses one for wgangp)."""
+    torch.manual_seed(0)
+    D = build_discriminator(DiscriminatorConfig(arch="patch16", ndf=4, in_channels=6, norm="batch")).train()
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    gp = gradient_penalty(D, torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16))
+    gp.backward()
+    assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())
+    assert all(m.training for m in D.modules())
+
+
+def test_layer_norm_critic_normalises_each_sample_on_its_own():
+    """Gulrajani et al.'s layer norm: one sample's output does not depend on the others in its batch."""
+    torch.manual_seed(0)
+    D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", ndf=4, in_channels=6, norm="layer")))
+    assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in D.modules())
+    x = torch.randn(3, 6, 32, 32)
+    torch.testing.assert_close(D(x)[:1], D(x[:1]), atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_penalty_of_a_patch_map_is_that_of_its_mean():
+    """A PatchGAN critic's value for a sample is the mean of its map (what the loss averages): a map of P
+    copies of one linear critic has the penalty of that critic, not of P times it."""
+    class Tiled(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x).view(-1, 1, 1, 1).expand(-1, 1, 30, 30)
+
+    D = _critic(3, 3, 2.0)
+    args = torch.randn(2, 3, 5, 7), torch.randn(2, 3, 5, 7), torch.randn(2, 3, 5, 7)
+    assert gradient_penalty(Tiled(D), *args).item() == pytest.approx(gradient_penalty(D, *args).item(), rel=1e-5)

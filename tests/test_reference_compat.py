@@ -389,3 +389,23 @@ def test_cli_translate_paper_mode_is_seeded(tmp_path):
             results.append(np.asarray(im).copy())
     assert np.array_equal(results[0], results[1])
     assert not np.array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("make", ["unet", "resnet"])
+def test_instance_norm_checkpoint_from_before_torch_0_4_loads(tmp_path, make):
+    """torch < 0.4 saved running_mean/running_var (and no num_batches_tracked) on InstanceNorm layers: the
+    norm is read from the structure (no affine weight, biased convs), and those buffers are dropped as the
+    reference drops them, so the checkpoint loads and translates as the reference does."""
+    ref = (RefUnetGenerator(**UNET_CASES["instance"]) if make == "unet"
+           else RefResnetGenerator(3, 3, ngf=8, n_blocks=2, norm="instance", use_dropout=False))
+    ref = randomize(ref, seed=17)
+    state = {k: v.clone() for k, v in ref.state_dict().items()}
+    for name, m in ref.named_modules():
+        if isinstance(m, nn.InstanceNorm2d):
+            state[f"{name}.running_mean"] = torch.randn(m.num_features)
+            state[f"{name}.running_var"] = torch.rand(m.num_features) + 0.5
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(state, path)
+    tr = Translator.load(path, eval=True, device="cpu", fast=False)
+    assert tr.config.norm == "instance"
+    assert_both_modes_match(ref, path, inputs(batch=2), seed=2)

@@ -15,7 +15,7 @@ from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pix2pix.data import to_tensor
 from pix2pix.inference import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
-from pix2pix.speed import PLAIN, Speed, adam, autocast, fast_path, inference_path
+from pix2pix.speed import PLAIN, Precision, Speed, adam, fast_path, inference_path
 from pix2pix.training import train_step
 
 CPU = torch.device("cpu")
@@ -35,7 +35,7 @@ def _pair():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("speed", [PLAIN, Speed(bf16=True, fused_adam=True)], ids=["plain", "bf16+fused"])
+@pytest.mark.parametrize("speed", [PLAIN, Speed(amp="bf16", fused_adam=True)], ids=["plain", "bf16+fused"])
 def test_both_paths_learn_with_fp32_weights(speed):
     """The fast path changes the arithmetic, not the model: parameters and optimiser state stay fp32, and
     overfitting one pair lowers L1 as much as on the plain path."""
@@ -44,7 +44,7 @@ def test_both_paths_learn_with_fp32_weights(speed):
     D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", in_channels=6, ndf=8)))
     opt_G, opt_D = adam(G.parameters(), TrainConfig(), speed), adam(D.parameters(), TrainConfig(), speed)
     A, B = _pair()
-    amp = lambda: autocast(CPU, speed)  # noqa: E731
+    amp = Precision(CPU, speed)
     first = None
     for _ in range(120):
         losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig().loss, amp=amp)
@@ -100,3 +100,26 @@ def test_the_cuda_fast_path_trains_resumes_and_translates(tmp_path, blocks, tiny
     translator = Translator.load(run, eval=True, device="cuda")
     y = translator.translate_tensor(torch.rand(2, 3, 40, 56) * 2 - 1)
     assert y.shape == (2, 3, 40, 56) and y.device.type == "cuda" and bool(torch.isfinite(y).all())
+
+
+@pytest.mark.parametrize("capability, train, infer", [
+    ((9, 0), "bf16", "bf16"), ((8, 0), "bf16", "bf16"), ((8, 6), "bf16", "bf16"),
+    ((7, 5), "fp16", "fp16"), ((7, 0), "fp16", "fp16"), ((6, 1), None, None),
+], ids=["H100", "A100", "RTX30xx", "T4", "V100", "GTX10xx"])
+def test_cuda_amp_by_compute_capability(monkeypatch, capability, train, infer):
+    """bf16 only where the GPU computes it natively: torch.cuda.is_bf16_supported() is true under emulation too
+    (T4, V100), so the policy reads the compute capability, never that."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = torch.device("cuda")
+    assert fast_path(cuda).amp == train and inference_path(cuda).amp == infer
+    assert fast_path(cuda).fused_adam and fast_path(cuda, enabled=False) == PLAIN
+
+
+def test_the_baseline_adam_is_torchs_default():
+    """No kernel argument, as the reference builds it (on CUDA that is the multi-tensor kernel)."""
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    plain = adam(params, TrainConfig(), PLAIN).param_groups[0]
+    default = torch.optim.Adam(params).param_groups[0]
+    assert (plain["foreach"], plain["fused"]) == (default["foreach"], default["fused"])
+    assert adam(params, TrainConfig(), fast_path(CPU)).param_groups[0]["fused"] is True

@@ -68,6 +68,23 @@ def test_each_gan_loss_updates_d_and_wgangp_reports_its_penalty():
         assert not any(p.requires_grad for p in D.parameters())
 
 
+def test_wgangp_critic_loss_is_gulrajanis_on_one_scale():
+    """loss_D = E[D(x, G(x))] - E[D(x, y)] + lambda_gp * GP: the Wasserstein term is not halved."""
+    import copy
+
+    torch.manual_seed(0)
+    G = init_weights(build_generator(GeneratorConfig(arch="unet_32", ngf=8)))
+    D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", in_channels=6, ndf=8, norm="layer")))
+    opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    D0, loss = copy.deepcopy(D), TrainConfig(gan_loss="wgangp", lambda_gp=10.0).loss
+    losses, fake = train_step(A, B, G, D, opt_G, opt_D, loss)
+    with torch.no_grad():
+        wasserstein = D0(torch.cat([A, fake], 1)).mean() - D0(torch.cat([A, B], 1)).mean()
+    assert float(losses["D_gp"]) > 0
+    torch.testing.assert_close(losses["D"], wasserstein + 10.0 * losses["D_gp"], atol=1e-5, rtol=1e-5)
+
+
 def test_g_step_does_not_touch_d_and_d_step_sees_detached_fake():
     G, D, opt_G, opt_D = _nets()
     A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
@@ -200,3 +217,48 @@ def test_resuming_at_an_epochs_end_ends_that_epoch_first(tmp_path, blocks, tiny)
     state = _state(run)
     assert (state.step, state.epoch, state.batch_in_epoch) == (5, 1, 1)
     assert torch.is_tensor(state.rng_cpu)
+
+
+def test_no_fast_on_resume_really_switches_adams_kernel(tmp_path, blocks, tiny):
+    """The saved optimizer state carries the fused flag of the run that saved it; a resume keeps its own."""
+    from pix2pix.config import RunConfig
+    from pix2pix.training import Trainer
+
+    run = train_tiny(tmp_path, blocks, tiny, "--max-steps", "2")
+    saved = torch.load(next((run / "checkpoints").glob("state_*.pt")), weights_only=True)
+    assert saved["opt_G"]["param_groups"][0]["fused"] is True  # the fast path's kernel
+    cfg = RunConfig.load(run / "config.json")
+    cfg.train.fast, cfg.train.max_steps = False, 3
+    trainer = Trainer(cfg, resume=True, progress=False)
+    for opt in (trainer.nets.opt_G, trainer.nets.opt_D):
+        assert not opt.param_groups[0]["fused"] and not opt.param_groups[0]["foreach"]
+        assert opt.state_dict()["state"], "the moments were loaded"
+    assert trainer.fit().step == 3
+
+
+def test_the_fp16_step_scales_gradients_and_trains(tmp_path):
+    """fp16 autocast with a gradient scaler per network (the policy for CUDA 7.x GPUs), here on the CPU: the
+    step, WGAN-GP's scaled penalty included, trains and reports the same penalty as fp32 within fp16's error."""
+    from pix2pix.speed import Precision, Speed
+
+    amp = Precision(torch.device("cpu"), Speed(amp="fp16"))
+    assert set(amp.scalers) == {"G", "D"} and float(amp.loss_scale("D")) == 65536.0
+    torch.manual_seed(0)
+    G = init_weights(build_generator(GeneratorConfig(arch="unet_32", ngf=8)))
+    D = init_weights(build_discriminator(DiscriminatorConfig(arch="patch16", in_channels=6, ndf=8, norm="layer")))
+    opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    d_before = [p.clone() for p in D.parameters()]
+    for _ in range(3):
+        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss="wgangp").loss, amp=amp)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
+    assert amp.state_dict()["D"]["scale"] > 0
+    from pix2pix.losses import gradient_penalty
+
+    torch.manual_seed(5)
+    gp32 = gradient_penalty(D, A, B, fake)
+    torch.manual_seed(5)
+    with amp():
+        gp16 = gradient_penalty(D, A, B, fake, scale=amp.loss_scale("D"))
+    assert float(gp16.detach()) == pytest.approx(float(gp32.detach()), rel=2e-2)

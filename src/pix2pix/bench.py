@@ -22,7 +22,7 @@ from .data import PairDataset, scan_split
 from .errors import Pix2PixError
 from .inference import Translator
 from .networks import build_generator, init_weights
-from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device
+from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device, synchronize
 from .planning import measure_step_seconds
 
 
@@ -79,11 +79,6 @@ def _peak(device: torch.device) -> int | None:
     return None
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_training(cfg: RunConfig, device: torch.device, speed: Speed, steps: int) -> tuple[float, int | None]:
     """Images per second of the training step, and peak memory."""
     _reset_peak(device)
@@ -101,11 +96,11 @@ def time_inference(cfg: RunConfig, device: torch.device, fast: bool, batch: int,
     x = x.to(device)
     for _ in range(3):
         translator.translate_tensor(x)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         translator.translate_tensor(x)
-    _sync(device)
+    synchronize(device)
     return batch * steps / (time.perf_counter() - start)
 
 
@@ -134,7 +129,7 @@ def time_input(cfg: RunConfig, device: torch.device, data: Path, batches: int) -
             if images >= batches * d.batch_size:
                 break
         epoch += 1
-    _sync(device)
+    synchronize(device)
     return kind, images / (time.perf_counter() - start)
 
 

@@ -70,9 +70,10 @@ class RunState:
     opt_D: dict | None
     schedulers: list[dict]
     rng_cpu: torch.Tensor
-    rng_cuda: list | None = None
+    rng_cuda: torch.Tensor | list | None = None  # this process's GPU's state (a list of every GPU's before)
     rng_processes: list | None = None
     bad_images: list[str] = field(default_factory=list)
+    scalers: dict | None = None  # the fp16 gradient scalers' states (CUDA 7.x), else None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunState:
@@ -207,13 +208,14 @@ def load_reference_checkpoint(path: Path) -> Checkpoint:
         raise Pix2PixError(f"{path}: expected a generator state dict (name -> tensor) as the reference saves")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     cfg = infer_reference_generator(state, path)
-    # Checkpoints from before torch 0.4 lack num_batches_tracked; instance norm once kept running stats.
-    expected = build_generator_meta(cfg)
-    for k in expected:
+    # Checkpoints from before torch 0.4 lack num_batches_tracked, and their InstanceNorm layers kept running
+    # statistics, which the reference drops before loading (its instance norm tracks none): so do we.
+    if cfg.norm != "batch":
+        state = {k: v for k, v in state.items()
+                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    for k in build_generator_meta(cfg):
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = torch.tensor(0)
-    if cfg.norm != "batch":
-        state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var"))}
     return Checkpoint(cfg, state, meta={"source": "reference"}, path=path)
 
 
@@ -229,8 +231,7 @@ def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> Gen
             depth, prefix = depth + 1, prefix + "3.model."
         ngf, in_channels = state["model.model.0.weight"].shape[:2]
         last = state["model.model.3.weight"]  # (2*ngf, out, 4, 4) with skips
-        norm = ("batch" if "model.model.1.model.2.running_mean" in state or "model.model.1.model.2.weight" in state
-                else "instance" if "model.model.1.model.1.bias" in state else "none")
+        norm = _norm_of(state, "model.model.1.model.2", "model.model.1.model.1")
         kind = "unet" if last.shape[0] == 2 * ngf else "encoder_decoder"
         return GeneratorConfig(arch=f"{kind}_{2 ** depth}", in_channels=int(in_channels), out_channels=int(last.shape[1]),
                                ngf=int(ngf), norm=norm, dropout=0.5, dropout_placement="reference")
@@ -239,8 +240,7 @@ def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> Gen
         blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
         # With dropout at index 4 the second conv moves from index 5 to 6 (where batch norm sits without it).
         dropout = any(".conv_block.6.weight" in k and v.ndim == 4 for k, v in state.items())
-        norm = "batch" if "model.2.running_mean" in state or "model.2.weight" in state else (
-            "instance" if "model.1.bias" in state else "none")
+        norm = _norm_of(state, "model.2", "model.1")
         last_idx = max(int(k.split(".")[1]) for k in state if k.endswith(".weight") and ".conv_block." not in k)
         return GeneratorConfig(arch=f"resnet_{len(blocks)}blocks", in_channels=int(first.shape[1]),
                                out_channels=int(state[f"model.{last_idx}.weight"].shape[0]), ngf=int(first.shape[0]),
@@ -248,3 +248,11 @@ def infer_reference_generator(state: dict[str, torch.Tensor], path: Path) -> Gen
     raise Pix2PixError(f"{path}: not a pix2pix generator state dict that we recognise "
                        "(expected U-Net keys like model.model.0.weight or ResNet keys like model.1.weight)")
 
+
+def _norm_of(state: dict[str, torch.Tensor], norm: str, conv: str) -> str:
+    """The norm of the reference's layer ``norm`` that follows the conv ``conv``, read from the structure:
+    batch norm is affine (it has a weight); instance norm is not, and its conv keeps a bias; with neither,
+    none. Running statistics tell nothing: InstanceNorm layers saved by torch < 0.4 carry them too."""
+    if f"{norm}.weight" in state:
+        return "batch"
+    return "instance" if f"{conv}.bias" in state else "none"

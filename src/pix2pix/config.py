@@ -27,6 +27,7 @@ from .networks import build_discriminator, build_generator, canonical_discrimina
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
 NORMS = ("batch", "instance", "none")
+D_NORMS = ("batch", "instance", "layer", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRELOAD = ("auto", "yes", "no")
@@ -37,16 +38,15 @@ MAX_SEED = 2**63 - 1
 
 
 def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
-           check: str | None = None, switches: tuple = (), also: tuple = (), resumable: bool = False):
+           check: str | None = None, switches: tuple = (), resumable: bool = False):
     """A configuration field and everything the CLI and :func:`resolve` need to know about it.
 
     ``flag``: the command-line flag ("" derives ``--field-name``; None: no flag of its own). ``choices``: the
     valid values. ``check``: a range, one of ``CHECKS``. ``switches``: extra flags that store a constant,
-    ``(flag, value, help)``, e.g. ``--no-flip``. ``also``: other ``(section, field)`` the flag sets too.
+    ``(flag, value, help)``, e.g. ``--no-flip``.
     ``resumable``: the flag may change when a run is resumed (how long and where it runs, not what it is).
     """
-    meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, also=also,
-                resumable=resumable)
+    meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, resumable=resumable)
     return field(default=default, metadata=meta)
 
 
@@ -66,7 +66,7 @@ class GeneratorConfig:
     in_channels: int = option(3, "input image channels", check="positive")
     out_channels: int = option(3, "output image channels", check="positive")
     ngf: int = option(64, "generator width", check="positive")
-    norm: str = option("batch", "normalisation of G and D", choices=NORMS, also=(("discriminator", "norm"),))
+    norm: str = option("batch", "normalisation of G (and of D, unless --norm-d)", choices=NORMS)
     dropout: float = option(0.5, "dropout rate in G", check="rate",
                             switches=(("--no-dropout", 0.0, "no dropout in G"),))
     dropout_placement: str = option("paper", "paper: decoder at 2x2/4x4/8x8; reference: 4x4/8x8/16x16",
@@ -80,7 +80,9 @@ class DiscriminatorConfig:
     # Derived by resolve(): A and B concatenated for a conditional D, B alone for an unconditional one.
     in_channels: int = option(6, "", flag=None, check="positive")
     ndf: int = option(64, "discriminator width", check="positive")
-    norm: str = option("batch", "", flag=None, choices=NORMS)  # set by --norm with the generator's
+    # None: --norm's, except for a WGAN-GP critic, which gets layer norm (filled in by resolve()).
+    norm: str | None = option(None, "normalisation of D (default: --norm's; layer for --gan-loss wgangp)",
+                              flag="--norm-d", choices=D_NORMS)
 
 
 @dataclass
@@ -240,6 +242,13 @@ def resolve(cfg: RunConfig) -> RunConfig:
     d.in_channels = g.in_channels + g.out_channels if loss.conditional else g.out_channels
     if data.load_size is None:
         data.load_size = jittered_load_size(data.crop_size)
+    wgangp = loss.uses_gan and loss.gan_loss == "wgangp"
+    if d.norm is None:
+        d.norm = "layer" if wgangp else g.norm  # Gulrajani et al.: "layer normalization as a drop-in replacement"
+    elif wgangp and d.norm == "batch":
+        raise Pix2PixError("--norm-d batch: a WGAN-GP critic cannot use batch norm (its per-sample gradient "
+                           "penalty is ill-defined when each output depends on the whole batch); use --norm-d "
+                           "layer (the default for wgangp), instance or none")
     _check_architectures(cfg)
     if data.preprocess == "resize_and_crop" and data.crop_size > data.load_size:
         raise Pix2PixError(f"--crop-size {data.crop_size} is larger than --load-size {data.load_size}")

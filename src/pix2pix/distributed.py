@@ -109,6 +109,8 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        # Sums and the count in fp32 whatever autocast gives (bf16 would round a count of 961 to 960).
+        dtype, x = x.dtype, x.float()
         c = x.shape[1]
         count = x.new_full((1,), x.numel() // c)
         total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))
@@ -125,7 +127,7 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
-        return y
+        return y.to(dtype)
 
 
 def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
@@ -174,17 +176,23 @@ def agree(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def gather_rng_states(device: torch.device) -> list[dict]:
-    """Every process's random state (CPU, and its GPU's), gathered on every process: a checkpoint keeps them
-    all so that a resumed run draws the same dropout noise in each process."""
-    mine = {"cpu": torch.get_rng_state(),
+def own_rng_state(device: torch.device) -> dict:
+    """This process's random state: the CPU's and its own GPU's (never every visible GPU's: a resume on a
+    machine with fewer GPUs could not restore those)."""
+    return {"cpu": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def gather_rng_states(device: torch.device) -> list[dict]:
+    """Every process's random state, gathered on every process: a checkpoint keeps them all so that a resumed
+    run draws the same dropout noise in each process."""
     states: list = [None] * dist.get_world_size()
-    dist.all_gather_object(states, mine)
+    dist.all_gather_object(states, own_rng_state(device))
     return states
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
+    """Restore :func:`own_rng_state` in this process (the GPU's part onto its own device)."""
     torch.set_rng_state(state["cpu"])
-    if state.get("cuda") is not None and device.type == "cuda":
+    if isinstance(state.get("cuda"), torch.Tensor) and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)

@@ -125,7 +125,7 @@ class Translator:
         self.config, self.eval, self.meta = config, eval, meta or {}
         self.device = resolve_device(device)
         self.speed = inference_path(self.device, fast)
-        self.dtype = torch.bfloat16 if self.speed.bf16 else torch.float32
+        self.dtype = self.speed.dtype
         self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
 
     @classmethod

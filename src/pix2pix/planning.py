@@ -14,7 +14,7 @@ import torch
 
 from .config import RunConfig, resolve
 from .data import scan_split
-from .speed import PLAIN, Speed, autocast, compiled, configure, fast_path, resolve_device, to_device
+from .speed import PLAIN, Precision, Speed, compiled, configure, fast_path, resolve_device, synchronize, to_device
 from .training import build, train_step
 
 
@@ -31,13 +31,16 @@ def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed:
     g, n, size = cfg.generator, cfg.data.batch_size, cfg.data.crop_size
     A = to_device(torch.rand(n, g.in_channels, size, size) * 2 - 1, device, speed)
     B = to_device(torch.rand(n, g.out_channels, size, size) * 2 - 1, device, speed)
-    amp = lambda: autocast(device, speed)  # noqa: E731
+    amp = Precision(device, speed)
     for i in range(warmup + steps):
         if i == warmup:
+            synchronize(device)  # the warm-up's queued work is not this timer's
             start = time.perf_counter()
-        losses, _ = train_step(A, B, G_step, D_step, nets.opt_G, nets.opt_D, cfg.train.loss, amp=amp)
-        if speed == PLAIN or i == warmup + steps - 1:
+        losses, _ = train_step(A, B, G_step, D_step, nets.opt_G, nets.opt_D, cfg.train.loss, amp=amp,
+                               D_eager=nets.D)
+        if speed == PLAIN:
             float(losses["G"])  # a host sync: the reference reads its losses every step, the fast path not
+    synchronize(device)
     return (time.perf_counter() - start) / steps
 
 

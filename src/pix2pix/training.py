@@ -10,7 +10,6 @@ and step timing all train: :mod:`pix2pix.planning`), then :class:`Trainer`, whos
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -25,27 +24,30 @@ from .checkpoints import RunState, load_into, load_latest, save_latest
 from .config import LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
 from .data import scan_split
-from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, rank_share,
-                          set_rng_state, sync_batch_norm, world_from_env)
+from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, own_rng_state,
+                          rank_share, set_rng_state, sync_batch_norm, world_from_env)
 from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
 from .runs import RunFolder
-from .speed import Speed, adam, autocast, compiled, configure, fast_path, prepare, resolve_device, to_device
+from .speed import (FP32, Precision, Speed, adam, compiled, configure, fast_path, load_adam, prepare, resolve_device,
+                    to_device)
 
 # ------------------------------------------------------------------------------------------ step
 
 
 def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.Module | None,
                opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer | None,
-               loss: LossConfig, amp=contextlib.nullcontext,
-               D_frozen: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+               loss: LossConfig, amp: Precision = FP32, D_frozen: nn.Module | None = None,
+               D_eager: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One pix2pix iteration on a batch (x = real_A, y = real_B). Returns detached losses and G(x).
 
     The losses stay on the device: reading them is a host sync, so the loop does it only every few steps.
-    ``amp`` is the fast path's autocast for the forward passes. ``D_frozen`` is the D the G step runs through
-    (default ``D``): under torchrun the D step goes through DistributedDataParallel and the G step, which
-    must not touch D's gradients, through the bare module.
+    ``amp`` is the fast path's arithmetic (:class:`pix2pix.speed.Precision`): autocast for the forward passes,
+    and gradient scaling for fp16; the default is the plain fp32 ``loss.backward()``, ``opt.step()``.
+    ``D_frozen`` is the D the G step runs through (default ``D``): under torchrun the D step goes through
+    DistributedDataParallel and the G step, which must not touch D's gradients, through the bare module.
+    ``D_eager`` is the bare, uncompiled D (default ``D``) that WGAN-GP's penalty differentiates twice.
     """
     def d_input(b: torch.Tensor) -> torch.Tensor:  # a conditional D sees (x, y); an unconditional one y only
         return torch.cat([real_A, b], 1) if loss.conditional else b
@@ -55,7 +57,8 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.M
     losses: dict[str, torch.Tensor] = {}
 
     if D is not None:
-        # D step: maximise log D(x, y) + log(1 - D(x, G(x))), halved; the fake is detached so G is untouched.
+        # D step: maximise log D(x, y) + log(1 - D(x, G(x))), halved (for wgangp: minimise Gulrajani et al.'s
+        # E[D(x, G(x))] - E[D(x, y)] + lambda_gp * GP); the fake is detached so G is untouched.
         D.requires_grad_(True)
         opt_D.zero_grad(set_to_none=True)
         with amp():
@@ -63,11 +66,12 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.M
             pred_real = D(d_input(real_B))
             loss_D = d_loss(loss.gan_loss, pred_real.float(), pred_fake.float())
             if loss.gan_loss == "wgangp":
-                gp = gradient_penalty(D, real_A if loss.conditional else None, real_B, fake_B.detach())
+                gp = gradient_penalty(D_eager or D, real_A if loss.conditional else None, real_B, fake_B.detach(),
+                                      scale=amp.loss_scale("D"))
                 losses["D_gp"] = gp.detach()
                 loss_D = loss_D + loss.lambda_gp * gp
-        loss_D.backward()
-        opt_D.step()
+        amp.backward(loss_D, "D")
+        amp.step(opt_D, "D")
         losses["D"] = loss_D.detach()
         D.requires_grad_(False)  # D is frozen for the G step
 
@@ -84,8 +88,8 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, G: nn.Module, D: nn.M
         loss_G_l1 = F.l1_loss(fake_B.float(), real_B) * loss.lambda_l1
         losses["G_l1"] = loss_G_l1.detach()
         loss_G = loss_G + loss_G_l1
-    loss_G.backward()
-    opt_G.step()
+    amp.backward(loss_G, "G")
+    amp.step(opt_G, "G")
     losses["G"] = loss_G.detach()
     return losses, fake_B.detach()
 
@@ -168,6 +172,7 @@ class Trainer:
         self.progress = progress and self.world.main
         self.speed = fast_path(self.device, cfg.train.fast)
         configure(self.device, self.speed)
+        self.amp = Precision(self.device, self.speed)
         self.run = RunFolder(cfg.run_dir)
         self.run.check_writable()
         if not resume and self.run.holds_a_run():
@@ -219,7 +224,6 @@ class Trainer:
         self.G_step = compiled(ddp(G), self.speed)
         self.D_step = compiled(ddp(D), self.speed) if D else None
         self.D_frozen = (compiled(D, self.speed) if self.world.distributed else self.D_step) if D else None
-        self.amp = lambda: autocast(self.device, self.speed)
 
     def _ddp(self, module: nn.Module) -> nn.Module:
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -233,6 +237,7 @@ class Trainer:
         (``every_process``) so the main one can store each process's random state; after an interrupt only the
         main one's is stored, and the others start fresh noise on resume."""
         rng = gather_rng_states(self.device) if every_process and self.world.distributed else None
+        own = own_rng_state(self.device)
         self.saved_at = self.step
         if not self.world.main:
             return self.run.latest
@@ -240,9 +245,8 @@ class Trainer:
         state = RunState(
             step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch,
             opt_G=nets.opt_G.state_dict(), opt_D=nets.opt_D.state_dict() if nets.opt_D else None,
-            schedulers=[s.state_dict() for s in self.schedulers], rng_cpu=torch.get_rng_state(),
-            rng_cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            rng_processes=rng, bad_images=self.bad_images)
+            schedulers=[s.state_dict() for s in self.schedulers], rng_cpu=own["cpu"], rng_cuda=own["cuda"],
+            rng_processes=rng, bad_images=self.bad_images, scalers=self.amp.state_dict())
         D_cfg = self.cfg.discriminator if nets.D is not None else None
         return save_latest(self.run.checkpoints, nets.G, self.cfg.generator, nets.D, D_cfg, state,
                            self.cfg.to_dict(), snapshot)
@@ -253,18 +257,17 @@ class Trainer:
         load_into(nets.G, ckpt.generator_state, ckpt.path, f"generator {self.cfg.generator.arch}")
         if nets.D is not None:
             load_into(nets.D, ckpt.discriminator_state, ckpt.path, f"discriminator {self.cfg.discriminator.arch}")
-            nets.opt_D.load_state_dict(state.opt_D)
-        nets.opt_G.load_state_dict(state.opt_G)
+            load_adam(nets.opt_D, state.opt_D)
+        load_adam(nets.opt_G, state.opt_G)
         for sched, s in zip(self.schedulers, state.schedulers):
             sched.load_state_dict(s)
         if state.rng_processes is not None and len(state.rng_processes) == self.world.size:
             set_rng_state(state.rng_processes[self.world.rank], self.device)
-        elif self.world.main:
-            torch.set_rng_state(state.rng_cpu)
-            if state.rng_cuda is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(state.rng_cuda)
+        elif self.world.main:  # (a list in rng_cuda: every GPU's state, as saved before; not restored)
+            set_rng_state({"cpu": state.rng_cpu, "cuda": state.rng_cuda}, self.device)
         else:  # saved by a different number of processes, or after an interrupt: fresh noise for this one
             torch.manual_seed(process_seed(self.cfg.train.seed, self.world.rank, state.step))
+        self.amp.load_state_dict(state.scalers)
         self.step, self.epoch, self.batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
         self.bad_images = list(state.bad_images)
 
@@ -332,7 +335,7 @@ class Trainer:
         real_B = to_device(batch["B"], self.device, self.speed)
         nets = self.nets
         losses, fake_B = train_step(real_A, real_B, self.G_step, self.D_step, nets.opt_G, nets.opt_D,
-                                    self.cfg.train.loss, amp=self.amp, D_frozen=self.D_frozen)
+                                    self.cfg.train.loss, amp=self.amp, D_frozen=self.D_frozen, D_eager=nets.D)
         for s in self.schedulers:
             s.step()
         self.step, self.epoch, self.batch_in_epoch = step, epoch, done

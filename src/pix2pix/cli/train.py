@@ -92,8 +92,7 @@ def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:
 
 def apply_flags(cfg: C.RunConfig, values: dict) -> None:
     for (section, name), value in values.items():
-        for s, n in ((section, name), *META[(section, name)]["also"]):
-            setattr(getattr(cfg, s), n, value)
+        setattr(getattr(cfg, section), name, value)
 
 
 def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:

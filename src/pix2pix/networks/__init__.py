@@ -69,9 +69,10 @@ def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
 def build_discriminator(cfg) -> nn.Module:
     """Build the discriminator a :class:`pix2pix.config.DiscriminatorConfig` describes."""
     arch = canonical_discriminator(cfg.arch)
+    norm = cfg.norm or "batch"  # unset until the configuration resolves it: the paper's batch norm
     if arch == "pixel":
-        return PixelDiscriminator(cfg.in_channels, cfg.ndf, cfg.norm)
-    return PatchDiscriminator(cfg.in_channels, cfg.ndf, PATCH_LAYERS[int(arch[len("patch"):])], cfg.norm)
+        return PixelDiscriminator(cfg.in_channels, cfg.ndf, norm)
+    return PatchDiscriminator(cfg.in_channels, cfg.ndf, PATCH_LAYERS[int(arch[len("patch"):])], norm)
 
 
 def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:

@@ -17,6 +17,9 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
     if norm == "instance":
         # The reference's instance norm: no affine parameters, no running statistics.
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "layer":
+        # Layer norm over (C, H, W) with a per-channel scale and shift: Gulrajani et al.'s WGAN-GP critic.
+        return nn.GroupNorm(1, channels)
     return nn.Identity()
 
 
