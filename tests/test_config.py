@@ -187,3 +187,68 @@ def test_n_layers_d_goes_with_the_n_layers_discriminator(tmp_path, blocks, tiny,
     code = main(["train", "--data", str(blocks), "--out", str(tmp_path), "--discriminator", "pixel",
                  "--n-layers-d", "4", *tiny])
     _one_line_error(capsys, code, "--n-layers-d goes with --discriminator n_layers")
+
+
+@pytest.mark.parametrize("flags, warned", [
+    (["--objective", "gan", "--lambda-l1", "50"], "--lambda-l1 has no effect with --objective gan"),
+    (["--objective", "cgan", "--lambda-l1", "50"], "--lambda-l1 has no effect with --objective cgan"),
+    (["--lambda-gp", "5"], "--lambda-gp has no effect with --gan-loss vanilla"),
+    (["--objective", "l1", "--ndf", "16"], "--ndf has no effect with --objective l1"),
+])
+def test_an_option_without_effect_is_one_warning_line(tmp_path, blocks, tiny, capsys, flags, warned):
+    _train(tmp_path, blocks, tiny, *flags, "--max-steps", "1")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warned in warnings[0]
+
+
+def test_options_that_take_effect_warn_nothing(tmp_path, blocks, tiny, capsys):
+    _train(tmp_path, blocks, tiny, "--lambda-l1", "50", "--gan-loss", "wgangp", "--lambda-gp", "5", "--max-steps", "1")
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_an_unknown_key_in_config_json_is_one_line_naming_key_and_file(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    d = json.loads((run / "config.json").read_text())
+    d["train"]["lambda_l2"] = 3.0
+    (run / "config.json").write_text(json.dumps(d))
+    msg = _one_line_error(capsys, main(["train", "--resume", str(run), "--max-steps", "2", "--no-progress"]),
+                          "lambda_l2")
+    assert "train.lambda_l2" in msg and str(run / "config.json") in msg
+    d["train"].pop("lambda_l2")
+    d["colour"] = "red"
+    (run / "config.json").write_text(json.dumps(d))
+    assert "'colour'" in _one_line_error(capsys, main(["test", "--run", str(run)]), "config.json")
+
+
+def test_an_unknown_key_in_a_checkpoints_metadata_is_one_line(tmp_path, blocks, tiny, capsys):
+    from safetensors.torch import load_file, safe_open, save_file
+
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    path = run / "checkpoints" / "latest.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    for key, edit in (("generator", lambda g: dict(g, wings=2)), (None, None)):
+        m = dict(meta)
+        if key:
+            m[key] = json.dumps(edit(json.loads(m[key])))
+        else:
+            m["colour"] = json.dumps("red")
+        bad = tmp_path / f"bad_{key}.safetensors"
+        save_file(load_file(str(path)), str(bad), metadata=m)
+        with pytest.raises(Pix2PixError) as e:
+            load_checkpoint(bad)
+        assert str(bad) in str(e.value) and ("generator.wings" if key else "'colour'") in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+def test_under_torchrun_only_rank_0_prints_the_summary(tmp_path, blocks, monkeypatch, capsys):
+    import pix2pix.training as training
+
+    result = training.TrainResult(tmp_path, tmp_path / "latest.safetensors", tmp_path / "index.html", 3, 1, 1.0, 3, [])
+    monkeypatch.setattr(training, "train", lambda cfg, resume=False, progress=True: result)
+    argv = ["train", "--data", str(blocks), "--out", str(tmp_path), "--no-progress"]
+    for rank, prints in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert main(argv) == 0
+        assert ("done: step 3" in capsys.readouterr().out) == prints

@@ -56,3 +56,37 @@ def test_export_and_serve_bad_input_is_one_line(run, tmp_path, capsys):
         port = taken.getsockname()[1]
         one_line_error(capsys, main(["serve", "--checkpoint", str(run), "--port", str(port)]), "choose another --port")
 
+
+
+@pytest.fixture(scope="module")
+def unet256(tmp_path_factory):
+    """A unet_256 (narrow, so that it exports in seconds) in a checkpoint of its own."""
+    from pix2pix.checkpoints import save_weights
+    from pix2pix.config import GeneratorConfig
+    from pix2pix.networks import build_generator, init_weights
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(arch="unet_256", ngf=4)
+    path = tmp_path_factory.mktemp("unet256") / "g.safetensors"
+    save_weights(path, init_weights(build_generator(cfg)), cfg)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["eval", "paper"])
+def test_the_exported_file_runs_any_size_in_plain_onnxruntime(unet256, tmp_path, mode):
+    """No project code around the session: the padding to the U-Net's multiple of 256 and the crop back are
+    inside the graph, so any ONNX runtime takes any batch, height and width."""
+    import onnxruntime as ort
+
+    out = tmp_path / "g.onnx"
+    assert main(["export", "--checkpoint", str(unet256), "--out", str(out)] + (["--eval"] if mode == "eval" else [])) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    torch_net = Translator.load(unet256, eval=True, device="cpu", fast=False)
+    rng = np.random.default_rng(0)
+    for batch, h, w in ((1, 384, 256), (1, 517, 301), (3, 40, 72)):
+        x = rng.uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+        (y,) = session.run(None, {"x": x})
+        assert y.shape == (batch, 3, h, w) and np.isfinite(y).all()
+        if mode == "eval":
+            ref = torch_net.translate_tensor(torch.from_numpy(x)).numpy()
+            assert np.abs(y - ref).max() < 1e-4

@@ -262,3 +262,22 @@ def test_the_fp16_step_scales_gradients_and_trains(tmp_path):
     with amp():
         gp16 = gradient_penalty(D, A, B, fake, scale=amp.loss_scale("D"))
     assert float(gp16.detach()) == pytest.approx(float(gp32.detach()), rel=2e-2)
+
+
+def test_the_gradient_penalty_runs_through_the_eager_d():
+    """Under torch.compile or DistributedDataParallel the D step's module cannot be differentiated twice: the
+    penalty goes through the bare D the trainer passes as D_eager, the D step's two passes through D."""
+    class Counted(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.calls = net, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.net(x)
+
+    G, D, opt_G, opt_D = _nets()
+    stepped, eager, frozen = Counted(D), Counted(D), Counted(D)
+    A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    train_step(A, B, G, stepped, opt_G, opt_D, TrainConfig(gan_loss="wgangp").loss, D_frozen=frozen, D_eager=eager)
+    assert (stepped.calls, eager.calls, frozen.calls) == (2, 1, 1)

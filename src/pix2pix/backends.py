@@ -16,53 +16,55 @@ from torch import nn
 
 from .config import GeneratorConfig
 from .errors import Pix2PixError
-from .inference import Translator, per_image
+from .inference import Translator
 from .networks.generators import pad_to_multiple
+from .onnx_graph import onnx_session
 
 ONNX_FORMAT = "pix2pix-onnx/1"  # the metadata tag of a file written by ``pix2pix export``
 
 
-class TorchBackend:
-    """The generator in PyTorch, through :class:`Translator` (its inference fast path included): the paper's
-    test mode, with each image normalised by its own statistics, and eval mode."""
+class CheckpointBackend:
+    """A checkpoint's generator through :class:`Translator`, on its faster engine for the device (PyTorch's
+    fast path, or ONNX Runtime on a CPU without bf16: ``name`` says which): the paper's test mode, with each
+    image normalised by its own statistics, and eval mode. A seeded request in the paper's mode runs PyTorch,
+    which draws that seed's exact noise."""
 
-    name = "torch"
+    def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto", engine: str = "auto"):
+        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device, engine=engine),
+                      False: Translator(G, cfg, eval=False, device=device, engine=engine).normalise_per_image()}
+        self.name = self.modes[True].engine
+        if self.name == "onnxruntime":  # export both graphs now, not during a user's first request
+            for translator in self.modes.values():
+                translator.session()
+        self.lock = threading.Lock()  # the global RNG seeds PyTorch's dropout: one batch at a time
 
-    def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto"):
-        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device),
-                      False: Translator(G, cfg, eval=False, device=device)}
-        per_image(self.modes[False].G)
-        self.lock = threading.Lock()  # the global RNG seeds dropout: one batch at a time
+    def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
+        return self.modes[eval].engine_of(batch, seed)
 
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
         with self.lock:
             return self.modes[eval].translate_tensor(torch.from_numpy(x), seed).cpu().numpy()
 
 
-def onnx_session(path: Path):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 class OnnxBackend:
-    """An exported generator in ONNX Runtime on the CPU: pads and crops by the rule the file states, as the
-    PyTorch generator does. Its mode (paper or eval) is fixed at export; the dropout noise of the paper's mode
+    """An exported generator in ONNX Runtime on the CPU (the padding and crop are in its graph; files exported
+    before they were are padded and cropped here, by the rule the file states). Its mode (paper or eval) is fixed at export; the dropout noise of the paper's mode
     is ONNX Runtime's own, so a request's ``seed`` cannot choose it."""
 
     name = "onnx"
 
-    def __init__(self, path: Path, multiple: int, minimum: int, mode: str):
+    def __init__(self, path: Path, multiple: int, minimum: int, mode: str, padded_inside: bool = True):
         self.session, self.multiple, self.minimum, self.mode = onnx_session(path), multiple, minimum, mode
-        self.lock = threading.Lock()
+        self.padded_inside = padded_inside  # files exported before the padding moved into the graph: False
+
+    def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
+        return "onnxruntime"
 
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
+        if self.padded_inside:
+            return self.session.run(None, {"x": x})[0]
         t, (h, w) = pad_to_multiple(torch.from_numpy(x), self.multiple, self.minimum)
-        with self.lock:
-            y = self.session.run(None, {"x": t.numpy()})[0]
-        return y[..., :h, :w]
+        return self.session.run(None, {"x": t.numpy()})[0][..., :h, :w]
 
 
 def load_onnx(path: Path) -> tuple[OnnxBackend, GeneratorConfig, dict]:
@@ -79,7 +81,8 @@ def load_onnx(path: Path) -> tuple[OnnxBackend, GeneratorConfig, dict]:
     if props.get("format") != ONNX_FORMAT:
         raise Pix2PixError(f"{path}: not exported by 'pix2pix export' (no {ONNX_FORMAT} metadata)")
     cfg = GeneratorConfig(**json.loads(props["generator"]))
-    backend = OnnxBackend(path, int(props["pad_multiple"]), int(props["pad_minimum"]), props["mode"])
+    backend = OnnxBackend(path, int(props["pad_multiple"]), int(props["pad_minimum"]), props["mode"],
+                          padded_inside=props.get("padding") == "graph")
     meta = {"step": int(props["step"]) if props.get("step") else None,
             "config": {"data": json.loads(props.get("data") or "{}")}}
     return backend, cfg, meta

@@ -23,11 +23,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from .config import DiscriminatorConfig, GeneratorConfig
+from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, section_from_dict
 from .errors import Pix2PixError
 from .networks import build_discriminator, build_generator
 
 FORMAT = "pix2pix/1"
+# Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
+METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state"}
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -186,12 +188,23 @@ def load_checkpoint(path: Path) -> Checkpoint:
     metadata, tensors = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise Pix2PixError(f"{path}: not a pix2pix checkpoint (no '{FORMAT}' format tag in its metadata)")
-    meta = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "generator", "discriminator")}
-    G_cfg = GeneratorConfig(**json.loads(metadata["generator"]))
-    D_json = json.loads(metadata["discriminator"])
+    unknown = sorted(set(metadata) - METADATA_KEYS)
+    if unknown:
+        raise Pix2PixError(f"{path}: unknown key '{unknown[0]}' in the checkpoint's metadata (written by another "
+                           "version of pix2pix?)")
+    try:
+        meta = {k: json.loads(v) for k, v in metadata.items() if k != "format"}
+    except ValueError as e:
+        raise Pix2PixError(f"{path}: the checkpoint's metadata is not valid JSON ({e})") from None
+    if "generator" not in meta:
+        raise Pix2PixError(f"{path}: the checkpoint's metadata has no generator configuration")
+    G_cfg = section_from_dict(GeneratorConfig, meta.pop("generator"), str(path), "generator")
+    D_json = meta.pop("discriminator", None)
+    D_cfg = section_from_dict(DiscriminatorConfig, D_json, str(path), "discriminator") if D_json else None
+    if meta.get("config") is not None:
+        RunConfig.from_dict(meta["config"], f"{path} (its run configuration)")  # unknown keys are one line
     split = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
-    return Checkpoint(G_cfg, split("generator."), DiscriminatorConfig(**D_json) if D_json else None,
-                      split("discriminator."), meta, path)
+    return Checkpoint(G_cfg, split("generator."), D_cfg, split("discriminator."), meta, path)
 
 
 # ------------------------------------------------------------------------------------- reference

@@ -181,8 +181,12 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        return cls(name=d["name"], out=d["out"], **{s: _build(c, d[s]) for s, c in SECTIONS.items()})
+    def from_dict(cls, d: dict[str, Any], where: str = "run configuration") -> RunConfig:
+        """From ``to_dict``'s form (config.json, a checkpoint's metadata). Missing fields take their defaults
+        (files written before a field existed); an unknown key is one line naming it and ``where``."""
+        _no_unknown_keys(d, {"name", "out", *SECTIONS}, where, "")
+        return cls(name=d["name"], out=d["out"], **{s: section_from_dict(c, d.get(s, {}), where, s)
+                                                    for s, c in SECTIONS.items()})
 
     def copy(self) -> RunConfig:
         return RunConfig.from_dict(self.to_dict())
@@ -193,16 +197,26 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            return cls.from_dict(json.loads(Path(path).read_text()), str(path))
         except FileNotFoundError:
             raise Pix2PixError(f"{path}: no such file; is this a run folder made by 'pix2pix train'?") from None
         except (ValueError, KeyError, TypeError) as e:
             raise Pix2PixError(f"{path}: not a valid pix2pix run configuration ({e})") from None
 
 
-def _build(cls, d: dict[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+def section_from_dict(cls, d: Any, where: str, section: str):
+    """A configuration section (``GeneratorConfig``, ...) from a JSON object read from ``where``."""
+    _no_unknown_keys(d, {f.name for f in dataclasses.fields(cls)}, where, section + ".")
+    return cls(**d)
+
+
+def _no_unknown_keys(d: Any, known: set[str], where: str, prefix: str) -> None:
+    if not isinstance(d, dict):
+        raise Pix2PixError(f"{where}: '{prefix.rstrip('.') or 'the configuration'}' is not a JSON object")
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise Pix2PixError(f"{where}: unknown key '{prefix}{unknown[0]}' (written by another version of pix2pix, "
+                           "or edited by hand?)")
 
 
 def flag_of(section: str, name: str) -> str:
@@ -255,6 +269,26 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if cfg.train.epochs + cfg.train.epochs_decay == 0:
         raise Pix2PixError("--epochs and --epochs-decay are both 0: nothing to train")
     return cfg
+
+
+# Options that do nothing under some objectives: (when, fields, why). `pix2pix train` warns of each one given.
+NO_EFFECT = (
+    (lambda loss: not loss.uses_l1, (("train", "lambda_l1"),), "objective", "it has no L1 term"),
+    (lambda loss: loss.uses_gan and loss.gan_loss != "wgangp", (("train", "lambda_gp"),), "gan_loss",
+     "only wgangp has a gradient penalty"),
+    (lambda loss: not loss.uses_gan, (("train", "gan_loss"), ("train", "lambda_gp"), ("discriminator", "arch"),
+                                      ("discriminator", "ndf"), ("discriminator", "norm")), "objective", "it trains no D"),
+)
+
+
+def without_effect(cfg: RunConfig, given: set[tuple[str, str]]) -> list[str]:
+    """One warning line for each ``given`` (section, field) that the chosen objective ignores."""
+    loss, lines = cfg.train.loss, []
+    for when, fields, cause, why in NO_EFFECT:
+        if when(loss):
+            lines += [f"warning: {flag_of(*f)} has no effect with {flag_of('train', cause)} {getattr(cfg.train, cause)} "
+                      f"({why})" for f in fields if f in given]
+    return lines
 
 
 def _check_section(section: str, values) -> None:

@@ -1,12 +1,10 @@
-"""``pix2pix export --format onnx``: the generator as an ONNX graph with dynamic batch, height and width (run
-by :class:`pix2pix.backends.OnnxBackend`, ``pix2pix serve --backend onnx``).
+"""``pix2pix export --format onnx``: the generator as one ONNX graph that takes any batch, height and width
+in any ONNX runtime (:mod:`pix2pix.onnx_graph`: the padding to the U-Net's multiple and the crop back are in
+the graph), run here by :class:`pix2pix.backends.OnnxBackend` (``pix2pix serve --backend onnx``).
 
-The graph is the network between the padding and the crop that make any image size work: its height and
-width must be multiples of the generator's ``pad_multiple`` (256 for unet_256), which the file's metadata
-states with its ``pad_minimum``; the backend pads and crops as the PyTorch generator does. Two modes, as at test time in PyTorch: the
-paper's (dropout on, each image normalised by its own statistics; the default) or ``--eval`` (deterministic).
-The exporter is torch's TorchScript-based one: the torch.export-based one specialises the U-Net's input
-size here. Every export is checked against PyTorch with ONNX Runtime on several sizes before it is kept.
+Two modes, as at test time in PyTorch: the paper's (dropout on, each image normalised by its own statistics;
+the default) or ``--eval`` (deterministic). Every export is checked against PyTorch with ONNX Runtime on
+several sizes, none of them a multiple of the U-Net's, before it is kept.
 """
 
 from __future__ import annotations
@@ -19,31 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from .backends import ONNX_FORMAT, onnx_session
+from .backends import ONNX_FORMAT
 from .checkpoints import load_checkpoint
 from .config import GeneratorConfig
 from .errors import Pix2PixError
 from .inference import exportable
+from .onnx_graph import onnx_session, write_graph
 
 
-def _export(core: nn.Module, path: Path, multiple: int, in_channels: int, keep_dropout: bool) -> None:
-    import warnings
-
-    x = torch.rand(1, in_channels, multiple, multiple) * 2 - 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and train-mode notes
-        torch.onnx.export(core, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"},
-                                        "y": {0: "batch", 2: "height", 3: "width"}},
-                          opset_version=17, do_constant_folding=not keep_dropout)
-
-
-def export_onnx(checkpoint: Path, out: Path, eval: bool = False, check_sizes: tuple = ((1, 1), (1, 2), (2, 1)),
-                tolerance: float = 1e-4) -> dict:
-    """Write ``out`` and check it; returns {"max_abs_diff": ..., "sizes": [...]}. ``check_sizes`` are in
-    units of the pad multiple (height, width)."""
+def export_onnx(checkpoint: Path, out: Path, eval: bool = False,
+                check_sizes: tuple = ((1, 1.5, 1), (2, 1, 2.25), (1, 0.3, 0.7)), tolerance: float = 1e-4) -> dict:
+    """Write ``out`` and check it; returns {"max_abs_diff": ..., "sizes": [...]}. ``check_sizes``: (batch,
+    height, width), the sides in units of the pad multiple (plus a few pixels, so that none is a multiple)."""
     ckpt = load_checkpoint(Path(checkpoint))
     G = ckpt.build_generator().float().eval()
     cfg = ckpt.generator
@@ -58,12 +44,12 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False, check_sizes: tu
         # The parity check: the same graph without dropout noise (noise cannot be compared draw for draw).
         check_path = Path(tmp) / "check.onnx"
         torch_net = exportable(G, eval, dropout=False)
-        _export(torch_net, check_path, multiple, cfg.in_channels, False)
+        write_graph(torch_net, check_path, cfg.in_channels, max(multiple, minimum), False)
         session, worst, sizes = onnx_session(check_path), 0.0, []
         gen = torch.Generator().manual_seed(0)
-        for k, (h, w) in enumerate(check_sizes):
-            size = (max(multiple * h, minimum), max(multiple * w, minimum))
-            x = torch.rand(1 + k % 2, cfg.in_channels, *size, generator=gen) * 2 - 1
+        for batch, h, w in check_sizes:
+            size = (max(round(multiple * h) + 3, minimum), max(round(multiple * w) + 5, minimum))
+            x = torch.rand(batch, cfg.in_channels, *size, generator=gen) * 2 - 1
             with torch.no_grad():
                 ref = torch_net(x).numpy()
             got = session.run(None, {"x": x.numpy()})[0]
@@ -72,10 +58,11 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False, check_sizes: tu
         if worst > tolerance:
             raise Pix2PixError(f"the ONNX graph differs from PyTorch by {worst:.2e} (> {tolerance:g}); not written")
         tmp_out = Path(tmp) / "model.onnx"
-        _export(exportable(G, eval), tmp_out, multiple, cfg.in_channels, keep_dropout)
+        write_graph(exportable(G, eval), tmp_out, cfg.in_channels, max(multiple, minimum), keep_dropout)
         _annotate(tmp_out, cfg, multiple, minimum, eval, ckpt.meta)
-        got = onnx_session(tmp_out).run(None, {"x": np.zeros((1, cfg.in_channels, multiple, multiple), np.float32)})[0]
-        if got.shape != (1, cfg.out_channels, multiple, multiple) or not np.isfinite(got).all():
+        odd = (2, cfg.in_channels, multiple + 7, max(multiple // 2 + 3, minimum))
+        got = onnx_session(tmp_out).run(None, {"x": np.zeros(odd, np.float32)})[0]
+        if got.shape != (2, cfg.out_channels, *odd[2:]) or not np.isfinite(got).all():
             raise Pix2PixError("the exported graph does not run cleanly in ONNX Runtime; not written")
         try:
             os.replace(tmp_out, out)
@@ -92,9 +79,12 @@ def _annotate(path: Path, cfg: GeneratorConfig, multiple: int, minimum: int, eva
     model = onnx.load(str(path))
     run = meta.get("config") or {}
     fields = {"format": ONNX_FORMAT, "generator": json.dumps(asdict(cfg)), "pad_multiple": str(multiple),
-              "pad_minimum": str(minimum), "mode": "eval" if eval else "paper",
+              "pad_minimum": str(minimum), "padding": "graph", "mode": "eval" if eval else "paper",
               "step": str(meta.get("step", "")), "data": json.dumps(run.get("data", {}))}
     for k, v in fields.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(model, str(path))
+
+
+EXPORTERS = {"onnx": export_onnx}  # pix2pix export --format

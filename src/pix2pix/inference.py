@@ -11,7 +11,11 @@ backend (PyTorch, the exported ONNX graph):
 * ``eval=True``: no dropout and batch norm's running statistics: deterministic.
 
 The padding rule that makes any size work is the generator's own (``G.pad_multiple``, ``G.pad_minimum``):
-``forward`` pads and crops back; an exported graph leaves it to its backend, which reads it from the file.
+``forward`` pads and crops back, and so does an exported graph, which holds the same ops.
+
+Engines: PyTorch, or on a CPU without bf16 hardware ONNX Runtime fp32, which measured faster there
+(:func:`engine_for`; figures in the README). In eval mode the two agree within 1e-4 (in [-1, 1]); in the
+paper's mode ONNX Runtime draws its own dropout noise, so a request for a seed's exact noise runs PyTorch.
 
 Three lines::
 
@@ -36,7 +40,8 @@ from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
 from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
 from .errors import Pix2PixError
-from .speed import inference_path, prepare, resolve_device, to_device
+from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available
+from .speed import cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from .webpage import write_page
 
 # ------------------------------------------------------------------------------------------ test mode
@@ -91,14 +96,14 @@ class NoiseDropout(nn.Module):
 
 
 def exportable(G: nn.Module, eval: bool, dropout: bool = True) -> nn.Module:
-    """A copy of ``G``'s network between the padding and the crop, in test mode for a graph: eval mode, or the
+    """An fp32 copy of ``G`` (its padding and crop included) in test mode for a graph: eval mode, or the
     paper's with per-image statistics and (``dropout``) :class:`NoiseDropout`; without ``dropout``, the
     paper's mode minus the noise, which is what an export is compared with."""
-    net = set_test_mode(copy.deepcopy(G), eval)
+    net = set_test_mode(copy.deepcopy(G).float().to("cpu", memory_format=torch.contiguous_format), eval)
     if not eval:
         net = per_image(net)
     _replace_dropout(net, keep=dropout and not eval)
-    return net.model
+    return net
 
 
 def _replace_dropout(module: nn.Module, keep: bool) -> None:
@@ -112,31 +117,65 @@ def _replace_dropout(module: nn.Module, keep: bool) -> None:
 # ---------------------------------------------------------------------------------------- translating
 
 
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def engine_for(device: torch.device, fast: bool = True) -> str:
+    """The faster inference engine measured for this device: ONNX Runtime fp32 on a CPU without bf16
+    hardware (AVX2 only), PyTorch (its bf16 fast path) on CPUs with AVX512-BF16 or AMX and on GPUs; PyTorch
+    whenever ``fast`` is off (fp32 bit for bit)."""
+    if fast and device.type == "cpu" and not cpu_has_bf16() and onnxruntime_available():
+        return "onnxruntime"
+    return "torch"
+
+
 class Translator:
     """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) uint8 array, or a
     (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing.
 
-    ``fast`` (default) runs the inference fast path of ``speed.inference_path`` where the device has one
-    (bf16 weights, channels_last): outputs within about 2/255 of fp32. ``fast=False`` gives the fp32 outputs
-    bit for bit, as the reference computes them."""
+    ``fast`` (default) runs the faster engine for the device (:func:`engine_for`): PyTorch's inference fast
+    path of ``speed.inference_path`` (bf16 weights, channels_last: outputs within about 2/255 of fp32) where
+    the device computes bf16, else ONNX Runtime fp32 on the CPU. ``fast=False`` gives PyTorch's fp32 outputs
+    bit for bit, as the reference computes them. ``engine`` forces one ("torch", "onnxruntime")."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
-                 meta: dict | None = None, fast: bool = True):
+                 meta: dict | None = None, fast: bool = True, engine: str = "auto"):
         self.config, self.eval, self.meta = config, eval, meta or {}
         self.device = resolve_device(device)
         self.speed = inference_path(self.device, fast)
         self.dtype = self.speed.dtype
         self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
+        if engine not in ENGINES:
+            raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
+        if engine == "onnxruntime" and self.device.type != "cpu":
+            raise Pix2PixError(f"the onnxruntime engine runs on the CPU, not on {self.device}")
+        self.engine = engine_for(self.device, fast) if engine == "auto" else engine
+        self.per_image, self._session = False, None
 
     @classmethod
     def load(cls, checkpoint: str | Path, eval: bool = False, device: str = "auto", fast: bool = True,
-             **overrides) -> Translator:
+             engine: str = "auto", **overrides) -> Translator:
         """``checkpoint``: a run folder, a ``.safetensors`` file, or a reference ``latest_net_G.pth``.
         ``overrides`` replace fields of the generator config (e.g. ``dropout_placement="paper"``)."""
         ckpt: Checkpoint = load_checkpoint(Path(checkpoint))
         if overrides:
             ckpt.generator = GeneratorConfig(**{**ckpt.generator.__dict__, **overrides})
-        return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta, fast=fast)
+        return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta, fast=fast,
+                   engine=engine)
+
+    def normalise_per_image(self) -> Translator:
+        """In the paper's mode, normalise each image by its own statistics whatever the batch (a server
+        batching several users' requests: :class:`PerImageNorm`)."""
+        per_image(self.G)
+        self.per_image, self._session = True, None
+        return self
+
+    def engine_of(self, batch: int, seed: int | None) -> str:
+        """The engine that translates a batch: ONNX Runtime where it is the faster one and computes the same
+        thing (its graph normalises each image by itself, and draws its own noise: a seed asks for PyTorch's)."""
+        if self.engine != "onnxruntime" or self.eval:
+            return self.engine
+        return "onnxruntime" if seed is None and (batch == 1 or self.per_image) else "torch"
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
@@ -144,10 +183,22 @@ class Translator:
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise Pix2PixError(f"input has shape {tuple(x.shape)}; the generator expects "
                                f"(batch, {self.config.in_channels}, height, width)")
+        if self.engine_of(x.shape[0], seed) == "onnxruntime":
+            (y,) = self.session().run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
+            return torch.from_numpy(y)
         if seed is not None:
             torch.manual_seed(seed)
         x = to_device(x.to(self.dtype), self.device, self.speed)
         return self.G(x).float().contiguous()
+
+    def session(self):
+        """The ONNX Runtime session of this generator in its test mode, made on first use (an export: seconds)."""
+        if self._session is None:
+            net = exportable(self.G, self.eval)
+            keep = not self.eval and self.config.dropout > 0
+            size = max(self.G.pad_multiple, self.G.pad_minimum)
+            self._session = onnx_session(graph_bytes(net, self.config.in_channels, size, keep))
+        return self._session
 
     def __call__(self, image, seed: int | None = None):
         if isinstance(image, Image.Image):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import TorchBackend, load_onnx
+from ..backends import CheckpointBackend, load_onnx
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
 from ..data import MODES, list_images, open_image, split_ab
@@ -24,7 +24,7 @@ class ServedModel:
     name: str
     source: Path
     config: GeneratorConfig
-    backend: object  # a backends.TorchBackend or backends.OnnxBackend: (x, eval, seed) -> y
+    backend: object  # a backends.CheckpointBackend or backends.OnnxBackend: (x, eval, seed) -> y
     kind: str = "photo"
     labels: LabelSet | None = None
     samples: list[Path] = field(default_factory=list)  # aligned images of the val split
@@ -61,19 +61,20 @@ def guess_kind(images: list, labels: LabelSet | None) -> tuple[str, LabelSet | N
     return ("sketch" if white > 0.6 else "photo"), None
 
 
-def load_served(checkpoint: Path, name: str | None = None, backend: str = "torch", device: str = "auto",
+def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto", device: str = "auto",
                 kind: str | None = None, labels: str | None = None) -> ServedModel:
     """A checkpoint (run folder, .safetensors, reference .pth, or with ``backend='onnx'`` an exported .onnx)
     ready to serve, with its input kind guessed from its dataset unless ``kind`` says."""
     checkpoint = Path(checkpoint)
     if backend == "onnx":
         G_backend, cfg, meta = load_onnx(checkpoint)
-    elif backend == "torch":
+    elif backend in ("auto", "torch"):  # auto: the faster engine for the device (ONNX Runtime on AVX2 CPUs)
         ckpt = load_checkpoint(checkpoint)
         cfg, meta = ckpt.generator, ckpt.meta
-        G_backend = TorchBackend(ckpt.build_generator(), cfg, device)
+        engine = "auto" if backend == "auto" else "torch"
+        G_backend = CheckpointBackend(ckpt.build_generator(), cfg, device, engine=engine)
     else:
-        raise Pix2PixError(f"unknown --backend '{backend}'; choose torch or onnx")
+        raise Pix2PixError(f"unknown --backend '{backend}'; choose auto, torch or onnx")
     run_cfg = meta.get("config") or {}
     data = run_cfg.get("data", {})
     direction = data.get("direction", "AtoB")

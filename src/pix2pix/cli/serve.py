@@ -50,7 +50,9 @@ def add_commands(sub) -> None:
     p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=positive(int), default=7860, help="default 7860")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="default torch")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto (default): the faster engine for this device (ONNX Runtime on a CPU without bf16, "
+                        "else PyTorch); torch; onnx: an exported .onnx file")
     add_device(p)
     p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
                    help="what the models take (default: guessed from each one's dataset)")
@@ -64,7 +66,8 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--format", choices=("onnx",), default="onnx",
+                   help="onnx (the one format so far: any batch, height and width, padding inside the graph)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--eval", action="store_true", help="deterministic: no dropout, running statistics")
     p.set_defaults(func=cmd_export)
@@ -151,9 +154,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import export_onnx
+    from ..export import EXPORTERS
 
-    report = export_onnx(Path(args.checkpoint), Path(args.out), eval=args.eval)
+    report = EXPORTERS[args.format](Path(args.checkpoint), Path(args.out), eval=args.eval)
     print(f"wrote {args.out} ({report['mode']} mode{', dropout noise from ONNX Runtime' if report['dropout'] else ''}); "
           f"matches PyTorch within {report['max_abs_diff']:.1e} on {', '.join(report['sizes'])}")
     return 0

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import config as C
+from ..distributed import world_from_env
 from ..errors import Pix2PixError
 from .args import add_device, non_negative, positive
 
@@ -135,9 +136,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..training import train
 
     cfg = resumed_config(args) if args.resume else run_config_from_args(args)
+    main_process = world_from_env().main  # under torchrun only rank 0 speaks
+    if main_process and not args.nproc:
+        for line in C.without_effect(cfg, set(given(args))):
+            print(line, file=sys.stderr)
     if args.nproc:  # checked here first, so a user's mistake is one line and not N workers' reports
         return launch_torchrun(args.nproc, args.argv)
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
+    if not main_process:
+        return 130 if result.interrupted else 0
     rate = result.images / max(result.seconds, 1e-9)
     print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
           f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")

@@ -34,15 +34,32 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[t
     return the original size.
 
     Reflection keeps the padded border statistically like the image (batch norm uses batch statistics at
-    test time); where the pad is wider than the image allows, replicate padding takes over.
+    test time); a side that needs more padding than reflection gives (its length - 1) is replicated beyond.
+    Written so that it traces: in an exported graph the sizes are values of the graph (Shape), the padding
+    Pad ops and the crop back a Slice, so the file takes any size in any ONNX runtime.
     """
-    h, w = x.shape[-2:]
-    ph, pw = max(minimum - h, (-h) % multiple), max(minimum - w, (-w) % multiple)
-    ph, pw = ph + (-(h + ph)) % multiple, pw + (-(w + pw)) % multiple
-    if ph == 0 and pw == 0:
-        return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+    h, w = x.shape[-2], x.shape[-1]
+    (rh, eh), (rw, ew) = _pads(h, multiple, minimum), _pads(w, multiple, minimum)
+    tracing = isinstance(h, torch.Tensor)
+    if tracing or rh or rw:
+        x = F.pad(x, (0, rw, 0, rh), mode="reflect")
+    if tracing or eh or ew:
+        x = F.pad(x, (0, ew, 0, eh), mode="replicate")
+    return x, (h, w)
+
+
+def _pads(n, multiple: int, minimum: int):
+    """(reflected, replicated) padding of a side of length ``n``: in all the fewest pixels that reach
+    ``minimum`` and a multiple of ``multiple``. ``n`` is an int, or a tensor while tracing for export."""
+    if isinstance(n, torch.Tensor):
+        total = torch.clamp(minimum - n, min=0)
+        total = total + (-(n + total)) % multiple
+        reflected = torch.minimum(total, n - 1)
+    else:
+        total = max(minimum - n, 0)
+        total += (-(n + total)) % multiple
+        reflected = min(total, n - 1)
+    return reflected, total - reflected
 
 
 class UNetBlock(nn.Module):
