@@ -255,3 +255,21 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "app.png"))
         browser.close()
     assert errors == []
+
+
+def test_each_answer_names_its_engine_and_a_seed_runs_pytorch(run, monkeypatch):
+    """On a CPU without bf16 the served checkpoint runs ONNX Runtime; a seeded request in the paper's mode asks
+    for PyTorch's exact noise, and X-Engine says which ran."""
+    import pix2pix.inference as inference
+
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    model = load_served(run, device="cpu")
+    assert model.describe()["backend"] == "onnxruntime"
+    body = png(label_image(48, 40))
+    with TestClient(create_app([model])) as c:
+        post = lambda **params: c.post("/api/translate", content=body, params=params,  # noqa: E731
+                                       headers={"content-type": "image/png"})
+        assert post().headers["x-engine"] == "onnxruntime"
+        assert post(eval="true").headers["x-engine"] == "onnxruntime"
+        seeded = post(seed=3)
+        assert seeded.headers["x-engine"] == "torch" and seeded.content == post(seed=3).content

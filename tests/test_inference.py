@@ -106,10 +106,73 @@ def test_per_image_statistics_equal_batch_norm_on_each_image_alone():
 
 
 @pytest.mark.parametrize("arch, multiple, minimum", [("unet_32", 32, 1), ("resnet_2blocks", 4, 8)])
-def test_the_generator_states_its_padding_rule_and_the_graph_leaves_it_out(arch, multiple, minimum):
+def test_the_generator_states_its_padding_rule_and_the_graph_holds_it(arch, multiple, minimum):
     G = init_weights(build_generator(GeneratorConfig(arch=arch, ngf=4, dropout=0.0)))
     assert (G.pad_multiple, G.pad_minimum) == (multiple, minimum)
-    x = torch.rand(1, 3, 64, 32) * 2 - 1  # a multiple of both rules
-    with torch.no_grad():
-        assert torch.allclose(exportable(G, eval=True)(x), set_test_mode(G, eval=True)(x), atol=1e-6)
-        assert exportable(G, eval=True)(x).shape == (1, 3, 64, 32)
+    for h, w in ((64, 32), (45, 7), (3, 70)):  # a multiple of both rules; not one; narrower than the padding
+        x = torch.rand(1, 3, h, w) * 2 - 1
+        with torch.no_grad():
+            assert torch.allclose(exportable(G, eval=True)(x), set_test_mode(G, eval=True)(x), atol=1e-6)
+            assert exportable(G, eval=True)(x).shape == (1, 3, h, w)
+
+
+def test_padding_reflects_then_replicates_past_the_image():
+    from pix2pix.networks.generators import pad_to_multiple
+
+    x = torch.arange(3.0).view(1, 1, 1, 3)
+    y, size = pad_to_multiple(x, 8)
+    assert size == (1, 3) and y.shape == (1, 1, 8, 8)
+    assert y[0, 0, 0].tolist() == [0, 1, 2, 1, 0, 0, 0, 0]  # reflected as far as the row allows, then replicated
+    assert torch.equal(y[0, 0], y[0, 0, :1].expand(8, 8))
+
+
+@pytest.mark.parametrize("bf16, fast, engine", [(False, True, "onnxruntime"), (True, True, "torch"),
+                                                 (False, False, "torch")])
+def test_the_cpu_engine_is_the_faster_one_for_its_kind(monkeypatch, bf16, fast, engine):
+    """ONNX Runtime fp32 on CPUs without bf16 hardware (measured faster there: README), PyTorch's bf16 fast
+    path where AVX512-BF16/AMX exist, and PyTorch fp32 bit for bit with fast off."""
+    import pix2pix.inference as inference
+
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: bf16)
+    assert inference.engine_for(torch.device("cpu"), fast) == engine
+
+
+def test_onnxruntime_engine_equals_torch_in_eval_and_draws_its_own_noise_in_paper_mode():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(arch="unet_64", ngf=8)
+    G = init_weights(build_generator(cfg))
+    x = torch.rand(2, 3, 45, 70) * 2 - 1
+    exact = Translator(G, cfg, eval=True, device="cpu", fast=False).translate_tensor(x)
+    ort = Translator(G, cfg, eval=True, device="cpu", engine="onnxruntime")
+    assert ort.engine_of(2, seed=None) == "onnxruntime"
+    assert float((ort.translate_tensor(x) - exact).abs().max()) < 1e-4
+
+    paper = Translator(G, cfg, eval=False, device="cpu", engine="onnxruntime")
+    one = x[:1]
+    assert paper.engine_of(1, seed=None) == "onnxruntime"
+    assert not torch.equal(paper.translate_tensor(one), paper.translate_tensor(one))  # its own noise each run
+    # A seed asks for PyTorch's exact noise of that seed, and so does a batch (its batch statistics).
+    assert paper.engine_of(1, seed=3) == "torch" and paper.engine_of(2, seed=None) == "torch"
+    torch_paper = Translator(G, cfg, eval=False, device="cpu", fast=False)
+    assert torch.equal(paper.translate_tensor(one, seed=3), torch_paper.translate_tensor(one, seed=3))
+
+
+def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsys, monkeypatch):
+    """On a CPU where ONNX Runtime is the engine, --seed asks for PyTorch's exact noise: the CLI says so, and
+    the outputs are PyTorch's (the same seed gives the same pixels)."""
+    import pix2pix.inference as inference
+
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    capsys.readouterr()
+    src = blocks / "val" / "1.png"
+    outs = []
+    for k in range(2):
+        assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--output", str(tmp_path / f"o{k}"),
+                     "--direction", "AtoB", "--seed", "4", "--device", "cpu"]) == 0
+        assert "PyTorch runs" in capsys.readouterr().err
+        outs.append(np.asarray(Image.open(tmp_path / f"o{k}" / "1.png")))
+    assert np.array_equal(*outs)
+    assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--output", str(tmp_path / "o"),
+                 "--direction", "AtoB", "--device", "cpu"]) == 0
+    assert "PyTorch runs" not in capsys.readouterr().err

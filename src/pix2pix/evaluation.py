@@ -229,7 +229,7 @@ def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None =
 
 
 def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: Path | None = None,
-                 seed: int | None = 0, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
+                 seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
     """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
     it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
     from .config import RunConfig

@@ -41,7 +41,7 @@ from .config import GeneratorConfig, RunConfig
 from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
 from .errors import Pix2PixError
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available
-from .speed import cpu_has_bf16, inference_path, prepare, resolve_device, to_device
+from .speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from .webpage import write_page
 
 # ------------------------------------------------------------------------------------------ test mode
@@ -142,14 +142,15 @@ class Translator:
                  meta: dict | None = None, fast: bool = True, engine: str = "auto"):
         self.config, self.eval, self.meta = config, eval, meta or {}
         self.device = resolve_device(device)
-        self.speed = inference_path(self.device, fast)
-        self.dtype = self.speed.dtype
-        self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
         if engine not in ENGINES:
             raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
         if engine == "onnxruntime" and self.device.type != "cpu":
             raise Pix2PixError(f"the onnxruntime engine runs on the CPU, not on {self.device}")
         self.engine = engine_for(self.device, fast) if engine == "auto" else engine
+        # Beside ONNX Runtime (fp32), PyTorch runs the fp32 weights the graph is made of.
+        self.speed = PLAIN if self.engine == "onnxruntime" else inference_path(self.device, fast)
+        self.dtype = self.speed.dtype
+        self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
         self.per_image, self._session = False, None
 
     @classmethod
@@ -239,15 +240,29 @@ def input_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
+def seeded_engine(eval: bool, seed: int | None) -> str:
+    """The engine for a run of translations: a seed in the paper's mode asks for PyTorch's exact noise."""
+    return "torch" if seed is not None and not eval else "auto"
+
+
+def seed_note(device: str, eval: bool, seed: int | None, fast: bool = True) -> str | None:
+    """The line that says a seed moved the work from ONNX Runtime to PyTorch, if it did."""
+    if seeded_engine(eval, seed) == "torch" and engine_for(resolve_device(device), fast) == "onnxruntime":
+        return (f"note: --seed {seed} asks for PyTorch's exact dropout noise, so PyTorch runs (ONNX Runtime, "
+                "faster on this CPU, draws its own noise when no --seed is given)")
+    return None
+
+
+def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
                     device: str = "auto", progress: bool = True, fast: bool = True) -> tuple[Path, str, list]:
     """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
-    (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``). Returns (folder, page title, page rows)."""
+    (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``). Returns (folder, page title, page rows).
+    ``seed``: the paper's mode draws PyTorch's noise from it (None: the faster engine's own noise)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
     cfg = RunConfig.load(run_dir / "config.json")
-    translator = Translator.load(run_dir, eval=eval, device=device, fast=fast)
+    translator = Translator.load(run_dir, eval=eval, device=device, fast=fast, engine=seeded_engine(eval, seed))
     pairs, problems = scan_split(Path(cfg.data.root), split)
     if problems:
         raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")
@@ -273,7 +288,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     return out, f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})", rows
 
 
-def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = 0,
+def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
                device: str = "auto", progress: bool = True, fast: bool = True) -> Path:
     """Translate a split (see :func:`translate_split`) and write its ``index.html``. Returns the page's path."""
     out, title, rows = translate_split(run_dir, split, eval, seed, device, progress, fast)

@@ -224,8 +224,9 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
     @app.post("/api/translate", responses={200: {"content": {"image/png": {}}}})
     async def translate(request: Request):
         """Translate one image: a multipart upload (field ``image``) or a raw PNG/JPEG body. Optional fields
-        (form fields or query parameters): ``model`` (default the first), ``seed`` (the dropout noise),
-        ``eval`` (true: no dropout, running statistics). Returns a PNG of the input's size."""
+        (form fields or query parameters): ``model`` (default the first), ``seed`` (PyTorch's dropout noise of
+        that seed), ``eval`` (true: no dropout, running statistics). Returns a PNG of the input's size, with
+        the engine that ran it in ``X-Engine``."""
         start = time.perf_counter()
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fields = dict(request.query_params)
@@ -246,8 +247,10 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
         # Decoding and encoding run in worker threads too: a large upload does not hold up the other requests.
         x = await run_in_threadpool(_to_input, data, max_pixels, model.config.in_channels)
         y = await batcher.submit(model, x, eval_mode, seed)
+        # X-Engine says what ran: a seed in the paper's mode asks for PyTorch's exact noise.
         return Response(await run_in_threadpool(_to_png, y), media_type="image/png",
-                        headers={"X-Model": model.name, "X-Seconds": f"{time.perf_counter() - start:.4f}"})
+                        headers={"X-Model": model.name, "X-Engine": model.backend.engine_of(1, eval_mode, seed),
+                                 "X-Seconds": f"{time.perf_counter() - start:.4f}"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimit, limit=max_upload_bytes)

@@ -35,3 +35,20 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto", choices=DEVICE
 def add_no_fast(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fast", dest="fast", action="store_false",
                    help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+
+
+def add_seed(p: argparse.ArgumentParser, more: str = "") -> None:
+    """``--seed`` of the paper's test-mode noise (test, translate, eval)."""
+    p.add_argument("--seed", type=int, help="PyTorch's dropout noise of this seed, in the paper's mode (default: "
+                   "none; on a CPU without bf16 ONNX Runtime then runs, faster, with noise of its own)" + more)
+
+
+def print_seed_note(args: argparse.Namespace) -> None:
+    """Say so when a --seed moves the translation from ONNX Runtime to PyTorch."""
+    import sys
+
+    from ..inference import seed_note
+
+    note = seed_note(args.device, args.eval, args.seed, args.fast)
+    if note:
+        print(note, file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, positive
+from .args import add_device, add_no_fast, add_seed, positive, print_seed_note
 
 
 def add_commands(sub) -> None:
@@ -47,9 +47,10 @@ def add_commands(sub) -> None:
     p.add_argument("--fid", action="store_true", help="add FID and KID (needs --inception or $PIX2PIX_INCEPTION)")
     p.add_argument("--inception", help="TorchScript Inception file (inception-2015-12-05.pt); or $PIX2PIX_INCEPTION")
     p.add_argument("--json", action="store_true", help="print one JSON object (FCN keys under 'fcn')")
+    add_seed(p)
     add_device(p)
     add_no_fast(p)
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, eval=False)
 
     p = sub.add_parser("ablate", help="train and score the paper's ablation tables with equal budgets")
     p.add_argument("--data", required=True, help="dataset root (labels -> photo)")
@@ -114,7 +115,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "--inception FILE (inception-2015-12-05.pt, StyleGAN2-ADA's metrics file) or set "
                            "PIX2PIX_INCEPTION")
     if args.run:
-        metrics = evaluate_run(Path(args.run), args.split, seg, inception, device=args.device,
+        print_seed_note(args)
+        metrics = evaluate_run(Path(args.run), args.split, seg, inception, seed=args.seed, device=args.device,
                                progress=not args.json, fast=args.fast)
     else:
         metrics = evaluate_folders(Path(args.pred), Path(args.target), Path(args.labels) if args.labels else None,

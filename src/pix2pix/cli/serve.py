@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, non_negative, positive
+from .args import add_device, add_no_fast, add_seed, non_negative, positive, print_seed_note
 
 
 def add_commands(sub) -> None:
@@ -16,7 +16,7 @@ def add_commands(sub) -> None:
     p.add_argument("--run", required=True, help="a run folder (runs/NAME)")
     p.add_argument("--split", default="test", help="split to translate (default test)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
+    add_seed(p)
     add_device(p)
     add_no_fast(p)
     p.set_defaults(func=cmd_test)
@@ -28,7 +28,7 @@ def add_commands(sub) -> None:
     p.add_argument("--direction", choices=C.DIRECTIONS,
                    help="inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
-    p.add_argument("--seed", type=int, help="seed of the dropout noise (image i uses seed + i)")
+    add_seed(p, "; image i uses seed + i")
     add_device(p)
     p.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
                    help="override where dropout sits (reference .pth files load as 'reference')")
@@ -76,6 +76,7 @@ def add_commands(sub) -> None:
 def cmd_test(args: argparse.Namespace) -> int:
     from ..inference import test_split
 
+    print_seed_note(args)
     page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device, fast=args.fast)
     print(f"results: {page}")
     return 0
@@ -84,13 +85,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..inference import Translator, input_files
+    from ..inference import Translator, input_files, seeded_engine
 
     files = input_files(args.input)
+    print_seed_note(args)
     given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout": args.dropout,
              "dropout_placement": args.dropout_placement}
     overrides = {k: v for k, v in given.items() if v is not None}
-    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast, **overrides)
+    translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
+                                 engine=seeded_engine(args.eval, args.seed), **overrides)
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)
