@@ -176,3 +176,12 @@ def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsy
     assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--output", str(tmp_path / "o"),
                  "--direction", "AtoB", "--device", "cpu"]) == 0
     assert "PyTorch runs" not in capsys.readouterr().err
+
+
+def test_a_run_of_a_few_images_or_a_seed_keeps_pytorch():
+    from pix2pix.inference import ONNX_PAYS_FROM, engine_for_run
+
+    assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM) == "auto"
+    assert engine_for_run(eval=True, seed=3, images=500) == "auto"  # eval mode has no noise to match
+    assert engine_for_run(eval=False, seed=3, images=500) == "torch"
+    assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM - 1) == "torch"  # the export costs more

@@ -1,10 +1,9 @@
-"""``pix2pix bench``: the fast path against a plain fp32 eager baseline of the identical model and loss.
+"""``pix2pix bench``: the fast path against the reference's step, of the identical model and loss, side by side.
 
 Both are timed in one run on the same device: the training step (G and D, Adam, the paper's loss) on random
-data, and inference in the paper's test mode. The baseline is what the reference does: no compile, no
-autocast, no channels_last, the per-parameter Adam loop, and a host sync every step (it reads its losses).
-With ``--data`` (else a few procedural facades made on the fly) it also times the input path the trainer
-would use, and says whether the step would wait for it.
+data, and inference in the paper's test mode on each engine (PyTorch's fast path, ONNX Runtime fp32 on the
+CPU, the baseline). The baseline is :data:`BASELINE`. With ``--data`` (else a few procedural facades made on
+the fly) it also times the input path the trainer would use, and says whether the step would wait for it.
 """
 
 from __future__ import annotations
@@ -20,10 +19,16 @@ from .batches import EpochSampler, PreloadedPairs, make_loader
 from .config import RunConfig
 from .data import PairDataset, scan_split
 from .errors import Pix2PixError
-from .inference import Translator
+from .inference import Translator, engine_for
 from .networks import build_generator, init_weights
+from .onnx_graph import onnxruntime_available
 from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device, synchronize
 from .planning import measure_step_seconds
+
+
+BASELINE = ("the reference's step: fp32 eager, torch's default Adam (no foreach/fused argument), torch's default "
+            "cudnn/TF32 settings, a host sync each step (it reads its losses); every timer starts and stops after "
+            "a device synchronise")
 
 
 @dataclass
@@ -36,6 +41,10 @@ class BenchResult:
     infer_img_per_s: float
     baseline_infer_img_per_s: float
     infer_batch_size: int
+    infer_engine: str = "torch"  # what translate/test/eval/serve run here (inference.engine_for)
+    torch_infer_img_per_s: float | None = None  # PyTorch's inference fast path
+    onnx_infer_img_per_s: float | None = None  # ONNX Runtime fp32 (CPU only)
+    baseline: str = BASELINE
     peak_memory_bytes: int | None = None
     baseline_peak_memory_bytes: int | None = None
     input_path: str | None = None
@@ -87,10 +96,13 @@ def time_training(cfg: RunConfig, device: torch.device, speed: Speed, steps: int
     return cfg.data.batch_size / seconds, _peak(device)
 
 
-def time_inference(cfg: RunConfig, device: torch.device, fast: bool, batch: int, steps: int) -> float:
-    """Images per second of the generator in the paper's test mode (dropout on, batch statistics)."""
+def time_inference(cfg: RunConfig, device: torch.device, engine: str, fast: bool, batch: int, steps: int) -> float:
+    """Images per second of the generator in the paper's test mode (dropout on, batch statistics; each image's
+    own statistics on ONNX Runtime, whose graph holds them, when the batch is larger than one)."""
     translator = Translator(init_weights(build_generator(cfg.generator)), cfg.generator, device=str(device),
-                            fast=fast)
+                            fast=fast, engine=engine)
+    if engine == "onnxruntime":
+        translator.normalise_per_image().session()  # the export is setup, not inference
     size = cfg.data.crop_size
     x = torch.rand(batch, cfg.generator.in_channels, size, size) * 2 - 1
     x = x.to(device)
@@ -147,15 +159,21 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
         fast_train, fast_peak = time_training(cfg, device, speed, steps)
         plain_train, plain_peak = time_training(cfg, device, PLAIN, steps) if baseline \
             else (float("nan"), None)
-        fast_infer = time_inference(cfg, device, True, infer_batch, steps)
-        plain_infer = time_inference(cfg, device, False, infer_batch, steps) if baseline else float("nan")
+        torch_infer = time_inference(cfg, device, "torch", True, infer_batch, steps)
+        onnx_infer = time_inference(cfg, device, "onnxruntime", True, infer_batch, steps) \
+            if device.type == "cpu" and onnxruntime_available() else None
+        plain_infer = time_inference(cfg, device, "torch", False, infer_batch, steps) if baseline else float("nan")
     except torch.OutOfMemoryError:
         raise Pix2PixError(f"batch {max(cfg.data.batch_size, infer_batch)} at {cfg.data.crop_size}x"
                            f"{cfg.data.crop_size} does not fit in {device} memory; lower --batch-size, "
                            "--infer-batch-size or --size") from None
+    engine = engine_for(device)
+    fast_infer = onnx_infer if engine == "onnxruntime" else torch_infer
+    infer_name = "onnxruntime fp32" if engine == "onnxruntime" else f"torch {infer_speed.name}"
     result = BenchResult(str(device) if device.type != "cuda" else torch.cuda.get_device_name(device), label,
-                         f"train: {speed.name}; inference: {infer_speed.name}", fast_train, plain_train,
-                         fast_infer, plain_infer, infer_batch, fast_peak, plain_peak)
+                         f"train: {speed.name}; inference: {infer_name}", fast_train, plain_train,
+                         fast_infer, plain_infer, infer_batch, engine, torch_infer, onnx_infer,
+                         peak_memory_bytes=fast_peak, baseline_peak_memory_bytes=plain_peak)
     if device.type == "cpu":
         result.notes.append(f"{torch.get_num_threads()} CPU threads")
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,14 +193,22 @@ def format_result(r: BenchResult) -> str:
     def mem(b):
         return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
 
+    def row(name: str, fast: float, base: float) -> str:
+        return f"{name:38}{fast:12.1f}{base:12.1f}{fast / base:7.2f}x"
+
     lines = [f"pix2pix bench on {r.device}: {r.config}" + (f" ({'; '.join(r.notes)})" if r.notes else ""),
              f"fast path: {r.fast_path}",
-             f"{'':28}{'fast path':>12}{'fp32 eager':>12}{'ratio':>8}",
-             f"{'train, images/s':28}{r.train_img_per_s:12.1f}{r.baseline_train_img_per_s:12.1f}"
-             f"{r.train_speedup:7.2f}x",
-             f"{f'inference (batch {r.infer_batch_size}), images/s':28}{r.infer_img_per_s:12.1f}"
-             f"{r.baseline_infer_img_per_s:12.1f}{r.infer_speedup:7.2f}x",
-             f"{'peak memory (training)':28}{mem(r.peak_memory_bytes):>12}{mem(r.baseline_peak_memory_bytes):>12}"]
+             f"baseline: {r.baseline}",
+             f"{'':38}{'fast path':>12}{'baseline':>12}{'ratio':>8}",
+             row("train, images/s", r.train_img_per_s, r.baseline_train_img_per_s)]
+    engines = [("torch", r.torch_infer_img_per_s), ("onnxruntime fp32", r.onnx_infer_img_per_s)]
+    for name, rate in engines:
+        if rate is not None:
+            chosen = " *" if (name == "torch") == (r.infer_engine == "torch") else ""
+            lines.append(row(f"inference {name} (batch {r.infer_batch_size}){chosen}", rate,
+                             r.baseline_infer_img_per_s))
+    lines.append(f"{'peak memory (training)':38}{mem(r.peak_memory_bytes):>12}{mem(r.baseline_peak_memory_bytes):>12}")
+    lines.append("* the engine translate, test, eval and serve use here")
     if r.input_img_per_s is not None:
         verdict = "the step would wait for it (input-bound)" if r.input_bound else "keeps up with the step"
         lines.append(f"input path ({r.input_path}): {r.input_img_per_s:.1f} images/s, {verdict}")

@@ -85,7 +85,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..inference import Translator, input_files, seeded_engine
+    from ..inference import Translator, engine_for_run, input_files
 
     files = input_files(args.input)
     print_seed_note(args)
@@ -93,7 +93,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
              "dropout_placement": args.dropout_placement}
     overrides = {k: v for k, v in given.items() if v is not None}
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
-                                 engine=seeded_engine(args.eval, args.seed), **overrides)
+                                 engine=engine_for_run(args.eval, args.seed, len(files)), **overrides)
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)
