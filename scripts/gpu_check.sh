@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check, in under 6 minutes on one H100/H200:
+# The GPU check, in under 7 minutes on one H100/H200:
+#   0. the CUDA tests (pytest -m gpu): the fast path trains, resumes and translates; the AMP policy chosen
+#      for this GPU's compute capability is printed;
 #   1. pix2pix bench at batch 1 (also with torch.compile, and with CUDA graphs) and 16, inference at batch
-#      64: the fast path against the fp32 eager baseline;
-#   2. a short real training run on the CMP facades (the facades preset): the fast path for $MINUTES
+#      64: the fast path against the baseline (the reference's step: torch's default Adam and settings);
+#   2. WGAN-GP under torch.compile (its penalty runs through the eager D) and a --no-fast resume of it;
+#   3. a short real training run on the CMP facades (the facades preset): the fast path for $MINUTES
 #      minutes, the baseline for as many steps; images/s of each and val L1 of both (fp32 inference).
 # Usage: scripts/gpu_check.sh [FACADES_DIR]  (default ../shared/data/facades: 400 aligned pairs, flat or train/)
 # Needs a CUDA build of torch and this package importable by $PYTHON (default python3; PIX2PIX overrides
@@ -20,6 +23,13 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
+$PYTHON -c "import torch; from pix2pix.speed import fast_path; d = torch.device('$DEVICE'); \
+print('capability', torch.cuda.get_device_capability(d) if d.type == 'cuda' else None, '->', fast_path(d).name)"
+if [ "$DEVICE" = cuda ]; then
+  echo "== the CUDA tests"
+  $PYTHON -m pytest -q -m gpu tests 2>&1 | tail -3
+fi
+
 echo "== bench, batch 1"
 $PIX2PIX bench --device "$DEVICE" --batch-size 1 --infer-batch-size 64 --steps "$BENCH_STEPS" | tee "$OUT/bench-b1.txt"
 for mode in default reduce-overhead; do
@@ -30,13 +40,21 @@ done
 echo "== bench, batch 16"
 $PIX2PIX bench --device "$DEVICE" --batch-size 16 --infer-batch-size 64 --steps "$BENCH_STEPS" | tee "$OUT/bench-b16.txt"
 
-echo "== training on the facades, $MINUTES min each"
 DATA="$OUT/facades"
 if [ ! -d "$DATA/train" ]; then
   rm -rf "$DATA" && mkdir -p "$DATA"
   find "$SRC" -maxdepth 2 -name '*.jpg' -exec cp {} "$DATA/" \;
   $PIX2PIX datasets split "$DATA" --val 0.1 --test 0 --seed 0
 fi
+
+echo "== WGAN-GP under torch.compile, then resumed with --no-fast"
+rm -rf "$OUT/runs-wgangp"
+PIX2PIX_COMPILE_MODE=default $PIX2PIX train --data "$DATA" --gan-loss wgangp --device "$DEVICE" \
+  --out "$OUT/runs-wgangp" --name w --max-steps 30 --no-progress | grep -E '^(done|stopped)' || echo "wgangp + compile failed"
+$PIX2PIX train --resume "$OUT/runs-wgangp/w" --max-steps 40 --no-fast --device "$DEVICE" --no-progress \
+  | grep -E '^(done|stopped)' || echo "wgangp resume failed"
+
+echo "== training on the facades, $MINUTES min each"
 # The fast path for $MINUTES minutes, then the baseline for the same number of steps: equal-step val L1.
 rm -rf "$OUT/runs"
 $PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --out "$OUT/runs" --name fast \

@@ -67,9 +67,15 @@ def test_bench_prints_both_paths_their_ratio_and_the_input_path(capsys):
     assert r["train_speedup"] == pytest.approx(r["train_img_per_s"] / r["baseline_train_img_per_s"], rel=1e-2)
     assert r["input_path"] == "preloaded on the device" and r["input_img_per_s"] > 0
     assert isinstance(r["input_bound"], bool)
+    # Both engines side by side with the baseline, whose definition is stated with its numbers.
+    assert r["torch_infer_img_per_s"] > 0 and r["onnx_infer_img_per_s"] > 0
+    chosen = r["onnx_infer_img_per_s"] if r["infer_engine"] == "onnxruntime" else r["torch_infer_img_per_s"]
+    assert r["infer_img_per_s"] == chosen
+    assert "torch's default Adam (no foreach/fused argument)" in r["baseline"]
     assert main(BENCH + ["--preload", "no", "--workers", "0"]) == 0
     text = capsys.readouterr().out
-    assert "fp32 eager" in text and "ratio" in text and "0 loader processes" in text
+    assert "baseline: the reference's step: fp32 eager" in text and "ratio" in text and "0 loader processes" in text
+    assert "inference onnxruntime fp32" in text and "inference torch" in text
 
 
 def test_bench_bad_input_is_one_line(capsys, monkeypatch):
