@@ -27,7 +27,7 @@ $PYTHON -c "import torch; from pix2pix.speed import fast_path; d = torch.device(
 print('capability', torch.cuda.get_device_capability(d) if d.type == 'cuda' else None, '->', fast_path(d).name)"
 if [ "$DEVICE" = cuda ]; then
   echo "== the CUDA tests"
-  $PYTHON -m pytest -q -m gpu tests 2>&1 | tail -3
+  $PYTHON -m pytest -q -m gpu tests 2>&1 | tail -3 || echo "the CUDA tests failed (see above); going on"
 fi
 
 echo "== bench, batch 1"

@@ -136,3 +136,12 @@ def test_run_state_round_trips_and_an_older_state_file_still_loads(tmp_path):
     assert load_state(tmp_path / "old.pt").rng_processes is None
     with pytest.raises(Pix2PixError, match="no training state"):
         load_state(tmp_path / "missing.pt")
+
+
+def test_an_unknown_key_in_the_training_state_is_one_line(tmp_path):
+    path = tmp_path / "state_00000001.pt"
+    torch.save({"step": 1, "epoch": 0, "batch_in_epoch": 1, "opt_G": {}, "opt_D": None, "schedulers": [],
+                "rng_cpu": torch.get_rng_state(), "momentum": 3}, path)
+    with pytest.raises(Pix2PixError) as e:
+        load_state(path)
+    assert "'momentum'" in str(e.value) and str(path) in str(e.value) and "unreadable" not in str(e.value)

@@ -77,7 +77,7 @@ def test_fast_inference_is_within_a_few_levels_of_fp32():
     G = init_weights(build_generator(cfg))
     x = _pair()[0].repeat(1, 1, 2, 2)
     exact = Translator(G, cfg, eval=True, device="cpu", fast=False).translate_tensor(x)
-    fast = Translator(G, cfg, eval=True, device="cpu", fast=True)
+    fast = Translator(G, cfg, eval=True, device="cpu", fast=True, engine="torch")  # PyTorch's fast path
     out = fast.translate_tensor(x)
     assert out.dtype == torch.float32 and out.shape == exact.shape
     diff = (out - exact).abs()
@@ -143,14 +143,17 @@ def test_onnxruntime_engine_equals_torch_in_eval_and_draws_its_own_noise_in_pape
     G = init_weights(build_generator(cfg))
     x = torch.rand(2, 3, 45, 70) * 2 - 1
     exact = Translator(G, cfg, eval=True, device="cpu", fast=False).translate_tensor(x)
-    ort = Translator(G, cfg, eval=True, device="cpu", engine="onnxruntime")
+    ort = Translator(G, cfg, eval=True, device="cpu", fast=False, engine="onnxruntime")
     assert ort.engine_of(2, seed=None) == "onnxruntime"
     assert float((ort.translate_tensor(x) - exact).abs().max()) < 1e-4
 
-    paper = Translator(G, cfg, eval=False, device="cpu", engine="onnxruntime")
+    paper = Translator(G, cfg, eval=False, device="cpu", fast=False, engine="onnxruntime")
     one = x[:1]
     assert paper.engine_of(1, seed=None) == "onnxruntime"
-    assert not torch.equal(paper.translate_tensor(one), paper.translate_tensor(one))  # its own noise each run
+    first = paper.translate_tensor(one)
+    assert not torch.equal(first, paper.translate_tensor(one))  # its own noise on each call
+    again = Translator(G, cfg, eval=False, device="cpu", fast=False, engine="onnxruntime")
+    assert torch.equal(again.translate_tensor(one), first)  # seeded: a fresh translator repeats the sequence
     # A seed asks for PyTorch's exact noise of that seed, and so does a batch (its batch statistics).
     assert paper.engine_of(1, seed=3) == "torch" and paper.engine_of(2, seed=None) == "torch"
     torch_paper = Translator(G, cfg, eval=False, device="cpu", fast=False)
@@ -185,3 +188,19 @@ def test_a_run_of_a_few_images_or_a_seed_keeps_pytorch():
     assert engine_for_run(eval=True, seed=3, images=500) == "auto"  # eval mode has no noise to match
     assert engine_for_run(eval=False, seed=3, images=500) == "torch"
     assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM - 1) == "torch"  # the export costs more
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_the_default_noise_repeats_run_after_run(tmp_path, blocks, tiny, monkeypatch, engine):
+    """Without --seed, test (and eval, which translates the same way) still gives the same images twice, on
+    either engine: PyTorch's noise of seed 0, or ONNX Runtime's seeded graph."""
+    import pix2pix.inference as inference
+
+    monkeypatch.setattr(inference, "engine_for_run", lambda eval, seed, images=0: "torch" if engine == "torch" else "auto")
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: engine == "torch")
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    outs = []
+    for _ in range(2):
+        assert main(["test", "--run", str(run), "--split", "val", "--device", "cpu"]) == 0
+        outs.append({p.name: p.read_bytes() for p in (run / "results" / "val" / "images").glob("*_output.png")})
+    assert outs[0] and outs[0] == outs[1]

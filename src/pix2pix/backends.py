@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import GeneratorConfig
+from .config import GeneratorConfig, section_from_dict
 from .errors import Pix2PixError
 from .inference import Translator
 from .networks.generators import pad_to_multiple
@@ -80,7 +80,10 @@ def load_onnx(path: Path) -> tuple[OnnxBackend, GeneratorConfig, dict]:
         raise Pix2PixError(f"{path}: not an ONNX file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if props.get("format") != ONNX_FORMAT:
         raise Pix2PixError(f"{path}: not exported by 'pix2pix export' (no {ONNX_FORMAT} metadata)")
-    cfg = GeneratorConfig(**json.loads(props["generator"]))
+    try:
+        cfg = section_from_dict(GeneratorConfig, json.loads(props.get("generator", "null")), str(path), "generator")
+    except ValueError as e:
+        raise Pix2PixError(f"{path}: its generator metadata is not valid JSON ({e})") from None
     backend = OnnxBackend(path, int(props["pad_multiple"]), int(props["pad_minimum"]), props["mode"],
                           padded_inside=props.get("padding") == "graph")
     meta = {"step": int(props["step"]) if props.get("step") else None,

@@ -208,7 +208,10 @@ def format_result(r: BenchResult) -> str:
             lines.append(row(f"inference {name} (batch {r.infer_batch_size}){chosen}", rate,
                              r.baseline_infer_img_per_s))
     lines.append(f"{'peak memory (training)':38}{mem(r.peak_memory_bytes):>12}{mem(r.baseline_peak_memory_bytes):>12}")
-    lines.append("* the engine translate, test, eval and serve use here")
+    lines.append("* the engine test, eval and serve use here (translate too, from 32 images)")
+    if r.infer_batch_size > 1 and r.onnx_infer_img_per_s is not None:
+        lines.append("  (ONNX Runtime at a batch above 1 normalises each image by its own statistics, as the server "
+                     "does; the others use the batch's)")
     if r.input_img_per_s is not None:
         verdict = "the step would wait for it (input-bound)" if r.input_bound else "keeps up with the step"
         lines.append(f"input path ({r.input_path}): {r.input_img_per_s:.1f} images/s, {verdict}")

@@ -78,9 +78,13 @@ class RunState:
     scalers: dict | None = None  # the fp16 gradient scalers' states (CUDA 7.x), else None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict[str, Any], where: str = "training state") -> RunState:
+        """Missing fields take their defaults (older state files); an unknown one is one line."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise Pix2PixError(f"{where}: unknown key '{unknown[0]}' in the training state (written by another "
+                               "version of pix2pix?)")
+        return cls(**d)
 
 
 def save_state(path: Path, state: RunState) -> None:
@@ -91,7 +95,9 @@ def save_state(path: Path, state: RunState) -> None:
 
 def load_state(path: Path) -> RunState:
     try:
-        return RunState.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return RunState.from_dict(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    except Pix2PixError:
+        raise
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no training state to resume from") from None
     except Exception as e:  # a corrupt pickle raises many kinds of errors

@@ -185,8 +185,8 @@ class RunConfig:
         """From ``to_dict``'s form (config.json, a checkpoint's metadata). Missing fields take their defaults
         (files written before a field existed); an unknown key is one line naming it and ``where``."""
         _no_unknown_keys(d, {"name", "out", *SECTIONS}, where, "")
-        return cls(name=d["name"], out=d["out"], **{s: section_from_dict(c, d.get(s, {}), where, s)
-                                                    for s, c in SECTIONS.items()})
+        return cls(name=d.get("name", "pix2pix"), out=d.get("out", "runs"),
+                   **{s: section_from_dict(c, d.get(s, {}), where, s) for s, c in SECTIONS.items()})
 
     def copy(self) -> RunConfig:
         return RunConfig.from_dict(self.to_dict())
@@ -262,7 +262,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
     elif wgangp and d.norm == "batch":
         raise Pix2PixError("--norm-d batch: a WGAN-GP critic cannot use batch norm (its per-sample gradient "
                            "penalty is ill-defined when each output depends on the whole batch); use --norm-d "
-                           "layer (the default for wgangp), instance or none")
+                           "layer (the default for wgangp), instance or none (a wgangp run saved before --norm-d "
+                           "existed has a batch-norm critic: start it again)")
     _check_architectures(cfg)
     if data.preprocess == "resize_and_crop" and data.crop_size > data.load_size:
         raise Pix2PixError(f"--crop-size {data.crop_size} is larger than --load-size {data.load_size}")

@@ -15,7 +15,8 @@ The padding rule that makes any size work is the generator's own (``G.pad_multip
 
 Engines: PyTorch, or on a CPU without bf16 hardware ONNX Runtime fp32, which measured faster there
 (:func:`engine_for`; figures in the README). In eval mode the two agree within 1e-4 (in [-1, 1]); in the
-paper's mode ONNX Runtime draws its own dropout noise, so a request for a seed's exact noise runs PyTorch.
+paper's mode ONNX Runtime draws its own dropout noise (seeded, so a run repeats), so a request for a seed's
+exact PyTorch noise runs PyTorch.
 
 Three lines::
 
@@ -40,7 +41,7 @@ from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
 from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
 from .errors import Pix2PixError
-from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available
+from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from .speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from .webpage import write_page
 
@@ -193,12 +194,14 @@ class Translator:
         return self.G(x).float().contiguous()
 
     def session(self):
-        """The ONNX Runtime session of this generator in its test mode, made on first use (an export: seconds)."""
+        """The ONNX Runtime session of this generator in its test mode, made on first use (an export: seconds).
+        Its noise is seeded: a fresh translator draws the same sequence (ONNX Runtime's, not PyTorch's)."""
         if self._session is None:
             net = exportable(self.G, self.eval)
             keep = not self.eval and self.config.dropout > 0
             size = max(self.G.pad_multiple, self.G.pad_minimum)
-            self._session = onnx_session(graph_bytes(net, self.config.in_channels, size, keep))
+            graph = graph_bytes(net, self.config.in_channels, size, keep)
+            self._session = onnx_session(seeded(graph, 0) if keep else graph)
         return self._session
 
     def __call__(self, image, seed: int | None = None):
@@ -263,7 +266,8 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
                     device: str = "auto", progress: bool = True, fast: bool = True) -> tuple[Path, str, list]:
     """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
     (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``). Returns (folder, page title, page rows).
-    ``seed``: the paper's mode draws PyTorch's noise from it (None: the faster engine's own noise)."""
+    ``seed``: the paper's mode draws PyTorch's exact noise of that seed; None: the faster engine's own noise,
+    repeatable too (PyTorch's of seed 0, or ONNX Runtime's seeded graph)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
@@ -279,8 +283,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     out = run_dir / "results" / split
     (out / "images").mkdir(parents=True, exist_ok=True)
     dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False)
-    if seed is not None:
-        torch.manual_seed(seed)
+    torch.manual_seed(0 if seed is None else seed)
     rows = []
     for i in tqdm(range(len(dataset)), disable=not progress, unit="img", desc=f"test {split}"):
         item = dataset[i]

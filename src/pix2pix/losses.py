@@ -72,7 +72,8 @@ def gradient_penalty(D: nn.Module, cond: torch.Tensor | None, real: torch.Tensor
     with running_statistics_kept(D):
         out = D(mixed if cond is None else torch.cat([cond, mixed], 1)).float()
     out = out.reshape(out.shape[0], -1).mean(1).sum()  # each sample's value: the mean of its patch map
-    (grad,) = torch.autograd.grad(out if scale is None else out * scale, mixed, create_graph=True)
+    with torch.autocast(mixed.device.type, enabled=False):  # as torch's AMP recipe: the gradient outside autocast
+        (grad,) = torch.autograd.grad(out if scale is None else out * scale, mixed, create_graph=True)
     grad = grad.float() if scale is None else grad.float() / scale
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 

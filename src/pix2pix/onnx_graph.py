@@ -37,6 +37,26 @@ def graph_bytes(net: nn.Module, in_channels: int, size: int, keep_dropout: bool)
     return buffer.getvalue()
 
 
+NOISE_OPS = ("RandomUniformLike", "RandomUniform", "RandomNormalLike", "RandomNormal")
+
+
+def seeded(graph: bytes, seed: int) -> bytes:
+    """The graph with its noise ops seeded (``seed``, ``seed + 1``, ...): a fresh session then draws the same
+    sequence of noise, run after run (ONNX Runtime's own noise, not PyTorch's)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(graph)
+    k = 0
+    for node in model.graph.node:
+        if node.op_type in NOISE_OPS:
+            kept = [a for a in node.attribute if a.name != "seed"]
+            del node.attribute[:]
+            node.attribute.extend(kept + [helper.make_attribute("seed", float(seed + k))])
+            k += 1
+    return model.SerializeToString()
+
+
 def onnx_session(model: Path | bytes):
     """An ONNX Runtime CPU session of a file or of a serialized graph."""
     import onnxruntime as ort

@@ -263,8 +263,12 @@ class Trainer:
             sched.load_state_dict(s)
         if state.rng_processes is not None and len(state.rng_processes) == self.world.size:
             set_rng_state(state.rng_processes[self.world.rank], self.device)
-        elif self.world.main:  # (a list in rng_cuda: every GPU's state, as saved before; not restored)
-            set_rng_state({"cpu": state.rng_cpu, "cuda": state.rng_cuda}, self.device)
+        elif self.world.main:
+            cuda = state.rng_cuda
+            if isinstance(cuda, list):  # saved before: every visible GPU's state; this device's, if it was there
+                index = self.device.index or 0
+                cuda = cuda[index] if index < len(cuda) else None
+            set_rng_state({"cpu": state.rng_cpu, "cuda": cuda}, self.device)
         else:  # saved by a different number of processes, or after an interrupt: fresh noise for this one
             torch.manual_seed(process_seed(self.cfg.train.seed, self.world.rank, state.step))
         self.amp.load_state_dict(state.scalers)
