@@ -34,7 +34,8 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto", choices=DEVICE
 
 def add_no_fast(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="fp32 outputs bit for bit (default: the fast path, bf16 where the device has it)")
+                   help="PyTorch fp32 outputs bit for bit (default: the faster engine for the device: PyTorch in "
+                        "bf16 where it has bf16, else ONNX Runtime fp32 on a CPU)")
 
 
 def add_seed(p: argparse.ArgumentParser, more: str = "") -> None:
