@@ -137,7 +137,8 @@ class Translator:
     ``fast`` (default) runs the faster engine for the device (:func:`engine_for`): PyTorch's inference fast
     path of ``speed.inference_path`` (bf16 weights, channels_last: outputs within about 2/255 of fp32) where
     the device computes bf16, else ONNX Runtime fp32 on the CPU. ``fast=False`` gives PyTorch's fp32 outputs
-    bit for bit, as the reference computes them. ``engine`` forces one ("torch", "onnxruntime")."""
+    bit for bit, as the reference computes them. ``engine`` forces one ("torch", "onnxruntime"). On ONNX
+    Runtime the first translation makes the graph (about 4 s for unet_256): for a few images, ``engine="torch"``."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
                  meta: dict | None = None, fast: bool = True, engine: str = "auto"):
