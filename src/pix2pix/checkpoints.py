@@ -11,8 +11,11 @@ is written to a temporary name and renamed, so a crash mid-write never leaves a 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import pickle
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +36,49 @@ METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "confi
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``: ``path`` is either the old file or
+    the new one, never half of one. A full disk is one line (the previous file is untouched)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _disk_error(path, e, 0) if disk_full(e, path.parent) else e from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        written = Path(tmp).stat().st_size if Path(tmp).exists() else 0
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, Exception) and disk_full(e, path.parent):
+            raise _disk_error(path, e, max(written, path.stat().st_size if path.exists() else 0)) from None
         raise
+
+
+def disk_full(e: BaseException, folder: Path) -> bool:
+    """Whether a write failed for want of space: ENOSPC (or a quota), or a writer's own words for it (torch.save:
+    "unexpected pos", safetensors: "StorageFull") on a disk with next to nothing left."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    said = str(e)
+    if "No space left" in said or "StorageFull" in said or "os error 28" in said:
+        return True
+    return "unexpected pos" in said and shutil.disk_usage(folder).free < 64 * 2**20
+
+
+def _disk_error(path: Path, e: BaseException, needed: int) -> Pix2PixError:
+    free = shutil.disk_usage(path.parent).free
+    need = f", and this file needs about {human_bytes(needed)}" if needed else ""
+    return Pix2PixError(f"{path}: no space left on the device ({human_bytes(free)} free{need}); nothing written "
+                        "before is touched: free some space and run again (--resume for a run)")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None = None,
@@ -101,7 +137,16 @@ def load_state(path: Path) -> RunState:
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no training state to resume from") from None
     except Exception as e:  # a corrupt pickle raises many kinds of errors
-        raise Pix2PixError(f"{path}: unreadable training state ({e.__class__.__name__}: {e})") from None
+        raise Pix2PixError(f"{path}: unreadable training state ({_load_failure(e)})") from None
+
+
+def _load_failure(e: Exception) -> str:
+    """Why torch.load failed, in our words: a pickle that asks for more than tensors and containers is refused
+    (it could run code), without torch's advice to switch that protection off."""
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+        return "refused: it holds Python objects other than tensors and plain containers, which could run code"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{e.__class__.__name__}: {first[:200]}" if first else e.__class__.__name__
 
 
 def save_latest(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
@@ -222,7 +267,7 @@ def load_reference_checkpoint(path: Path) -> Checkpoint:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many kinds for a corrupt or foreign file
-        raise Pix2PixError(f"{path}: not a readable PyTorch state dict ({e.__class__.__name__})") from None
+        raise Pix2PixError(f"{path}: not a readable PyTorch state dict ({_load_failure(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Pix2PixError(f"{path}: expected a generator state dict (name -> tensor) as the reference saves")
     state = {k.removeprefix("module."): v for k, v in state.items()}

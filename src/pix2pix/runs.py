@@ -7,13 +7,14 @@
 * ``web/index.html``: input | output | target samples over time.
 
 Only the main process writes (under torchrun every process holds a :class:`RunFolder`, and only rank 0 calls
-its writers).
+its writers), and only one process at a time: it holds the folder's :class:`RunLock` while it trains.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -25,6 +26,49 @@ from .webpage import write_page
 SAMPLE_NAMES = ("input", "output", "target")
 
 
+class RunLock:
+    """One writer per run: an exclusive OS lock on ``RUN/.lock`` (flock; on Windows a byte-range lock), which
+    the kernel releases when its process ends, however it ends, so a killed run never leaves a stale lock. The
+    file holds the PID of the holder, for the message a second writer gets."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.file = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            _lock(f)
+        except OSError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise Pix2PixError(f"{self.path.parent}: another pix2pix process (PID {pid}) is writing this run; "
+                               "wait for it to end, or choose another --name") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self.file = f
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing the descriptor releases the lock
+            self.file = None
+
+
+def _lock(f) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -32,6 +76,7 @@ class RunFolder:
         self.web = self.path / "web"
         self.losses = self.path / "losses.csv"
         self.config = self.path / "config.json"
+        self.lock = RunLock(self.path)
         self.writer = None  # TensorBoard, between open() and close()
 
     @property
@@ -52,8 +97,12 @@ class RunFolder:
                 from None
 
     def make(self) -> None:
+        """The folders, and no debris: temporary files that a crash left half-written (with the lock held, no
+        other process can be writing them)."""
         self.checkpoints.mkdir(exist_ok=True)
         (self.web / "images").mkdir(parents=True, exist_ok=True)
+        for debris in [*self.checkpoints.glob(".*.tmp"), *self.path.glob(".write-test-*"), *self.path.glob(".*.tmp")]:
+            debris.unlink(missing_ok=True)
 
     # -------------------------------------------------------------------------------- while training
 
@@ -98,19 +147,36 @@ class RunFolder:
         write_page(self.web / "index.html", title, rows)
 
     def truncate_log(self, step: int) -> None:
-        """Drop rows past ``step``: after a resume they are from a future that was lost."""
-        rows = read_log(self.losses)
-        if rows and rows[-1]["step"] > step:
+        """Drop rows past ``step`` (after a resume they are from a future that was lost) and rows that cannot be
+        read (a row cut short by a crash or a full disk), saying how many of those went."""
+        bad: list[int] = []
+        rows = read_log(self.losses, bad)
+        if bad:
+            print(f"warning: {self.losses}: dropped {len(bad)} unreadable row{'s' * (len(bad) > 1)} (lines "
+                  f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)", file=sys.stderr)
+        if bad or (rows and rows[-1]["step"] > step):
+            kept = [r for r in rows if r["step"] <= step]
             with self.losses.open("w", newline="") as f:
-                out = csv.DictWriter(f, fieldnames=list(rows[0]))
-                out.writeheader()
-                out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
-                              for r in rows if r["step"] <= step)
+                if kept:
+                    out = csv.DictWriter(f, fieldnames=list(kept[0]))
+                    out.writeheader()
+                    out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()} for r in kept)
 
 
-def read_log(path: Path) -> list[dict[str, float]]:
-    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term), as numbers."""
+def read_log(path: Path, bad: list[int] | None = None) -> list[dict[str, float]]:
+    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term), as numbers. A row
+    that is not numbers, or is short of fields, is skipped (its line number goes into ``bad``)."""
     if not path.exists():
         return []
+    rows = []
     with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        for row in reader:
+            try:
+                if None in row or None in row.values():
+                    raise ValueError("the row's field count")
+                rows.append({k: float(v) for k, v in row.items()})
+            except ValueError:
+                if bad is not None:
+                    bad.append(reader.line_num)
+    return rows

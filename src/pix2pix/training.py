@@ -10,7 +10,10 @@ and step timing all train: :mod:`pix2pix.planning`), then :class:`Trainer`, whos
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +162,28 @@ class TrainResult:
     bad_images: list[str]
     interrupted: bool = False
     out_of_time: bool = False
+    terminated: bool = False  # by SIGTERM (a scheduler, docker stop, pre-emption); saved like Ctrl-C
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the loop is, so that it saves and ends as at Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_saves():
+    """Within: SIGTERM raises :class:`Terminated` (in the main thread; elsewhere signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -175,6 +200,15 @@ class Trainer:
         self.amp = Precision(self.device, self.speed)
         self.run = RunFolder(cfg.run_dir)
         self.run.check_writable()
+        if self.world.main:
+            self.run.lock.acquire()  # one writer per run, before anything is written; released by fit()
+        try:
+            self._start(cfg, resume)
+        except BaseException:
+            self.run.lock.release()
+            raise
+
+    def _start(self, cfg: RunConfig, resume: bool) -> None:
         if not resume and self.run.holds_a_run():
             raise Pix2PixError(f"{self.run.path} already holds a run; continue it with --resume {self.run.path}, "
                                "or choose another --name")
@@ -236,6 +270,7 @@ class Trainer:
         """Write latest (and a snapshot). Under torchrun every process calls this at the same step
         (``every_process``) so the main one can store each process's random state; after an interrupt only the
         main one's is stored, and the others start fresh noise on resume."""
+        self._check_finite()
         rng = gather_rng_states(self.device) if every_process and self.world.distributed else None
         own = own_rng_state(self.device)
         self.saved_at = self.step
@@ -279,33 +314,27 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end of the schedule (or --max-steps). The loop stops early when
-        the data of every epoch is spent, when --max-minutes have passed (every process at the same step), or
-        at Ctrl-C; whatever stops it, latest is saved."""
-        t = self.cfg.train
+        the data of every epoch is spent, when --max-minutes have passed (every process at the same step), at
+        Ctrl-C or SIGTERM; whatever stops it, latest is saved. An error (a diverged loss among them) ends it
+        without another save, so latest stays the last good one. The run's lock is released either way."""
+        try:
+            return self._fit()
+        finally:
+            self.run.close()
+            self.run.lock.release()
+
+    def _fit(self) -> TrainResult:
         if self.world.main:
             self.run.open(self.step)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
                    dynamic_ncols=True)
-        batches = self.data.stream(self.epoch, self.batch_in_epoch, self.total_epochs, self._bad_batch)
         self.start, self.images, self.running, self.running_steps = time.perf_counter(), 0, {}, 0
-        deadline = self.start + 60 * t.max_minutes if t.max_minutes else float("inf")
-        interrupted = out_of_time = False
+        interrupted = out_of_time = terminated = False
         try:
-            for step in range(self.step + 1, self.total_steps + 1):
-                item = self._next_batch(batches)
-                if item is None:  # every epoch's batches are spent
-                    break
-                batch, epoch, done, ends_epoch = item
-                real_A, fake_B, real_B = self._train_on(batch, step, epoch, done)
-                bar.update(1)
-                out_of_time = time.perf_counter() > deadline
-                if self.world.distributed and deadline != float("inf"):
-                    out_of_time = agree(out_of_time, self.device)  # every process stops at the same step
-                self._report(bar, last=step == self.total_steps or out_of_time, samples=(real_A, fake_B, real_B))
-                if ends_epoch:
-                    self._end_epoch()
-                if out_of_time:
-                    break
+            with sigterm_saves():
+                out_of_time = self._loop(bar)
+        except Terminated:
+            interrupted = terminated = True
         except KeyboardInterrupt:
             interrupted = True
         except (torch.OutOfMemoryError, RuntimeError) as e:
@@ -317,12 +346,33 @@ class Trainer:
         finally:
             bar.close()
         latest = self.run.latest if self.saved_at == self.step else self.save(every_process=not interrupted)
-        self.run.close()
         seconds = time.perf_counter() - self.start
         leave()
         return TrainResult(self.run.path, latest, self.run.web / "index.html", self.step, self.epoch, seconds,
                            self.images, self.bad_images, interrupted,
-                           out_of_time=out_of_time and self.step < self.total_steps)
+                           out_of_time=out_of_time and self.step < self.total_steps, terminated=terminated)
+
+    def _loop(self, bar) -> bool:
+        """The steps, from the current one on; True when --max-minutes stopped them."""
+        t = self.cfg.train
+        batches = self.data.stream(self.epoch, self.batch_in_epoch, self.total_epochs, self._bad_batch)
+        deadline = self.start + 60 * t.max_minutes if t.max_minutes else float("inf")
+        for step in range(self.step + 1, self.total_steps + 1):
+            item = self._next_batch(batches)
+            if item is None:  # every epoch's batches are spent
+                return False
+            batch, epoch, done, ends_epoch = item
+            real_A, fake_B, real_B = self._train_on(batch, step, epoch, done)
+            bar.update(1)
+            out_of_time = time.perf_counter() > deadline
+            if self.world.distributed and deadline != float("inf"):
+                out_of_time = agree(out_of_time, self.device)  # every process stops at the same step
+            self._report(bar, last=step == self.total_steps or out_of_time, samples=(real_A, fake_B, real_B))
+            if ends_epoch:
+                self._end_epoch()
+            if out_of_time:
+                return True
+        return False
 
     def _next_batch(self, batches):
         """The next batch to train on; epochs that end without one (their last images all unreadable, or a
@@ -355,6 +405,18 @@ class Trainer:
         keep = t.snapshot_every and self.epoch % t.snapshot_every == 0
         self.save(snapshot=f"epoch_{self.epoch:03d}" if keep else None)
 
+    def _check_finite(self, means: dict[str, float] | None = None) -> None:
+        """A diverged run stops with one line before it can overwrite latest: the loss means of a log interval
+        (``means``), or before a save every weight, must be finite."""
+        if means is not None:
+            bad = next((f"the {k} loss is {v}" for k, v in means.items() if not math.isfinite(v)), None)
+        else:
+            params = [p for net in (self.nets.G, self.nets.D) if net is not None for p in net.parameters()]
+            bad = None if bool(torch.stack([p.detach().isfinite().all() for p in params]).all()) \
+                else "a weight is not finite"
+        if bad is not None:
+            raise _diverged(self.step, bad, self.run.holds_a_run())
+
     def _bad_batch(self, errors: list[str]) -> None:
         if not self.cfg.data.skip_bad_images:
             raise Pix2PixError(_bad_image_hint(errors[0], 1))
@@ -368,8 +430,9 @@ class Trainer:
         t = self.cfg.train
         if self.step % t.log_every == 0 or last:
             running = mean_over_processes(self.running)  # a collective: every process takes part
+            means = {k: float(v) / self.running_steps for k, v in running.items()}  # the host sync
+            self._check_finite(means)
             if self.world.main:
-                means = {k: float(v) / self.running_steps for k, v in running.items()}  # the host sync
                 rate = self.images / max(time.perf_counter() - self.start, 1e-9)
                 self.run.log(self.step, self.epoch + 1, self.nets.opt_G.param_groups[0]["lr"], rate, means)
                 bar.set_postfix(epoch=self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()},
@@ -380,6 +443,11 @@ class Trainer:
                             *(s[0] for s in samples))
         if self.step % t.save_every == 0:
             self.save()
+
+
+def _diverged(step: int, what: str, saved: bool) -> Pix2PixError:
+    kept = "latest keeps the last save before it" if saved else "no checkpoint was written"
+    return Pix2PixError(f"training diverged at step {step}: {what} ({kept}); lower --lr, or check the data")
 
 
 def _out_of_memory(e: BaseException) -> bool:

@@ -144,10 +144,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         return launch_torchrun(args.nproc, args.argv)
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
     if not main_process:
-        return 130 if result.interrupted else 0
+        return exit_status(result)
     rate = result.images / max(result.seconds, 1e-9)
-    print(("interrupted; saved" if result.interrupted else "stopped at --max-minutes;" if result.out_of_time else "done:") +
-          f" step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
+    how = ("terminated (SIGTERM); saved" if result.terminated else "interrupted; saved" if result.interrupted
+           else "stopped at --max-minutes;" if result.out_of_time else "done:")
+    print(f"{how} step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
     if result.bad_images:
         print(f"skipped {len(result.bad_images)} bad image(s):")
         for line in result.bad_images:
@@ -155,7 +156,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"checkpoint: {result.checkpoint}")
     print(f"samples:    {result.page}")
     print(f"tensorboard --logdir {result.run_dir / 'tensorboard'}")
-    return 130 if result.interrupted else 0
+    return exit_status(result)
+
+
+def exit_status(result) -> int:
+    """0 when the run ended as planned; 143 after SIGTERM and 130 after Ctrl-C (both saved), as shells count."""
+    return 143 if result.terminated else 130 if result.interrupted else 0
 
 
 def launch_torchrun(nproc: int, command: list[str]) -> int:
