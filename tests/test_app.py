@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import threading
@@ -17,7 +18,7 @@ from PIL import Image
 
 from conftest import CMP4, free_port, label_image, png
 from pix2pix.app.models import load_served
-from pix2pix.app.server import create_app
+from pix2pix.app.server import create_app, server_config
 from pix2pix.inference import Translator
 from pix2pix.labels import FACADES
 
@@ -32,7 +33,8 @@ def run(labels_run) -> Path:
 @pytest.fixture(scope="module")
 def client(run):
     models = [load_served(run), load_served(run, name="second")]
-    with TestClient(create_app(models, max_upload_bytes=200_000, max_pixels=300 * 300)) as c:
+    with TestClient(create_app(models, max_upload_bytes=200_000, max_pixels=300 * 300),
+                    base_url="http://localhost") as c:
         yield c
 
 
@@ -126,7 +128,8 @@ def test_concurrent_requests_are_batched_without_mixing_images(run):
         import httpx
 
         transport = httpx.ASGITransport(app=app)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
+                                                                       base_url="http://127.0.0.1") as c:
             rs = await asyncio.gather(*[c.post("/api/translate", content=png(im), params={"eval": "true"},
                                                 headers={"content-type": "image/png"}) for im in images])
             return [r.content for r in rs], app.state.batcher.batches
@@ -147,8 +150,8 @@ def server(run):
     import uvicorn
 
     port = free_port()
-    app = create_app([load_served(run)])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app([load_served(run)], max_upload_bytes=2**20)
+    srv = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout=1.0, body_timeout=4.0))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -179,7 +182,7 @@ def test_a_slow_client_does_not_hold_up_the_others(server):
     host, port = server.removeprefix("http://").split(":")
     body = png(label_image(32, 32))
     with socket.create_connection((host, int(port))) as slow:
-        slow.sendall(b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        slow.sendall(b"POST /api/translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:len(body) // 2])
         t = time.perf_counter()
         r = httpx.post(server + "/api/translate", content=body, headers={"content-type": "image/png"}, timeout=30)
@@ -266,10 +269,74 @@ def test_each_answer_names_its_engine_and_a_seed_runs_pytorch(run, monkeypatch):
     model = load_served(run, device="cpu")
     assert model.describe()["backend"] == "onnxruntime"
     body = png(label_image(48, 40))
-    with TestClient(create_app([model])) as c:
+    with TestClient(create_app([model]), base_url="http://localhost") as c:
         post = lambda **params: c.post("/api/translate", content=body, params=params,  # noqa: E731
                                        headers={"content-type": "image/png"})
         assert post().headers["x-engine"] == "onnxruntime"
         assert post(eval="true").headers["x-engine"] == "onnxruntime"
         seeded = post(seed=3)
         assert seeded.headers["x-engine"] == "torch" and seeded.content == post(seed=3).content
+
+
+
+def test_a_thin_image_is_refused_before_it_is_padded(client):
+    """1 x 262,144 pixels passes --max-pixels but pads to 32 x 262,144 here (256 x 262,144 for unet_256):
+    refused from the header, before decoding or padding."""
+    thin = png(np.zeros((1, 50_000, 3), np.uint8))
+    r = client.post("/api/translate", content=thin, headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "pads to" in r.json()["error"]
+
+
+def test_every_error_is_json_with_its_status(client, run, tmp_path):
+    assert client.get("/no/such/route").status_code == 404 and "error" in client.get("/no/such/route").json()
+    r = client.get("/api/translate")  # a POST route
+    assert r.status_code == 405 and "error" in r.json()
+    r = client.get("/api/models/facadeish/samples/first")
+    assert r.status_code == 422 and "index" in r.json()["error"]
+    r = client.post("/api/translate", content=png(label_image()), params={"seed": str(2**64)},
+                    headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "seed must be in" in r.json()["error"]
+
+
+def test_a_sample_file_gone_since_the_start_is_a_json_404(run, tmp_path):
+    model = load_served(run)
+    model.samples = [tmp_path / "gone.png"]
+    with TestClient(create_app([model]), base_url="http://localhost") as c:
+        r = c.get(f"/api/models/{model.name}/samples/0")
+    assert r.status_code == 404 and "cannot be read" in r.json()["error"]
+
+
+def test_only_its_own_hosts_are_answered(run):
+    """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 sends Host: evil.example."""
+    app = create_app([load_served(run)], allow_hosts=("pix2pix.lan",))
+    for host, status in (("evil.example", 400), ("evil.example:7860", 400), ("localhost:7860", 200),
+                         ("127.0.0.1:7860", 200), ("[::1]:7860", 200), ("pix2pix.lan", 200)):
+        with TestClient(app, base_url=f"http://{host}") as c:
+            r = c.get("/api/models")
+        assert r.status_code == status, host
+        if status == 400:
+            assert "--allow-host" in r.json()["error"]
+
+
+def test_urllib_reads_the_413_of_an_oversized_upload(server):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(server + "/api/translate", data=b"\0" * (12 * 2**20),
+                                     headers={"content-type": "image/png"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=30)
+    assert e.value.code == 413 and "larger than" in json.loads(e.value.read())["error"]
+
+
+@pytest.mark.parametrize("stall", ["headers", "body"])
+def test_slow_headers_and_bodies_are_cut_off(server, stall):
+    import socket
+
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as slow:
+        head = b"POST /api/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        slow.sendall(head if stall == "headers" else head + b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
+        t = time.perf_counter()
+        assert slow.recv(64) == b""  # closed by the server
+        assert time.perf_counter() - t < 10

@@ -58,6 +58,17 @@ def test_every_preset_is_the_papers_experiment(name):
     (["--batch-size", "0"], "--batch-size: must be > 0"),
     (["--objective", "l2"], "--objective: invalid choice"),
     (["--crop-size", "300", "--load-size", "286"], "larger than --load-size"),
+    # Sizes below what the networks take, channels no image file has (each once a traceback).
+    (["--crop-size", "7"], "--crop-size 7: training images of 7x7 are too small"),
+    (["--crop-size", "1"], "the smallest that works is"),
+    (["--preprocess", "scale_width", "--load-size", "13"], "--load-size 13: training images of 13x13"),
+    (["--in-channels", "2"], "--in-channels 2: image files hold 1"),
+    (["--dropout", "2"], "--dropout: must be in [0, 1)"),
+    (["--beta1", "1.5"], "--beta1: must be in [0, 1)"),
+    (["--lr", "nan"], "--lr: must be a finite number"),
+    (["--lr", "inf"], "--lr: must be a finite number"),
+    (["--seed", "-1"], "--seed: must be an integer in [0, 9223372036854775807]"),
+    (["--seed", "1e23"], "--seed"),
 ])
 def test_unknown_option_values(tmp_path, blocks, flags, needle, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -252,3 +263,10 @@ def test_under_torchrun_only_rank_0_prints_the_summary(tmp_path, blocks, monkeyp
         monkeypatch.setenv("WORLD_SIZE", "2")
         assert main(argv) == 0
         assert ("done: step 3" in capsys.readouterr().out) == prints
+
+
+def test_the_image_channels_the_configuration_allows_are_the_ones_images_have():
+    from pix2pix.config import IMAGE_CHANNELS
+    from pix2pix.data import MODES
+
+    assert set(IMAGE_CHANNELS) == set(MODES)

@@ -38,7 +38,7 @@ def test_onnx_export_matches_pytorch_on_several_sizes_and_serves(run, tmp_path, 
         assert np.abs(y - ref.numpy()).max() < 1e-4
     else:  # dropout noise: two calls differ
         assert np.abs(y - model.backend(x, eval=False, seed=None)).max() > 0
-    with TestClient(create_app([model])) as c:
+    with TestClient(create_app([model]), base_url="http://localhost") as c:
         r = c.post("/api/translate", content=png(label_image()), headers={"content-type": "image/png"})
         assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (48, 40)
 

@@ -33,6 +33,8 @@ class CheckpointBackend:
         self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device, engine=engine),
                       False: Translator(G, cfg, eval=False, device=device, engine=engine).normalise_per_image()}
         self.name = self.modes[True].engine
+        G = self.modes[True].G
+        self.pad_rule = (G.pad_multiple, G.pad_minimum)  # what the generator pads an image to
         if self.name == "onnxruntime":  # export both graphs now, not during a user's first request
             for translator in self.modes.values():
                 translator.session()
@@ -56,6 +58,7 @@ class OnnxBackend:
     def __init__(self, path: Path, multiple: int, minimum: int, mode: str, padded_inside: bool = True):
         self.session, self.multiple, self.minimum, self.mode = onnx_session(path), multiple, minimum, mode
         self.padded_inside = padded_inside  # files exported before the padding moved into the graph: False
+        self.pad_rule = (multiple, minimum)
 
     def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
         return "onnxruntime"

@@ -2,13 +2,18 @@
 
 Requests are translated in small dynamic batches on the device (:class:`Batcher`): jobs for the same model,
 size and mode that arrive within ``max_wait_ms`` of each other share one forward pass, which runs in a worker
-thread, off the event loop. Uploads are bounded (bytes and pixels) and every bad input is a JSON error.
+thread, off the event loop. What a request can make the server do is bounded: upload bytes (over the limit: 413
+after draining a bounded amount, so that every client reads it), pixels and the padded size the U-Net
+computes (checked from the image header, before decoding), the time to send headers and body
+(:class:`TimedH11Protocol`), and the ``Host`` it answers to (a DNS-rebinding page cannot read it). Every error,
+FastAPI's own included, is ``{"error": ...}`` JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +24,24 @@ from importlib import resources
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from PIL import Image, UnidentifiedImageError
 
 from ..data import MODES, to_image, to_tensor
+from ..errors import Pix2PixError
+from ..networks.generators import padded_size
 from .models import ServedModel
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 MAX_PIXELS = 4096 * 4096
+PADDED_FACTOR = 2  # the padded image may hold at most this many times --max-pixels
+DRAIN_BYTES = 16 * 2**20  # read (and drop) up to this much of an over-limit upload before its 413
+HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 10.0, 60.0
+MAX_SEED = 2**63 - 1
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "application/octet-stream")
 
 
@@ -105,7 +118,9 @@ class Batcher:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read whole."""
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read whole. The server first
+    reads and drops up to ``DRAIN_BYTES`` more of it, so that a client which sends its whole body before it
+    reads (Python's urllib, requests) gets the 413 and not a connection reset; the connection then closes."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -116,6 +131,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
+            await _drain(receive, min(int(length), self.limit + DRAIN_BYTES))
             return await _too_large(self.limit, send)
         seen, started = 0, False
 
@@ -137,6 +153,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
+                await _drain(receive, DRAIN_BYTES)
                 await _too_large(self.limit, send)
 
 
@@ -144,15 +161,67 @@ class _TooLarge(Exception):
     pass
 
 
+async def _drain(receive, most: int) -> None:
+    seen = 0
+    while seen < most:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
+
+
 async def _too_large(limit: int, send) -> None:
     body = JSONResponse({"error": f"the upload is larger than {limit / 2**20:g} MB"}, 413).body
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
 
-def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully decoded PIL image; not an image is 415, too many pixels or a broken file 400."""
+class HostCheck:
+    """ASGI middleware: answer only requests whose ``Host`` is an IP address, ``localhost``, or one of
+    ``allowed``. A page on another site that rebinds its own name to this address sends its own name as the
+    Host, and gets 400: it cannot read the models or the samples through a visitor's browser."""
+
+    def __init__(self, app, allowed: set[str]):
+        self.app, self.allowed = app, {h.lower() for h in allowed} | {"localhost"}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = _host_name(dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1"))
+            if not (host in self.allowed or _is_ip(host)):
+                body = JSONResponse({"error": f"this server does not answer for host {host!r}; start it with "
+                                              f"--allow-host {host or 'NAME'} to allow it"}, 400).body
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                return await send({"type": "http.response.body", "body": body})
+        return await self.app(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """'Example.org:7860' -> 'example.org'; '[::1]:7860' -> '::1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
+                  max_padded: int | None = None) -> Image.Image:
+    """Bytes -> a fully decoded PIL image; not an image is 415, too many pixels (or, padded to the generator's
+    ``pad`` rule, more than ``max_padded``: a 1 x 262,144 image pads to 256 x 262,144) or a broken file 400.
+    The sizes are read from the header, before anything is decoded."""
     if not data:
         raise HTTPException(400, "the request holds no image")
     try:
@@ -164,6 +233,11 @@ def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
     w, h = im.size
     if w * h > max_pixels:
         raise HTTPException(400, f"the image is {w}x{h}: at most {max_pixels:,} pixels") from None
+    ph, pw = padded_size(h, w, *pad)
+    limit = PADDED_FACTOR * max_pixels if max_padded is None else max_padded
+    if ph * pw > limit:
+        raise HTTPException(400, f"the image is {w}x{h}, which the generator pads to {pw}x{ph}: at most "
+                                 f"{limit:,} pixels padded (a very thin image pads to a very large one)") from None
     try:
         im.load()
     except (OSError, ValueError, SyntaxError) as e:
@@ -172,7 +246,8 @@ def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-               max_batch: int = 8, max_wait_ms: float = 10.0) -> FastAPI:
+               max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = ()) -> FastAPI:
+    """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses."""
     by_name = {m.name: m for m in models}
     batcher = Batcher(max_batch, max_wait_ms)
     static = resources.files("pix2pix.app") / "static"
@@ -187,9 +262,18 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                   "upload an input, get the model's output.", lifespan=lifespan)
     app.state.batcher = batcher
 
-    @app.exception_handler(HTTPException)
-    async def json_error(request: Request, exc: HTTPException):
-        return JSONResponse({"error": exc.detail}, exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # ours, and FastAPI's own 404 and 405
+    async def json_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return JSONResponse({"error": f"invalid request ({where})"}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):  # a bug: still JSON, and the server goes on
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server goes on"}, 500)
 
     def model_named(name: str | None) -> ServedModel:
         if name is None or name == "":
@@ -218,7 +302,11 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
         if not 0 <= index < len(m.samples):
             raise HTTPException(404, f"model {name!r} has {len(m.samples)} samples")
         buf = io.BytesIO()
-        m.sample_input(index).save(buf, "PNG")
+        try:
+            image = await run_in_threadpool(m.sample_input, index)
+        except (OSError, Pix2PixError) as e:  # the file went away, or broke, after the server started
+            raise HTTPException(404, f"sample {index} of model {name!r} cannot be read ({e})") from None
+        image.save(buf, "PNG")
         return Response(buf.getvalue(), media_type="image/png")
 
     @app.post("/api/translate", responses={200: {"content": {"image/png": {}}}})
@@ -243,9 +331,11 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
             raise HTTPException(415, f"send an image (multipart field 'image', or a PNG/JPEG body), not {ctype}")
         model = model_named(fields.get("model"))
         seed = _int_field(fields.get("seed"), "seed")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise HTTPException(400, f"seed must be in [0, {MAX_SEED}], not {seed}")
         eval_mode = str(fields.get("eval", "false")).lower() in ("1", "true", "yes", "on")
         # Decoding and encoding run in worker threads too: a large upload does not hold up the other requests.
-        x = await run_in_threadpool(_to_input, data, max_pixels, model.config.in_channels)
+        x = await run_in_threadpool(_to_input, data, max_pixels, model.config.in_channels, model.backend.pad_rule)
         y = await batcher.submit(model, x, eval_mode, seed)
         # X-Engine says what ran: a seed in the paper's mode asks for PyTorch's exact noise.
         return Response(await run_in_threadpool(_to_png, y), media_type="image/png",
@@ -254,11 +344,12 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    app.add_middleware(HostCheck, allowed=set(allow_hosts))
     return app
 
 
-def _to_input(data: bytes, max_pixels: int, channels: int) -> np.ndarray:
-    return to_tensor(decode_upload(data, max_pixels).convert(MODES[channels])).numpy()
+def _to_input(data: bytes, max_pixels: int, channels: int, pad: tuple[int, int]) -> np.ndarray:
+    return to_tensor(decode_upload(data, max_pixels, pad).convert(MODES[channels])).numpy()
 
 
 def _to_png(y: np.ndarray) -> bytes:
@@ -274,3 +365,59 @@ def _int_field(value, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise HTTPException(400, f"{name} must be an integer, not {value!r}") from None
+
+
+# ------------------------------------------------------------------------------------------ slow clients
+
+
+def timed_protocol(header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S):
+    """uvicorn's h11 protocol with two deadlines it lacks: a request's headers must arrive within
+    ``header_timeout`` seconds of the connection (or of the previous response) and its body within
+    ``body_timeout`` of the headers; a client that is slower is disconnected, so slow-header and slow-body
+    connections cannot pile up."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._deadline = None
+            self._arm(header_timeout)
+
+        def _arm(self, seconds: float) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _too_slow(self) -> None:
+            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+                self.transport.close()
+
+        def handle_events(self) -> None:
+            before = self.conn.their_state
+            super().handle_events()
+            now = self.conn.their_state
+            if now != before:
+                if now == h11.SEND_BODY:
+                    self._arm(body_timeout)
+                elif now == h11.IDLE:  # the next request on this connection
+                    self._arm(header_timeout)
+                elif self._deadline is not None:
+                    self._deadline.cancel()
+                    self._deadline = None
+
+        def connection_lost(self, exc):
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return TimedH11Protocol
+
+
+def server_config(app: FastAPI, host: str, port: int, header_timeout: float = HEADER_TIMEOUT_S,
+                  body_timeout: float = BODY_TIMEOUT_S):
+    """The uvicorn configuration ``pix2pix serve`` runs (and the tests start)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          http=timed_protocol(header_timeout, body_timeout))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..config import DEVICES
 
@@ -14,10 +15,19 @@ def _number(kind, allow_zero: bool = False):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
         if value < 0 or (value == 0 and not allow_zero):
             raise argparse.ArgumentTypeError(f"must be {'>=' if allow_zero else '>'} 0, not {text}")
         return value
     return parse
+
+
+def port(text: str) -> int:
+    value = _number(int)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {text}")
+    return value
 
 
 def positive(kind):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, add_seed, non_negative, positive, print_seed_note
+from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_seed_note
 
 
 def add_commands(sub) -> None:
@@ -49,7 +49,10 @@ def add_commands(sub) -> None:
                    help="a run folder, .safetensors, reference .pth (or .onnx with --backend onnx); repeat for more")
     p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
-    p.add_argument("--port", type=positive(int), default=7860, help="default 7860")
+    p.add_argument("--port", type=port, default=7860, help="default 7860")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the server answers for besides localhost and IP addresses (repeat for more); "
+                        "others get 400, so that a DNS-rebinding page cannot read it")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto (default): the faster engine for this device (ONNX Runtime on a CPU without bf16, "
                         "else PyTorch); torch; onnx: an exported .onnx file")
@@ -139,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from ..app.server import create_app
+    from ..app.server import create_app, server_config
 
     try:  # a port that is taken is one line, before any model is announced
         with socket.create_server((args.host, args.port)):
@@ -147,12 +150,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); choose another --port") from None
 
+    hosts = (*args.allow_host, args.host)  # the bound name is allowed too (an IP address always is)
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts)
     for m in models:
         print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
     print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
 
 

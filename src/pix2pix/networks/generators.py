@@ -48,6 +48,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[t
     return x, (h, w)
 
 
+def padded_size(h: int, w: int, multiple: int, minimum: int = 1) -> tuple[int, int]:
+    """The (height, width) :func:`pad_to_multiple` makes of an h x w image."""
+    return h + sum(_pads(h, multiple, minimum)), w + sum(_pads(w, multiple, minimum))
+
+
 def _pads(n, multiple: int, minimum: int):
     """(reflected, replicated) padding of a side of length ``n``: in all the fewest pixels that reach
     ``minimum`` and a multiple of ``multiple``. ``n`` is an int, or a tensor while tracing for export."""
