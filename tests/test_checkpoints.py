@@ -145,3 +145,21 @@ def test_an_unknown_key_in_the_training_state_is_one_line(tmp_path):
     with pytest.raises(Pix2PixError) as e:
         load_state(path)
     assert "'momentum'" in str(e.value) and str(path) in str(e.value) and "unreadable" not in str(e.value)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+@pytest.mark.parametrize("name", ["latest_net_G.pth", "state_00000001.pt"])
+def test_a_pickle_that_runs_code_is_refused_in_one_line_without_torchs_advice(tmp_path, capsys, name):
+    from pix2pix.checkpoints import load_reference_checkpoint
+
+    path = tmp_path / name
+    torch.save({"model.1.weight": _RunsCode()}, path)
+    with pytest.raises(Pix2PixError) as e:
+        (load_reference_checkpoint if name.endswith(".pth") else load_state)(path)
+    msg = str(e.value)
+    assert "refused" in msg and "could run code" in msg and "weights_only" not in msg and "\n" not in msg
+    assert "this ran" not in capsys.readouterr().out

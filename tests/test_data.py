@@ -485,3 +485,18 @@ def test_facades_btoa_input_is_the_label_map():
     # The label map's right half really is B: AtoB gives the same two images the other way round.
     a, b = load_pair(pairs[0], "AtoB", 3, 3)
     assert np.array_equal(pixels(a), pixels(tgt)) and np.array_equal(pixels(b), pixels(inp))
+
+
+def test_an_image_over_the_pixel_limit_is_one_line_before_it_is_decoded(tmp_path, monkeypatch):
+    """Pillow only warns below twice its bomb threshold (a 144-megapixel image decodes): here it is an error,
+    read from the header."""
+    import pix2pix.data as data
+
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 1000)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 30)).save(path)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
+    with pytest.raises(Pix2PixError, match="40x30 is 0 megapixels, over the 0.0-megapixel limit"):
+        data.open_image(path, 3)
+    assert not decoded

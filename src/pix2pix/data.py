@@ -29,6 +29,8 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 IGNORED = {"Thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
+# The largest image decoded: Pillow's decompression-bomb threshold, where it only warns, made an error here.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ def open_image(path: Path, channels: int) -> Image.Image:
         raise Pix2PixError(f"image files hold 1, 3 or 4 channels, not {channels}; set --in-channels/--out-channels")
     try:
         with Image.open(path) as im:
+            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:  # from the header, before decoding
+                w, h = im.size
+                raise Pix2PixError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the "
+                                   f"{MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit for an image here (a "
+                                   "decompression bomb, or a scan to tile first?)")
             im.load()
             img = im.copy()
     except FileNotFoundError:
