@@ -14,6 +14,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -60,12 +61,24 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
+        if not srv.no_length:
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if srv.truncate > 0:
             srv.truncate -= 1
             payload = payload[: len(payload) // 2]
-        self.wfile.write(payload)
+        try:
+            if srv.drip:  # the first bytes at once, then one byte per drip interval
+                self.wfile.write(payload[:200])
+                self.wfile.flush()
+                for i in range(200, len(payload)):
+                    time.sleep(srv.drip)
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         self.close_connection = True
 
     def log_message(self, *args):
@@ -77,6 +90,7 @@ def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.requests = {}, []
     srv.ignore_range, srv.truncate, srv.stall = False, 0, None
+    srv.no_length, srv.drip = False, 0.0
     srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
@@ -493,3 +507,93 @@ def test_cli_cityscapes_prints_how_to_get_it(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "licence" in out.lower() or "license" in out.lower()
     assert "datasets combine" in out
+
+
+
+# ------------------------------------------------------------------------------------------ bounds
+
+
+def test_a_slow_drip_is_a_stall_and_what_arrived_is_kept(tmp_path, server, monkeypatch):
+    """One byte at a time never trips a socket timeout; too few bytes per window does. The .part keeps every
+    byte that came, the message counts them truly, and the next run resumes from there."""
+    monkeypatch.setattr(download, "STALL_WINDOW_S", 0.5)
+    monkeypatch.setattr(download, "STALL_BYTES", 100)
+    body = make_archive()
+    server.files["/facades.tar.gz"] = body
+    server.drip = 0.2
+    with pytest.raises(Pix2PixError) as e:
+        download_dataset("facades", tmp_path, url=server.url("/facades.tar.gz"), progress=False)
+    part = tmp_path / "facades.tar.gz.part"
+    got = part.stat().st_size
+    assert got >= 200 and f"after {got:,} of {len(body):,} bytes" in str(e.value) and "too slow" in str(e.value)
+    server.drip = 0.0
+    assert_dataset(download_dataset("facades", tmp_path, url=server.url("/facades.tar.gz"), progress=False))
+    assert server.requests[-1]["range"] == f"bytes={got}-"
+
+
+def test_a_response_without_a_length_is_capped_by_max_bytes(tmp_path, server):
+    server.files["/big.tar.gz"] = b"\0" * 300_000
+    server.no_length = True
+    with pytest.raises(Pix2PixError, match="more than --max-bytes 100,000"):
+        download_dataset("big", tmp_path, url=server.url("/big.tar.gz"), progress=False, max_bytes=100_000)
+    assert not (tmp_path / "big.tar.gz.part").exists()
+
+
+def _sparse_member(size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo("facades/train/huge.jpg")
+    info.size = size
+    return info
+
+
+def test_an_archive_that_expands_far_beyond_its_size_is_refused(tmp_path, server):
+    """A small archive that expands to 128 MiB (zeros compress about 1000 to 1): refused as it streams, before
+    the disk fills."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = _sparse_member(128 * 2**20)
+
+        class Zeros(io.RawIOBase):
+            def __init__(self):
+                self.left = info.size
+
+            def readable(self):
+                return True
+
+            def readinto(self, b):
+                n = min(len(b), self.left)
+                b[:n] = bytes(n)
+                self.left -= n
+                return n
+
+        tar.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+    server.files["/bomb.tar.gz"] = raw.getvalue()
+    assert len(raw.getvalue()) < 2_000_000
+    with pytest.raises(Pix2PixError, match="more than 50 times the archive's size"):
+        download_dataset("bomb", tmp_path, url=server.url("/bomb.tar.gz"), progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_an_archive_of_too_many_members_is_refused(tmp_path, server):
+    entries = {f"facades/train/{i}.jpg": b"x" for i in range(30)}
+    server.files["/many.tar.gz"] = tar_bytes(entries)
+    with pytest.raises(Pix2PixError, match="more than 20 members"):
+        download_dataset("many", tmp_path, url=server.url("/many.tar.gz"), progress=False, max_members=20,
+                         max_expansion=10**6)
+    assert leftovers(tmp_path) == []
+
+
+def test_extraction_checks_the_free_space_first(tmp_path, server, monkeypatch):
+    import collections
+
+    server.files["/facades.tar.gz"] = make_archive()
+    usage = collections.namedtuple("usage", "total used free")
+    real = download.shutil.disk_usage
+    calls = []
+
+    def small(path):
+        calls.append(path)
+        return usage(10**9, 10**9 - 2000, 2000) if len(calls) > 1 else real(path)  # the download itself fits
+
+    monkeypatch.setattr(download.shutil, "disk_usage", small)
+    with pytest.raises(Pix2PixError, match="not enough disk space to extract"):
+        download_dataset("facades", tmp_path, url=server.url("/facades.tar.gz"), progress=False)

@@ -145,3 +145,20 @@ def test_cli_make_writes_a_trainable_dataset(tmp_path, capsys):
     assert main(["datasets", "check", str(out)]) == 0
     assert main(["datasets", "make", "facades-synth", "--out", str(out), "--size", "64"]) == 2
     assert "\n" not in capsys.readouterr().err.strip()
+
+
+def test_a_full_disk_while_writing_a_dataset_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    from pix2pix.cli import main
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    code = main(["datasets", "make", "facades-synth", "--out", str(tmp_path / "d"), "--train", "2", "--val", "0",
+                 "--test", "0", "--size", "64"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pix2pix:")]
+    assert code == 2 and len(err) == 1 and "no space left on the device" in err[0] and str(tmp_path) in err[0]

@@ -8,6 +8,7 @@ Errors a user can cause arrive as :class:`Pix2PixError`; they are printed as one
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from ..errors import Pix2PixError
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pix2pix: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk anywhere not already said in our words: one line naming the file
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"pix2pix: error: {e.filename or 'a file'}: no space left on the device; free some space and "
+              "run again", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ def add_commands(sub) -> None:
     q.add_argument("--out", default="datasets", help="parent folder (default datasets): the data lands in OUT/NAME")
     q.add_argument("--url", help="download from here instead of the authors' server")
     q.add_argument("--sha256", help="expected SHA-256 of the archive")
+    q.add_argument("--max-bytes", type=positive(int), default=16 * 2**30,
+                   help="most bytes to take from a server that does not state the file's size (default 16 GiB)")
+    q.add_argument("--max-expansion", type=positive(float), default=50,
+                   help="most extracted bytes per archive byte (default 50; the paper's archives expand about 1x)")
+    q.add_argument("--max-members", type=positive(int), default=1_000_000,
+                   help="most files and folders in the archive (default 1,000,000)")
     q.set_defaults(func=cmd_datasets_download)
 
     q = dsub.add_parser("combine", help="pair A and B folders by file name into aligned A|B images")
@@ -82,7 +88,8 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
     if args.name == "cityscapes" and not args.url:
         print(cityscapes_instructions())
         return 0
-    folder = download_dataset(args.name, Path(args.out), url=args.url, sha256=args.sha256)
+    folder = download_dataset(args.name, Path(args.out), url=args.url, sha256=args.sha256, max_bytes=args.max_bytes,
+                              max_expansion=args.max_expansion, max_members=args.max_members)
     print(f"{args.name}: {folder}")
     return 0
 

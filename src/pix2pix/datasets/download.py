@@ -29,6 +29,7 @@ import shutil
 import socket
 import tarfile
 import tempfile
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ logger = logging.getLogger(__name__)
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 TIMEOUT = 30.0  # seconds a connect or a read may wait before the download counts as failed
 CHUNK = 1 << 20  # bytes per read and write
+# Bounds on what a download may cost, each with a flag of `pix2pix datasets download` to raise it.
+MAX_BYTES = 16 * 2**30  # a response that does not state its size (the paper's largest archive is 8 GB)
+MAX_EXPANSION = 50  # extracted bytes per archive byte (the paper's archives of JPEGs expand about 1x)
+MAX_MEMBERS = 1_000_000  # files and folders in one archive (edges2handbags holds about 138k)
+STALL_WINDOW_S, STALL_BYTES = 60.0, 64 * 1024  # fewer bytes than this in a window is a stalled transfer
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ Cityscapes is not downloaded by this tool: it must be obtained from its owners, 
 
 
 def download_dataset(name: str, out: Path, url: str | None = None, progress: bool = True,
-                     expected_size: int | None = None, sha256: str | None = None) -> Path:
+                     expected_size: int | None = None, sha256: str | None = None, max_bytes: int = MAX_BYTES,
+                     max_expansion: float = MAX_EXPANSION, max_members: int = MAX_MEMBERS) -> Path:
     """Download and extract the dataset ``name`` into ``out/name``; return that folder.
 
     ``url`` replaces the paper's source (a .tar.gz, .tar.bz2, .tar.xz or .tar), and ``name`` then only names
@@ -107,6 +114,11 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
     splits land directly in ``out/name``. ``cityscapes`` (without ``url``) downloads nothing: its preparation
     steps (:func:`cityscapes_instructions`, which a CLI should print itself) are logged as a warning and the
     folder they lead to is returned.
+
+    Bounded: a response without a stated size stops at ``max_bytes``; the archive may expand to at most
+    ``max_expansion`` times its size and hold at most ``max_members`` members (zip bombs, sparse members),
+    and must fit the free disk space; a transfer slower than ``STALL_BYTES`` per ``STALL_WINDOW_S`` seconds
+    (a drip that never trips a socket timeout) stops, keeping every byte that arrived, for the next run.
     """
     out = Path(out)
     if url is None:
@@ -130,7 +142,7 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
         out.mkdir(parents=True, exist_ok=True)
     part = out / f"{name}.tar.gz.part"
 
-    size = _fetch(url, part, name, progress, expected_size)
+    size = _fetch(url, part, name, progress, expected_size, max_bytes)
     try:
         if expected_size is not None and size != expected_size:
             raise _BadArchive(f"it is {size:,} bytes, not the expected {expected_size:,}")
@@ -138,7 +150,7 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
             digest = _sha256(part)
             if digest != sha256.lower():
                 raise _BadArchive(f"its SHA-256 is {digest}, not the expected {sha256.lower()}")
-        _extract(part, dest, name, progress)
+        _extract(part, dest, name, progress, Bounds(max_expansion * size, max_members))
     except _BadArchive as e:
         part.unlink(missing_ok=True)
         raise Pix2PixError(f"{url}: the download is unusable: {e}; {part.name} was removed, so the same command "
@@ -166,7 +178,7 @@ class _Unsafe(Exception):
 # ----------------------------------------------------------------------------------------- the download
 
 
-def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int | None,
+def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int | None, max_bytes: int = MAX_BYTES,
            restarted: bool = False) -> int:
     """Bring ``part`` to the whole remote file, resuming what is there; return its size in bytes."""
     offset = part.stat().st_size if part.exists() else 0
@@ -184,7 +196,7 @@ def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int 
                 return offset
             if not restarted:
                 part.unlink()
-                return _fetch(url, part, label, progress, expected_size, restarted=True)
+                return _fetch(url, part, label, progress, expected_size, max_bytes, restarted=True)
         hint = " (no such file: check the dataset name or --url)" if e.code == 404 else ""
         raise Pix2PixError(f"{url}: the server answered HTTP {e.code} {e.reason}{hint}") from None
     except URLError as e:
@@ -219,17 +231,30 @@ def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int 
         done = offset
         bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=f"download {label}", disable=not progress)
+        window, in_window = time.monotonic(), 0
         with bar, _writing(part, f"downloading {label}", need), open(part, mode) as f:
             while True:
-                try:
-                    chunk = resp.read(CHUNK)
+                try:  # read1: whatever has arrived, so that a stall or a timeout loses none of it
+                    chunk = resp.read1(CHUNK)
                 except (OSError, http.client.HTTPException) as e:  # converted here: OSErrors left are the disk's
-                    raise _interrupted(url, part, done, total, e) from None
+                    raise _interrupted(url, part, done, total, _reason(e)) from None
                 if not chunk:
                     break
                 f.write(chunk)
+                f.flush()
                 done += len(chunk)
                 bar.update(len(chunk))
+                if total is None and done > max_bytes:
+                    f.close()
+                    part.unlink(missing_ok=True)
+                    raise Pix2PixError(f"{url}: the server sent more than --max-bytes {max_bytes:,} without saying "
+                                       "how large the file is; refused (raise --max-bytes if it is right)")
+                in_window, now = in_window + len(chunk), time.monotonic()
+                if now - window >= STALL_WINDOW_S:
+                    if in_window < STALL_BYTES:
+                        raise _interrupted(url, part, done, total, f"too slow: {in_window:,} bytes in the last "
+                                           f"{now - window:.0f} s")
+                    window, in_window = now, 0
     if total is not None and done < total:
         raise _interrupted(url, part, done, total, None)
     return done
@@ -256,9 +281,9 @@ def _unreachable(url: str, reason: object) -> Pix2PixError:
                         "or download from elsewhere with --url")
 
 
-def _interrupted(url: str, part: Path, done: int, total: int | None, e: Exception | None) -> Pix2PixError:
+def _interrupted(url: str, part: Path, done: int, total: int | None, why: str | None) -> Pix2PixError:
     got = f"{done:,} of {total:,} bytes" if total is not None else f"{done:,} bytes"
-    why = f" ({_reason(e)})" if e is not None else ""
+    why = f" ({why})" if why else ""
     return Pix2PixError(f"{url}: the transfer stopped after {got}{why}; {part.name} is kept, so running the "
                         "same command again resumes the download")
 
@@ -313,12 +338,42 @@ def _writing(path: Path, doing: str, need: int | None = None):
 # ------------------------------------------------------------------------------------------- extraction
 
 
-def _extract(archive: Path, dest: Path, label: str, progress: bool) -> None:
+@dataclass
+class Bounds:
+    """What one extraction may write: bytes (a multiple of the archive's size, and the free disk space) and
+    members."""
+
+    max_bytes: float
+    max_members: int
+    written: int = 0
+    members: int = 0
+    free: int | None = None
+
+    def add(self, member: tarfile.TarInfo, archive_size: int) -> None:
+        self.members += 1
+        if self.members > self.max_members:
+            raise _BadArchive(f"it holds more than {self.max_members:,} members (--max-members raises the limit)")
+        self.written += member.size if member.isfile() else 0
+        if self.written > self.max_bytes:
+            raise _BadArchive(f"it expands to more than {self.max_bytes / max(archive_size, 1):g} times the archive's "
+                              "size (a decompression bomb? --max-expansion raises the limit)")
+        if self.free is not None and self.written > self.free:
+            raise Pix2PixError(f"not enough disk space to extract: the archive expands past the "
+                               f"{_size(self.free)} that were free; free some space and run the same command")
+
+
+def _extract(archive: Path, dest: Path, label: str, progress: bool, bounds: Bounds | None = None) -> None:
     """Extract into a hidden sibling of ``dest`` and rename the dataset root into place when complete."""
+    bounds = bounds or Bounds(MAX_EXPANSION * archive.stat().st_size, MAX_MEMBERS)
+    free, size = shutil.disk_usage(dest.parent).free, archive.stat().st_size
+    if free < size:  # datasets of JPEGs take about what their archive takes
+        raise Pix2PixError(f"{dest.parent}: not enough disk space to extract {label}: {_size(free)} free, and the "
+                           f"dataset needs at least about {_size(size)}; free some space and run the same command")
+    bounds.free = free
     with _writing(dest.parent, f"extracting {label}"):
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
-        files = _extract_members(archive, tmp, dest, label, progress)
+        files = _extract_members(archive, tmp, dest, label, progress, bounds)
         if files == 0:
             raise _BadArchive("the archive holds no files")
         root = _dataset_root(tmp)
@@ -339,7 +394,7 @@ def _dataset_root(tmp: Path) -> Path:
     return tmp
 
 
-def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress: bool) -> int:
+def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress: bool, bounds: Bounds) -> int:
     """Write every member under ``root`` once :func:`_check_member` has passed it; return the number of files
     written. The files are written here rather than by ``tar.extract`` so that write errors become one line
     naming ``dest``, the folder the user asked for, rather than the temporary ``root``."""
@@ -348,7 +403,9 @@ def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress
         # Stream mode ("r|*") reads the archive once, front to back: an 8 GB archive is not decompressed twice.
         with tarfile.open(archive, mode="r|*") as tar, \
                 tqdm(desc=f"extract {label}", unit=" files", disable=not progress) as bar:
+            archive_size = archive.stat().st_size
             for member in tar:
+                bounds.add(member, archive_size)  # before anything of it is written
                 _check_member(member, root)
                 target = root / member.name
                 with _writing(dest, f"extracting {member.name}"):
