@@ -340,3 +340,12 @@ def test_slow_headers_and_bodies_are_cut_off(server, stall):
         t = time.perf_counter()
         assert slow.recv(64) == b""  # closed by the server
         assert time.perf_counter() - t < 10
+
+
+def test_a_port_outside_1_to_65535_is_one_line(run, capsys):
+    from pix2pix.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--checkpoint", str(run), "--port", "70000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "a port is 1 to 65535, not 70000" in err[0]
