@@ -131,3 +131,28 @@ def test_diverged_training_stops_with_one_line_and_writes_no_broken_checkpoint(t
 
 def test_run_folder_knows_its_lock_file(tmp_path):
     assert RunFolder(tmp_path).lock.path == tmp_path / ".lock"
+
+
+def test_a_signal_in_the_middle_of_a_save_saves_again(tmp_path, blocks, tiny, monkeypatch):
+    """SIGTERM can land while latest is being written: that write is dropped (atomically) and the run's final
+    save writes it again, so the run still ends with its latest."""
+    import pix2pix.training as training
+    from pix2pix.checkpoints import load_checkpoint
+    from pix2pix.config import RunConfig, resolve
+
+    real, calls = training.save_latest, []
+
+    def cut_short(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise training.Terminated()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_latest", cut_short)
+    cfg = RunConfig()
+    cfg.data.root, cfg.out, cfg.name = str(blocks), str(tmp_path / "runs"), "r"
+    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
+    cfg.data.crop_size, cfg.data.load_size, cfg.train.max_steps = 32, 32, 6
+    result = training.train(resolve(cfg), progress=False)  # an epoch is 4 steps: its save is the one cut short
+    assert result.terminated and len(calls) == 2
+    assert load_checkpoint(tmp_path / "runs" / "r").meta["step"] == result.step == 4

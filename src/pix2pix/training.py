@@ -273,8 +273,8 @@ class Trainer:
         self._check_finite()
         rng = gather_rng_states(self.device) if every_process and self.world.distributed else None
         own = own_rng_state(self.device)
-        self.saved_at = self.step
         if not self.world.main:
+            self.saved_at = self.step
             return self.run.latest
         nets = self.nets
         state = RunState(
@@ -283,8 +283,10 @@ class Trainer:
             schedulers=[s.state_dict() for s in self.schedulers], rng_cpu=own["cpu"], rng_cuda=own["cuda"],
             rng_processes=rng, bad_images=self.bad_images, scalers=self.amp.state_dict())
         D_cfg = self.cfg.discriminator if nets.D is not None else None
-        return save_latest(self.run.checkpoints, nets.G, self.cfg.generator, nets.D, D_cfg, state,
-                           self.cfg.to_dict(), snapshot)
+        latest = save_latest(self.run.checkpoints, nets.G, self.cfg.generator, nets.D, D_cfg, state,
+                             self.cfg.to_dict(), snapshot)
+        self.saved_at = self.step  # only once written: a save cut short (by SIGTERM, say) is made again
+        return latest
 
     def _resume(self) -> None:
         ckpt, state = load_latest(self.run.checkpoints)
