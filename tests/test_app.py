@@ -151,7 +151,7 @@ def server(run):
 
     port = free_port()
     app = create_app([load_served(run)], max_upload_bytes=2**20)
-    srv = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout=1.0, body_timeout=4.0))
+    srv = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout=1.0, body_timeout=8.0))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -339,7 +339,33 @@ def test_slow_headers_and_bodies_are_cut_off(server, stall):
         slow.sendall(head if stall == "headers" else head + b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
         t = time.perf_counter()
         assert slow.recv(64) == b""  # closed by the server
-        assert time.perf_counter() - t < 10
+        assert time.perf_counter() - t < 14
+
+
+def test_slow_headers_on_a_kept_alive_connection_are_cut_off_too(server):
+    """After one complete request, the next request's headers have the same deadline."""
+    import socket
+
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200")
+        t = time.perf_counter()
+        closed = False
+        for _ in range(12):  # a drip of header bytes, one every half second
+            try:
+                c.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+            c.settimeout(0.5)
+            try:
+                if c.recv(64) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+        assert closed and time.perf_counter() - t < 5
 
 
 def test_a_port_outside_1_to_65535_is_one_line(run, capsys):

@@ -163,3 +163,12 @@ def test_a_pickle_that_runs_code_is_refused_in_one_line_without_torchs_advice(tm
     msg = str(e.value)
     assert "refused" in msg and "could run code" in msg and "weights_only" not in msg and "\n" not in msg
     assert "this ran" not in capsys.readouterr().out
+
+
+
+def test_a_damaged_file_is_not_called_a_pickle_that_runs_code(tmp_path):
+    path = tmp_path / "state_00000001.pt"
+    path.write_bytes(b"\x80\x02" + bytes(range(256)) * 4)
+    with pytest.raises(Pix2PixError) as e:
+        load_state(path)
+    assert "could run code" not in str(e.value)

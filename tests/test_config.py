@@ -270,3 +270,17 @@ def test_the_image_channels_the_configuration_allows_are_the_ones_images_have():
     from pix2pix.data import MODES
 
     assert set(IMAGE_CHANNELS) == set(MODES)
+
+
+
+def test_the_size_check_builds_only_the_networks_the_objective_trains():
+    """patch70 needs 24 pixels here, but an L1-only run trains no D: its 16-pixel crops are fine."""
+    def cfg(objective):
+        c = RunConfig()
+        c.generator.arch, c.generator.ngf, c.discriminator.ndf = "unet_32", 4, 4
+        c.data.crop_size, c.data.load_size, c.train.objective = 16, 16, objective
+        return c
+
+    assert resolve(cfg("l1")).data.crop_size == 16
+    with pytest.raises(Pix2PixError, match="too small"):
+        resolve(cfg("l1+cgan"))

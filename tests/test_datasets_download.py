@@ -597,3 +597,14 @@ def test_extraction_checks_the_free_space_first(tmp_path, server, monkeypatch):
     monkeypatch.setattr(download.shutil, "disk_usage", small)
     with pytest.raises(Pix2PixError, match="not enough disk space to extract"):
         download_dataset("facades", tmp_path, url=server.url("/facades.tar.gz"), progress=False)
+
+
+
+def test_hard_links_count_as_the_copies_they_make(tmp_path, server):
+    """Each hard link is extracted as a copy of its target: 30 links to one 20 kB file write 620 kB."""
+    entries = {"facades/train/a.jpg": bytes(20_000)}
+    entries |= {f"facades/train/{i}.jpg": link(f"facades/train/{i}.jpg", "facades/train/a.jpg", tarfile.LNKTYPE)
+                for i in range(30)}
+    server.files["/links.tar.gz"] = tar_bytes(entries)
+    with pytest.raises(Pix2PixError, match="times the archive's size"):
+        download_dataset("links", tmp_path, url=server.url("/links.tar.gz"), progress=False, max_expansion=100)

@@ -122,8 +122,8 @@ def test_sigterm_saves_like_ctrl_c_and_exits_143(tmp_path, blocks, tiny):
 def test_diverged_training_stops_with_one_line_and_writes_no_broken_checkpoint(tmp_path, blocks, tiny, capsys):
     args = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "d", *tiny, "--lr", "1e30",
             "--max-steps", "8", "--log-every", "1", "--no-progress"]
-    msg = one_line_error(capsys, main(args), "diverged")
-    assert "step" in msg and ("loss" in msg or "weights" in msg)
+    msg = one_line_error(capsys, main(args), "training diverged at step")
+    assert " loss is " in msg or "a weight is not finite" in msg
     latest = tmp_path / "runs" / "d" / "checkpoints" / "latest.safetensors"
     if latest.exists():  # saved before the divergence: finite
         assert all(torch.isfinite(t).all() for t in load_file(str(latest)).values() if t.is_floating_point())
@@ -156,3 +156,38 @@ def test_a_signal_in_the_middle_of_a_save_saves_again(tmp_path, blocks, tiny, mo
     result = training.train(resolve(cfg), progress=False)  # an epoch is 4 steps: its save is the one cut short
     assert result.terminated and len(calls) == 2
     assert load_checkpoint(tmp_path / "runs" / "r").meta["step"] == result.step == 4
+
+
+
+def test_a_forked_child_does_not_keep_the_lock(tmp_path):
+    """Data-loader workers are forked while the lock is held; they must not hold it past its release."""
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    ready, told = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child (its fork hooks have run): outlive the parent's release, then leave
+        os.write(told, b"x")
+        time.sleep(3)
+        os._exit(0)
+    try:
+        os.read(ready, 1)
+        lock.release()
+        again = RunLock(tmp_path)
+        again.acquire()  # the child still runs
+        again.release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch, capsys):
+    import pix2pix.runs as runs
+
+    def no_locks(f):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runs, "_lock", no_locks)
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    lock.release()
+    assert "cannot lock (No locks available)" in capsys.readouterr().err

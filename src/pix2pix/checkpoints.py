@@ -61,7 +61,8 @@ def disk_full(e: BaseException, folder: Path) -> bool:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     said = str(e)
-    if "No space left" in said or "StorageFull" in said or "os error 28" in said:
+    if any(words in said for words in ("No space left", "StorageFull", "os error 28", "Disk quota exceeded",
+                                       "os error 122")):
         return True
     return "unexpected pos" in said and shutil.disk_usage(folder).free < 64 * 2**20
 
@@ -143,8 +144,10 @@ def load_state(path: Path) -> RunState:
 def _load_failure(e: Exception) -> str:
     """Why torch.load failed, in our words: a pickle that asks for more than tensors and containers is refused
     (it could run code), without torch's advice to switch that protection off."""
-    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+    if "Unsupported global" in str(e) or "Unsupported class" in str(e):  # torch's weights-only unpickler
         return "refused: it holds Python objects other than tensors and plain containers, which could run code"
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+        return "not a PyTorch file, or a damaged one"
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{e.__class__.__name__}: {first[:200]}" if first else e.__class__.__name__
 

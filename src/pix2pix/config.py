@@ -328,8 +328,9 @@ def _check_architectures(cfg: RunConfig) -> None:
     with torch.device("meta"):
         build_generator(cfg.generator), build_discriminator(cfg.discriminator)
     size = training_size(cfg.data)
-    nets = (dataclasses.astuple(cfg.generator), dataclasses.astuple(cfg.discriminator), cfg.data.batch_size,
-            cfg.train.loss.conditional)
+    loss = cfg.train.loss
+    nets = (dataclasses.astuple(cfg.generator), dataclasses.astuple(cfg.discriminator) if loss.uses_gan else None,
+            cfg.data.batch_size, loss.conditional)
     if size is None or _fits(nets, size):
         return
     smallest = next((s for s in range(size + 1, 1025) if _fits(nets, s)), None)
@@ -349,14 +350,16 @@ def training_size(data: DataConfig) -> int | None:
 def _fits(nets: tuple, size: int) -> bool:
     """Whether a training batch of ``size`` x ``size`` images runs through G and D (on the meta device: shapes
     only, in about 60 ms for unet_256, so the answers are kept)."""
-    g_fields, d_fields, batch, conditional = nets
-    g, d = GeneratorConfig(*g_fields), DiscriminatorConfig(*d_fields)
+    g_fields, d_fields, batch, conditional = nets  # d_fields None: the objective trains no D
+    g = GeneratorConfig(*g_fields)
     with torch.device("meta"):
-        G, D = build_generator(g).train(), build_discriminator(d).train()
+        G = build_generator(g).train()
+        D = build_discriminator(DiscriminatorConfig(*d_fields)).train() if d_fields else None
         x = torch.empty(batch, g.in_channels, size, size)
         try:
             y = G(x)
-            D(torch.cat([x, y], 1) if conditional else y)
+            if D is not None:
+                D(torch.cat([x, y], 1) if conditional else y)
         except (RuntimeError, ValueError):
             return False
     return True

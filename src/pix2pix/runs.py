@@ -40,28 +40,52 @@ class RunLock:
         f = open(self.path, "a+")
         try:
             _lock(f)
-        except OSError:
+        except (BlockingIOError, PermissionError):  # held by another open of the file
             f.seek(0)
             pid = f.read().strip() or "?"
             f.close()
             raise Pix2PixError(f"{self.path.parent}: another pix2pix process (PID {pid}) is writing this run; "
                                "wait for it to end, or choose another --name") from None
+        except OSError as e:  # a file system without locks (NFS without lockd, Lustre without -o flock)
+            print(f"warning: {self.path}: this file system cannot lock ({e.strerror or e}); nothing stops a second "
+                  "process from writing the same run", file=sys.stderr)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
         self.file = f
+        _HELD.add(f.fileno())
 
     def release(self) -> None:
         if self.file is not None:
+            _HELD.discard(self.file.fileno())
             self.file.close()  # closing the descriptor releases the lock
             self.file = None
+
+
+# The descriptors of locks this process holds. A forked child (a data-loader worker) shares the open file and
+# with it the lock, which would then outlive its holder's release or death: each child closes its copies.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 def _lock(f) -> None:
     if sys.platform == "win32":
         import msvcrt
 
+        f.seek(0)  # the lock covers the byte at the position: one byte, the same for every process
         msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
     else:
         import fcntl
@@ -101,8 +125,9 @@ class RunFolder:
         other process can be writing them)."""
         self.checkpoints.mkdir(exist_ok=True)
         (self.web / "images").mkdir(parents=True, exist_ok=True)
-        for debris in [*self.checkpoints.glob(".*.tmp"), *self.path.glob(".write-test-*"), *self.path.glob(".*.tmp")]:
-            debris.unlink(missing_ok=True)
+        for folder in (self.path, self.checkpoints, self.web):
+            for debris in folder.glob(".*.tmp"):
+                debris.unlink(missing_ok=True)
 
     # -------------------------------------------------------------------------------- while training
 

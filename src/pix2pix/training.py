@@ -170,8 +170,9 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def sigterm_saves():
-    """Within: SIGTERM raises :class:`Terminated` (in the main thread; elsewhere signals cannot be caught)."""
+def sigterm_saves(raise_it: bool = True):
+    """Within: SIGTERM raises :class:`Terminated` (while training), or with ``raise_it`` off is ignored (while
+    the final save is written). Only in the main thread; elsewhere signals cannot be caught."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -179,11 +180,11 @@ def sigterm_saves():
     def handler(signum, frame):
         raise Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler if raise_it else signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # None: set from C
 
 
 class Trainer:
@@ -340,14 +341,18 @@ class Trainer:
         except KeyboardInterrupt:
             interrupted = True
         except (torch.OutOfMemoryError, RuntimeError) as e:
-            if not _out_of_memory(e):
+            if "killed by signal: Terminated" in str(e):  # a scheduler's SIGTERM reached the loader processes first
+                interrupted = terminated = True
+            elif not _out_of_memory(e):
                 raise
-            raise Pix2PixError(f"batch {self.cfg.data.batch_size} at {self.cfg.data.crop_size}x"
-                               f"{self.cfg.data.crop_size} does not fit in {self.device} memory; lower "
-                               "--batch-size or --crop-size, or use a smaller --generator") from None
+            else:
+                raise Pix2PixError(f"batch {self.cfg.data.batch_size} at {self.cfg.data.crop_size}x"
+                                   f"{self.cfg.data.crop_size} does not fit in {self.device} memory; lower "
+                                   "--batch-size or --crop-size, or use a smaller --generator") from None
         finally:
             bar.close()
-        latest = self.run.latest if self.saved_at == self.step else self.save(every_process=not interrupted)
+        with sigterm_saves(raise_it=False):  # a second SIGTERM does not cut the last save short
+            latest = self.run.latest if self.saved_at == self.step else self.save(every_process=not interrupted)
         seconds = time.perf_counter() - self.start
         leave()
         return TrainResult(self.run.path, latest, self.run.web / "index.html", self.step, self.epoch, seconds,

@@ -131,7 +131,8 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await _drain(receive, min(int(length), self.limit + DRAIN_BYTES))
+            if headers.get(b"expect", b"").lower() != b"100-continue":  # such a client waits: answer at once
+                await _drain(receive, min(int(length), self.limit + DRAIN_BYTES))
             return await _too_large(self.limit, send)
         seen, started = 0, False
 
@@ -392,6 +393,11 @@ def timed_protocol(header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float
         def _too_slow(self) -> None:
             if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
                 self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # may move to the next request and handle it
+            if self.conn.their_state == h11.IDLE and not self.transport.is_closing():
+                self._arm(header_timeout)  # a kept-alive connection: the next headers have the same deadline
 
         def handle_events(self) -> None:
             before = self.conn.their_state

@@ -30,6 +30,13 @@ def port(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    value = _number(int, allow_zero=True)(text)
+    if value > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"a seed is 0 to {2**63 - 1}, not {text}")
+    return value
+
+
 def positive(kind):
     return _number(kind)
 
@@ -50,7 +57,7 @@ def add_no_fast(p: argparse.ArgumentParser) -> None:
 
 def add_seed(p: argparse.ArgumentParser, more: str = "") -> None:
     """``--seed`` of the paper's test-mode noise (test, translate, eval)."""
-    p.add_argument("--seed", type=int, help="PyTorch's dropout noise of this seed, in the paper's mode (default: "
+    p.add_argument("--seed", type=seed, help="PyTorch's dropout noise of this seed, in the paper's mode (default: "
                    "none; on a CPU without bf16 ONNX Runtime then runs, faster, with noise of its own)" + more)
 
 

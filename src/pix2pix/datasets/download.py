@@ -353,7 +353,11 @@ class Bounds:
         self.members += 1
         if self.members > self.max_members:
             raise _BadArchive(f"it holds more than {self.max_members:,} members (--max-members raises the limit)")
-        self.written += member.size if member.isfile() else 0
+        self.charge(member.size if member.isfile() else 0, archive_size)
+
+    def charge(self, size: int, archive_size: int) -> None:
+        """``size`` more bytes to write (a file, or the copy a hard link makes)."""
+        self.written += size
         if self.written > self.max_bytes:
             raise _BadArchive(f"it expands to more than {self.max_bytes / max(archive_size, 1):g} times the archive's "
                               "size (a decompression bomb? --max-expansion raises the limit)")
@@ -422,6 +426,7 @@ def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress
                         if not source.is_file():
                             raise _BadArchive(f"member '{member.name}' is a hard link to {member.linkname}, "
                                               "which the archive does not hold before it")
+                        bounds.charge(source.stat().st_size, archive_size)  # a copy: bytes like any file's
                         shutil.copyfile(source, target)
                 if member.isfile():  # the filter has refused every type but files, folders and links
                     _write_member(tar, member, target, dest)
