@@ -29,10 +29,11 @@ from torch import nn
 from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, section_from_dict
 from .errors import Pix2PixError
 from .networks import build_discriminator, build_generator
+from .published import resolve_published
 
 FORMAT = "pix2pix/1"
 # Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
-METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state"}
+METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published"}
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -212,7 +213,11 @@ def load_into(net: nn.Module, state: dict[str, torch.Tensor], path: Path | None,
 
 
 def resolve_checkpoint_path(path: Path) -> Path:
-    """A run folder, a ``.safetensors`` file or a reference ``.pth`` file -> the file to read."""
+    """A run folder, a ``.safetensors`` file, a reference ``.pth`` file or a downloaded published model's name
+    (:mod:`pix2pix.published`) -> the file to read."""
+    published = resolve_published(str(path))
+    if published is not None:
+        return published
     path = Path(path)
     if path.is_dir():
         latest = path / "checkpoints" / "latest.safetensors"

@@ -77,7 +77,9 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
         raise Pix2PixError(f"unknown --backend '{backend}'; choose auto, torch or onnx")
     run_cfg = meta.get("config") or {}
     data = run_cfg.get("data", {})
-    direction = data.get("direction", "AtoB")
+    published = meta.get("published") or {}  # a published model: its dataset's direction and its input kind
+    direction = published.get("direction") or data.get("direction", "AtoB")
+    kind = kind or published.get("kind")
     samples: list[Path] = []
     root = Path(data["root"]) if data.get("root") else None
     for split in ("val", "test", "train"):

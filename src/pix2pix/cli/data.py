@@ -9,6 +9,18 @@ from .args import non_negative, positive
 
 
 def add_commands(sub) -> None:
+    p = sub.add_parser("pretrained", help="the reference's published pix2pix models: list and download them")
+    psub = p.add_subparsers(dest="pretrained_command", required=True, metavar="ACTION")
+    q = psub.add_parser("list", help="the published models, their task, direction and input, and which are here")
+    q.add_argument("--json", action="store_true", help="print a JSON list")
+    q.set_defaults(func=cmd_pretrained_list)
+    q = psub.add_parser("download", help="download one into the cache (then use its NAME as a checkpoint)")
+    q.add_argument("name", help="facades_label2photo, sat2map, map2sat, edges2shoes or day2night")
+    q.add_argument("--out", help="folder to keep it in (default $PIX2PIX_HOME/models, else ~/.cache/pix2pix/models)")
+    q.add_argument("--url", help="download from here instead of the reference's server (a mirror)")
+    q.add_argument("--sha256", help="expected SHA-256 of the .pth")
+    q.set_defaults(func=cmd_pretrained_download)
+
     p = sub.add_parser("datasets", help="dataset tools")
     dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
     q = dsub.add_parser("check", help="list every problem in a dataset folder (exit 1 if any)")
@@ -79,6 +91,30 @@ def cmd_datasets_make(args: argparse.Namespace) -> int:
                              seed=args.seed)
     print(f"wrote {args.train + args.val + args.test} pairs to {out} (A = photo | B = labels; labels -> photo "
           "is --direction BtoA)")
+    return 0
+
+
+def cmd_pretrained_list(args: argparse.Namespace) -> int:
+    import json
+
+    from ..pretrained import list_published
+
+    rows = list_published()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<22}{'task':<32}{'dataset, direction':<24}{'input':<8}downloaded")
+    for r in rows:
+        print(f"{r['name']:<22}{r['task']:<32}{r['dataset'] + ', ' + r['direction']:<24}{r['kind']:<8}"
+              f"{r['downloaded'] or 'no'}")
+    return 0
+
+
+def cmd_pretrained_download(args: argparse.Namespace) -> int:
+    from ..pretrained import download_published
+
+    path = download_published(args.name, Path(args.out) if args.out else None, url=args.url, sha256=args.sha256)
+    print(f"{args.name}: {path} (use it as --checkpoint {args.name})")
     return 0
 
 

@@ -142,7 +142,7 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
         out.mkdir(parents=True, exist_ok=True)
     part = out / f"{name}.tar.gz.part"
 
-    size = _fetch(url, part, name, progress, expected_size, max_bytes)
+    size = fetch(url, part, name, progress, expected_size, max_bytes)
     try:
         if expected_size is not None and size != expected_size:
             raise _BadArchive(f"it is {size:,} bytes, not the expected {expected_size:,}")
@@ -178,7 +178,7 @@ class _Unsafe(Exception):
 # ----------------------------------------------------------------------------------------- the download
 
 
-def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int | None, max_bytes: int = MAX_BYTES,
+def fetch(url: str, part: Path, label: str, progress: bool, expected_size: int | None, max_bytes: int = MAX_BYTES,
            restarted: bool = False) -> int:
     """Bring ``part`` to the whole remote file, resuming what is there; return its size in bytes."""
     offset = part.stat().st_size if part.exists() else 0
@@ -196,7 +196,7 @@ def _fetch(url: str, part: Path, label: str, progress: bool, expected_size: int 
                 return offset
             if not restarted:
                 part.unlink()
-                return _fetch(url, part, label, progress, expected_size, max_bytes, restarted=True)
+                return fetch(url, part, label, progress, expected_size, max_bytes, restarted=True)
         hint = " (no such file: check the dataset name or --url)" if e.code == 404 else ""
         raise Pix2PixError(f"{url}: the server answered HTTP {e.code} {e.reason}{hint}") from None
     except URLError as e:
