@@ -281,3 +281,46 @@ def test_the_gradient_penalty_runs_through_the_eager_d():
     A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     train_step(A, B, G, stepped, opt_G, opt_D, TrainConfig(gan_loss="wgangp").loss, D_frozen=frozen, D_eager=eager)
     assert (stepped.calls, eager.calls, frozen.calls) == (2, 1, 1)
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tmp_path, blocks, tiny, capsys):
+    """Fine-tuning: step 0, fresh optimizers, G and D from the source; the architecture comes from it, and the
+    source is recorded."""
+    from pix2pix.checkpoints import load_checkpoint
+    from pix2pix.config import RunConfig
+
+    source = train_tiny(tmp_path, blocks, tiny, "--max-steps", "3", name="source")
+    args = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
+            str(source), "--crop-size", "32", "--load-size", "32", "--max-steps", "1", "--lr", "1e-30",
+            "--no-progress"]
+    assert main(args) == 0
+    tuned = load_checkpoint(tmp_path / "runs" / "tuned")
+    src = load_checkpoint(source)
+    assert tuned.meta["step"] == 1 and tuned.generator == src.generator  # ngf 4 from the source, not 64
+    for mine, theirs in ((tuned.generator_state, src.generator_state),
+                         (tuned.discriminator_state, src.discriminator_state)):
+        floats = [k for k in theirs if theirs[k].is_floating_point() and "running" not in k]
+        assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in floats)
+    cfg = RunConfig.load(tmp_path / "runs" / "tuned" / "config.json")
+    assert cfg.train.init_from == str((source / "checkpoints" / "latest.safetensors").resolve())
+    one_line_error(capsys, main(args[:5] + ["--name", "bad", "--init-from", str(source), "--ngf", "8"]),
+                   "its generator has --ngf 4, not 8")
+    one_line_error(capsys, main(args[:5] + ["--name", "bad2", "--init-from", str(tmp_path / "nothing")]),
+                   "nothing")
+
+
+def test_a_resume_may_lengthen_the_schedule(tmp_path, blocks, tiny, capsys):
+    """4 pairs at batch 1: 1 + 1 epochs end at step 8; resumed with 2 + 2, the run goes on to step 16, the lr
+    recomputed from the new totals at the saved step; a schedule that would end before it is one line."""
+    from pix2pix.checkpoints import load_checkpoint
+    from pix2pix.runs import read_log
+
+    run = train_tiny(tmp_path, blocks, tiny, "--epochs", "1", "--epochs-decay", "1", "--log-every", "1")
+    assert load_checkpoint(run).meta["step"] == 8
+    one_line_error(capsys, main(["train", "--resume", str(run), "--epochs", "0", "--epochs-decay", "1",
+                                 "--no-progress"]), "that schedule ends at step 4, before the run's saved step 8")
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--epochs-decay", "2", "--no-progress"]) == 0
+    assert load_checkpoint(run).meta["step"] == 16
+    lrs = {int(r["step"]): r["lr"] for r in read_log(run / "losses.csv")}
+    # After step t the lr is 2e-4 * min(1, (16 - t) / 8): full again at step 8 of the longer schedule.
+    assert lrs[9] == pytest.approx(2e-4 * 7 / 8) and lrs[16] == pytest.approx(0.0)

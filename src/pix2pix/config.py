@@ -138,14 +138,19 @@ class TrainConfig:
     lr: float = option(2e-4, "Adam learning rate", check="positive")
     beta1: float = option(0.5, "Adam beta1", check="rate")
     beta2: float = option(0.999, "Adam beta2", check="rate")
-    epochs: int = option(100, "epochs at constant lr", check="non_negative")
-    epochs_decay: int = option(100, "then epochs of linear decay to 0", check="non_negative")
+    epochs: int = option(100, "epochs at constant lr (a resume may lengthen the schedule)", check="non_negative",
+                         resumable=True)
+    epochs_decay: int = option(100, "then epochs of linear decay to 0", check="non_negative", resumable=True)
     max_steps: int | None = option(None, "stop after this many optimizer steps", check="positive", resumable=True)
     max_minutes: float | None = option(None, "stop (and save) after this much training time", check="positive",
                                        resumable=True)
     seed: int = option(0, "seed for init, data order, jitter and dropout", check="seed")
     device: str = option("auto", "where to train", choices=DEVICES, resumable=True)
     init: str = option("normal", "weight init (normal: N(0, --init-gain))", choices=INITS)
+    # A new run (step 0, fresh optimizers and schedule) whose G, and D where the file has a matching one, start
+    # from a checkpoint's weights: fine-tuning. Recorded as the file that was read.
+    init_from: str | None = option(None, "start G (and D) from this checkpoint's weights: a run folder, "
+                                   ".safetensors, reference .pth or a published model's name")
     init_gain: float = option(0.02, "init scale", check="positive")
     log_every: int = option(100, "steps between loss logs (each is a host sync)", check="positive", resumable=True)
     sample_every: int = option(400, "steps between sample images", check="positive", resumable=True)

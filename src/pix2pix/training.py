@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoints import RunState, load_into, load_latest, save_latest
+from .checkpoints import RunState, load_checkpoint, load_into, load_latest, save_latest
 from .config import LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
 from .data import scan_split
@@ -225,6 +226,8 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.saved_at = 0, 0, 0, None
         if resume:
             self._resume()
+        elif cfg.train.init_from:
+            self._init_from(cfg.train.init_from)
         if self.world.main:
             cfg.save(self.run.config)
         self._wrap()
@@ -289,6 +292,19 @@ class Trainer:
         self.saved_at = self.step  # only once written: a save cut short (by SIGTERM, say) is made again
         return latest
 
+    def _init_from(self, source: str) -> None:
+        """Fine-tuning: G (and D, where the file has one of this run's architecture) from ``source``."""
+        ckpt = load_checkpoint(Path(source))
+        load_into(self.nets.G, ckpt.generator_state, ckpt.path, f"generator {self.cfg.generator.arch}")
+        if self.nets.D is None:
+            return
+        if ckpt.discriminator == self.cfg.discriminator:
+            load_into(self.nets.D, ckpt.discriminator_state, ckpt.path, f"discriminator {self.cfg.discriminator.arch}")
+        elif self.world.main:
+            why = "has none" if ckpt.discriminator is None else "has another one"
+            print(f"warning: --init-from {ckpt.path} {why} for this run's {self.cfg.discriminator.arch}; "
+                  "D starts from its init", file=sys.stderr)
+
     def _resume(self) -> None:
         ckpt, state = load_latest(self.run.checkpoints)
         nets = self.nets
@@ -297,8 +313,16 @@ class Trainer:
             load_into(nets.D, ckpt.discriminator_state, ckpt.path, f"discriminator {self.cfg.discriminator.arch}")
             load_adam(nets.opt_D, state.opt_D)
         load_adam(nets.opt_G, state.opt_G)
+        t = self.cfg.train
+        if self.steps_per_epoch * (t.epochs + t.epochs_decay) < state.step:
+            raise Pix2PixError(f"--epochs {t.epochs} --epochs-decay {t.epochs_decay}: that schedule ends at step "
+                               f"{self.steps_per_epoch * (t.epochs + t.epochs_decay)}, before the run's saved step "
+                               f"{state.step}; a resume may lengthen a schedule, not cut it short")
         for sched, s in zip(self.schedulers, state.schedulers):
             sched.load_state_dict(s)
+            # The lr at the saved step under this (maybe lengthened) schedule: the same number when unchanged.
+            for group, base, factor in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["lr"] = base * factor(sched.last_epoch)  # LambdaLR's own expression
         if state.rng_processes is not None and len(state.rng_processes) == self.world.size:
             set_rng_state(state.rng_processes[self.world.rank], self.device)
         elif self.world.main:

@@ -114,7 +114,32 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     cfg.data.root = str(Path(args.data).resolve())  # absolute, so that --resume works from anywhere
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
     cfg.out = args.out or "runs"
+    if cfg.train.init_from:
+        take_architecture(cfg, given(args))
     return C.resolve(cfg)
+
+
+def take_architecture(cfg: C.RunConfig, values: dict) -> None:
+    """--init-from: the networks' architecture comes from the checkpoint unless a flag states it; a stated one
+    that does not match is one line. The file read is what config.json records."""
+    import dataclasses
+
+    from ..checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(Path(cfg.train.init_from))
+    cfg.train.init_from = str(ckpt.path.resolve())
+    for section, source in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator)):
+        if source is None:
+            continue
+        for f in dataclasses.fields(source):
+            if f.name == "in_channels" and section == "discriminator":
+                continue  # derived from the objective
+            theirs = getattr(source, f.name)
+            if (section, f.name) in values and values[(section, f.name)] != theirs and section == "generator":
+                raise Pix2PixError(f"--init-from {ckpt.path}: its generator has {C.flag_of(section, f.name)} "
+                                   f"{theirs}, not {values[(section, f.name)]}")
+            if (section, f.name) not in values:
+                setattr(getattr(cfg, section), f.name, theirs)
 
 
 def resumed_config(args: argparse.Namespace) -> C.RunConfig:
