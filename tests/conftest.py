@@ -15,8 +15,9 @@ from pix2pix.config import DataConfig
 from pix2pix.labels import FACADES
 
 # A U-Net of depth 5 with 4 filters and a 4-filter PatchGAN on 32x32 crops: a CPU step takes milliseconds.
+# Validation off: the tests of validation turn it on (a later flag wins).
 TINY = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
-        "--workers", "0", "--no-progress", "--log-every", "2", "--sample-every", "3"]
+        "--workers", "0", "--no-progress", "--log-every", "2", "--sample-every", "3", "--val-every", "0"]
 
 COLOURS = np.array([[0, 0, 170], [0, 85, 255], [0, 170, 255], [255, 85, 0]], np.uint8)
 

@@ -18,14 +18,16 @@ from pix2pix.runs import read_log
 
 def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):
     run = _train(tmp_path, blocks, tiny, "--max-steps", "6", "--epochs", "1", "--epochs-decay", "1",
-                 "--snapshot-every", "1")
+                 "--snapshot-every", "1", "--val-every", "4")
     out = capsys.readouterr().out
     assert "checkpoint:" in out and "samples:" in out
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["generator"]["arch"] == "unet_32" and cfg["train"]["lambda_l1"] == 100.0
     assert cfg["data"]["root"] == str(blocks)
     ckpt = run / "checkpoints"
-    assert {p.name for p in ckpt.iterdir()} == {"latest.safetensors", "state_00000006.pt", "epoch_001.safetensors"}
+    assert {p.name for p in ckpt.iterdir()} == {"latest.safetensors", "state_00000006.pt", "epoch_001.safetensors",
+                                                "best.safetensors"}  # validated at step 4
+    assert [r["step"] for r in read_log(run / "val.csv")] == [4]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     page = (run / "web" / "index.html").read_text()
     assert "step 6" in page and "step 3" in page

@@ -33,7 +33,8 @@ from .published import resolve_published
 
 FORMAT = "pix2pix/1"
 # Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
-METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published"}
+METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published",
+                 "val"}
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:

@@ -158,6 +158,12 @@ class TrainConfig:
                                  resumable=True)
     save_every: int = option(5000, "steps between saves of latest (also saved at each epoch's end)",
                              check="positive", resumable=True)
+    val_every: int | None = option(None, "steps between validations (default: each epoch's end when the data has "
+                                   "a val split; 0: none)", check="non_negative", resumable=True)
+    val_images: int | None = option(None, "validate on the first K val images (default: all, fewer when that "
+                                    "would cost over a tenth of the training time)", check="positive", resumable=True)
+    best_metric: str = option("l1", "keep checkpoints/best.safetensors by this val score (l1: lower is better; "
+                              "psnr, ssim: higher)", choices=("l1", "psnr", "ssim"))
     fast: bool = option(True, "", flag=None, resumable=True, switches=(
         ("--no-fast", False, "the plain fp32 eager step instead of the fast path (bf16 autocast, fused Adam, ...)"),))
 

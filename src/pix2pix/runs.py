@@ -99,6 +99,7 @@ class RunFolder:
         self.checkpoints = self.path / "checkpoints"
         self.web = self.path / "web"
         self.losses = self.path / "losses.csv"
+        self.val = self.path / "val.csv"  # one row per validation (pix2pix.validation)
         self.config = self.path / "config.json"
         self.lock = RunLock(self.path)
         self.writer = None  # TensorBoard, between open() and close()
@@ -172,20 +173,25 @@ class RunFolder:
         write_page(self.web / "index.html", title, rows)
 
     def truncate_log(self, step: int) -> None:
-        """Drop rows past ``step`` (after a resume they are from a future that was lost) and rows that cannot be
-        read (a row cut short by a crash or a full disk), saying how many of those went."""
-        bad: list[int] = []
-        rows = read_log(self.losses, bad)
-        if bad:
-            print(f"warning: {self.losses}: dropped {len(bad)} unreadable row{'s' * (len(bad) > 1)} (lines "
-                  f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)", file=sys.stderr)
-        if bad or (rows and rows[-1]["step"] > step):
-            kept = [r for r in rows if r["step"] <= step]
-            with self.losses.open("w", newline="") as f:
-                if kept:
-                    out = csv.DictWriter(f, fieldnames=list(kept[0]))
-                    out.writeheader()
-                    out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()} for r in kept)
+        """Drop rows of losses.csv and val.csv past ``step`` (after a resume they are from a future that was lost)
+        and rows that cannot be read (a row cut short by a crash or a full disk), saying how many of those went."""
+        for path in (self.losses, self.val):
+            _truncate(path, step)
+
+
+def _truncate(path: Path, step: int) -> None:
+    bad: list[int] = []
+    rows = read_log(path, bad)
+    if bad:
+        print(f"warning: {path}: dropped {len(bad)} unreadable row{'s' * (len(bad) > 1)} (lines "
+              f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)", file=sys.stderr)
+    if bad or (rows and rows[-1]["step"] > step):
+        kept = [r for r in rows if r["step"] <= step]
+        with path.open("w", newline="") as f:
+            if kept:
+                out = csv.DictWriter(f, fieldnames=list(kept[0]))
+                out.writeheader()
+                out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()} for r in kept)
 
 
 def read_log(path: Path, bad: list[int] | None = None) -> list[dict[str, float]]:

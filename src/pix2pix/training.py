@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoints import RunState, load_checkpoint, load_into, load_latest, save_latest
+from .checkpoints import RunState, load_checkpoint, load_into, load_latest, save_latest, save_weights
 from .config import LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
 from .data import scan_split
@@ -33,7 +33,8 @@ from .distributed import (World, agree, gather_rng_states, join, leave, mean_ove
 from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
-from .runs import RunFolder
+from .runs import RunFolder, read_log
+from .validation import BETTER, Validator, append_val
 from .speed import (FP32, Precision, Speed, adam, compiled, configure, fast_path, load_adam, prepare, resolve_device,
                     to_device)
 
@@ -164,6 +165,7 @@ class TrainResult:
     interrupted: bool = False
     out_of_time: bool = False
     terminated: bool = False  # by SIGTERM (a scheduler, docker stop, pre-emption); saved like Ctrl-C
+    validation: str | None = None  # what validation cost and found, one line
 
 
 class Terminated(KeyboardInterrupt):
@@ -247,10 +249,25 @@ class Trainer:
         self.data = TrainingBatches(pairs, cfg.data, g.in_channels, g.out_channels, cfg.train.seed, self.device,
                                     cfg.train.fast, share=share, bad_images=bool(self.bad_images))
         self.steps_per_epoch = math.ceil(len(pairs) / (batch * self.world.size))
+        self.validator = self._validator(g)
         self.total_epochs = cfg.train.epochs + cfg.train.epochs_decay
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if cfg.train.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.train.max_steps)
+
+    def _validator(self, g) -> Validator | None:
+        """The val split's scorer, when there is one to score (only the main process validates)."""
+        t = self.cfg.train
+        try:
+            val_pairs, _ = scan_split(Path(self.cfg.data.root), "val")
+        except Pix2PixError:  # no val folder
+            val_pairs = []
+        if t.val_every and not val_pairs:
+            raise Pix2PixError(f"--val-every {t.val_every}: {self.cfg.data.root} has no val split to score (add "
+                               "one with 'pix2pix datasets split', or leave --val-every out)")
+        if t.val_every == 0 or not val_pairs or not self.world.main:
+            return None
+        return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric)
 
     def _wrap(self) -> None:
         """What the step runs: DistributedDataParallel under torchrun, compiled on the fast path where it pays."""
@@ -334,6 +351,11 @@ class Trainer:
         else:  # saved by a different number of processes, or after an interrupt: fresh noise for this one
             torch.manual_seed(process_seed(self.cfg.train.seed, self.world.rank, state.step))
         self.amp.load_state_dict(state.scalers)
+        if self.validator is not None:  # the best so far, from the validations before the saved step
+            scores = [r[self.cfg.train.best_metric] for r in read_log(self.run.val) if r["step"] <= state.step]
+            for value in scores:
+                if self.validator.better(value):
+                    self.validator.best = value
         self.step, self.epoch, self.batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
         self.bad_images = list(state.bad_images)
 
@@ -381,7 +403,19 @@ class Trainer:
         leave()
         return TrainResult(self.run.path, latest, self.run.web / "index.html", self.step, self.epoch, seconds,
                            self.images, self.bad_images, interrupted,
-                           out_of_time=out_of_time and self.step < self.total_steps, terminated=terminated)
+                           out_of_time=out_of_time and self.step < self.total_steps, terminated=terminated,
+                           validation=self._validation_summary(seconds))
+
+    def _validation_summary(self, seconds: float) -> str | None:
+        v = self.validator
+        if v is None or not v.runs:
+            return None
+        t = self.cfg.train
+        best = f"; best {t.best_metric} {v.best:.4f}" if v.best is not None else ""
+        where = f" at step {self.best_step}: {self.run.checkpoints / 'best.safetensors'}" \
+            if getattr(self, "best_step", None) else ""
+        return (f"validation: {v.runs} run(s) on {v.images} val images, {v.seconds:.1f} s "
+                f"({100 * v.seconds / max(seconds, 1e-9):.1f}% of this session){best}{where}")
 
     def _loop(self, bar) -> bool:
         """The steps, from the current one on; True when --max-minutes stopped them."""
@@ -433,8 +467,27 @@ class Trainer:
     def _end_epoch(self) -> None:
         t = self.cfg.train
         self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        if self.validator is not None and t.val_every is None:
+            self._validate()
         keep = t.snapshot_every and self.epoch % t.snapshot_every == 0
         self.save(snapshot=f"epoch_{self.epoch:03d}" if keep else None)
+
+    def _watch(self, means: dict[str, float], fake: torch.Tensor) -> None:
+        """Warn once, with what to try, when D has won (its loss under 1e-3) or G's output has stopped varying
+        (its standard deviation under 1e-3), for five log intervals running."""
+        self._watched = getattr(self, "_watched", {"D": 0, "G": 0, "said": set()})
+        w = self._watched
+        w["D"] = w["D"] + 1 if "D" in means and means["D"] < 1e-3 else 0
+        w["G"] = w["G"] + 1 if float(fake.float().std()) < 1e-3 else 0
+        hints = {"D": f"warning: D's loss has stayed under 1e-3 for 5 logs (step {self.step}): the discriminator "
+                      "has won and G learns nothing from it; check that A and B are paired and aligned, or try "
+                      "--gan-loss lsgan, a smaller --ndf, or --lr lower for a fresh run",
+                 "G": f"warning: G's outputs have stopped varying for 5 logs (step {self.step}), e.g. all black; "
+                      "check the data (empty or constant targets?), or lower --lr"}
+        for k in ("D", "G"):
+            if w[k] >= 5 and k not in w["said"] and self.world.main:
+                print(hints[k], file=sys.stderr)
+                w["said"].add(k)
 
     def _check_finite(self, means: dict[str, float] | None = None) -> None:
         """A diverged run stops with one line before it can overwrite latest: the loss means of a log interval
@@ -463,6 +516,7 @@ class Trainer:
             running = mean_over_processes(self.running)  # a collective: every process takes part
             means = {k: float(v) / self.running_steps for k, v in running.items()}  # the host sync
             self._check_finite(means)
+            self._watch(means, samples[1])
             if self.world.main:
                 rate = self.images / max(time.perf_counter() - self.start, 1e-9)
                 self.run.log(self.step, self.epoch + 1, self.nets.opt_G.param_groups[0]["lr"], rate, means)
@@ -472,8 +526,31 @@ class Trainer:
         if self.world.main and (self.step % t.sample_every == 0 or last):
             self.run.sample(self.step, f"{self.cfg.name}: training samples (input | output | target)",
                             *(s[0] for s in samples))
+        if self.validator is not None and t.val_every and self.step % t.val_every == 0:
+            self._validate()
         if self.step % t.save_every == 0:
             self.save()
+
+    def _validate(self) -> None:
+        """Score the val split now: val.csv, TensorBoard, and checkpoints/best.safetensors when it is the best."""
+        now = time.perf_counter()
+        trained = now - getattr(self, "_validated_at", self.start)
+        metrics = self.validator.score(self.nets.G, self.device, trained)
+        self._validated_at = time.perf_counter()
+        append_val(self.run.val, self.step, self.epoch, metrics)
+        for k in ("l1", "psnr", "ssim"):
+            self.run.writer.add_scalar(f"val/{k}", metrics[k], self.step)
+        value = metrics[self.cfg.train.best_metric]
+        if self.validator.better(value):
+            self.validator.best = value
+            self._check_finite()
+            nets, t = self.nets, self.cfg.train
+            D_cfg = self.cfg.discriminator if nets.D is not None else None
+            val = {"metric": t.best_metric, "better": BETTER[t.best_metric], "value": value,
+                   **{k: metrics[k] for k in ("l1", "psnr", "ssim")}}
+            save_weights(self.run.checkpoints / "best.safetensors", nets.G, self.cfg.generator, nets.D, D_cfg,
+                         step=self.step, epoch=self.epoch, config=self.cfg.to_dict(), val=val)
+            self.best_step = self.step
 
 
 def _diverged(step: int, what: str, saved: bool) -> Pix2PixError:

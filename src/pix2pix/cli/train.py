@@ -178,6 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped {len(result.bad_images)} bad image(s):")
         for line in result.bad_images:
             print(f"  {line}")
+    if result.validation:
+        print(result.validation)
     print(f"checkpoint: {result.checkpoint}")
     print(f"samples:    {result.page}")
     print(f"tensorboard --logdir {result.run_dir / 'tensorboard'}")

@@ -1,0 +1,84 @@
+"""Validation during training: val.csv, the best checkpoint by a stated metric, an exact resume that stays
+exact, its bad inputs, and the warnings of a collapsed D or a G whose output stopped varying."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import one_line_error, train_tiny
+from pix2pix.checkpoints import load_checkpoint
+from pix2pix.cli import main
+from pix2pix.runs import read_log
+from pix2pix.validation import BETTER, Validator
+
+
+def test_each_epoch_end_is_scored_and_the_best_is_kept(tmp_path, blocks, tiny, capsys):
+    assert tiny[-2:] == ["--val-every", "0"]
+    run = train_tiny(tmp_path, blocks, tiny[:-2] + ["--best-metric", "psnr", "--val-images", "2"],
+                     "--epochs", "1", "--epochs-decay", "1")
+    rows = read_log(run / "val.csv")
+    assert [r["step"] for r in rows] == [4, 8] and all(r["images"] == 2 for r in rows)
+    best = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert best.meta["val"]["metric"] == "psnr" and best.meta["val"]["better"] == "higher"
+    assert best.meta["val"]["value"] == pytest.approx(max(r["psnr"] for r in rows), abs=1e-5)
+    assert best.meta["step"] == max(rows, key=lambda r: r["psnr"])["step"]
+    out = capsys.readouterr().out
+    assert "validation: 2 run(s) on 2 val images" in out and "best psnr" in out
+
+
+def test_validation_leaves_an_exact_resume_exact(tmp_path, blocks, tiny):
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--val-every", "2", "--seed", "1"]
+    assert main(common + ["--name", "straight", "--max-steps", "7"]) == 0
+    assert main(common + ["--name", "split", "--max-steps", "3"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "runs" / "split"), "--max-steps", "7", "--no-progress"]) == 0
+    a = load_file(str(tmp_path / "runs" / "straight" / "checkpoints" / "latest.safetensors"))
+    b = load_file(str(tmp_path / "runs" / "split" / "checkpoints" / "latest.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in read_log(tmp_path / "runs" / "split" / "val.csv")] == [2, 4, 6]
+
+
+def test_val_every_without_a_val_split_is_one_line(tmp_path, tiny, capsys):
+    from conftest import make_aligned_dataset
+
+    data = make_aligned_dataset(tmp_path / "data", {"train": 4})
+    one_line_error(capsys, main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny,
+                                 "--val-every", "2"]), "has no val split")
+
+
+@pytest.mark.parametrize("metric, values, best", [("l1", [0.3, 0.2, 0.25], 0.2), ("psnr", [20, 23, 22], 23),
+                                                  ("ssim", [0.5, 0.4, 0.6], 0.6)])
+def test_which_way_each_metric_is_better(metric, values, best):
+    v = Validator([], None, 3, 3, None, metric)
+    for x in values:
+        if v.better(x):
+            v.best = x
+    assert v.best == best and BETTER[metric] in ("lower", "higher")
+
+
+def test_a_collapsed_d_or_a_flat_g_is_one_warning_each(capsys):
+    from pix2pix.distributed import World
+    from pix2pix.training import Trainer
+
+    t = object.__new__(Trainer)
+    t.step, t.world = 100, World()
+    for _ in range(7):
+        t._watch({"D": 1e-5, "G": 3.0}, torch.zeros(1, 3, 8, 8))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "discriminator has won" in warnings[0] and "stopped varying" in warnings[1]
+    t2 = object.__new__(Trainer)
+    t2.step, t2.world = 5, World()
+    for _ in range(7):
+        t2._watch({"D": 0.6, "G": 30.0}, torch.rand(1, 3, 8, 8))
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_validation_does_not_change_what_training_draws(tmp_path, blocks, tiny):
+    """Its noise is drawn from a forked RNG: a run with validation ends with the weights of one without."""
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "5"]
+    assert main(common + ["--name", "with", "--val-every", "1"]) == 0
+    assert main(common + ["--name", "without"]) == 0
+    a = load_file(str(tmp_path / "runs" / "with" / "checkpoints" / "latest.safetensors"))
+    b = load_file(str(tmp_path / "runs" / "without" / "checkpoints" / "latest.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
