@@ -170,7 +170,17 @@ class RunFolder:
         steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
                        reverse=True)
         rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
-        write_page(self.web / "index.html", title, rows)
+        write_page(self.web / "index.html", title, rows, intro=self._val_table())
+
+    def _val_table(self) -> str:
+        """The validations so far (val.csv), newest first, as an HTML table for the samples page."""
+        rows = read_log(self.val)
+        if not rows:
+            return ""
+        cells = "".join(f"<tr><td>{int(r['step'])}</td><td>{r['l1']:.4f}</td><td>{r['psnr']:.2f}</td>"
+                        f"<td>{r['ssim']:.4f}</td></tr>" for r in reversed(rows[-20:]))
+        return ("<table class=kv><tr><th>step</th><th>val L1</th><th>PSNR</th><th>SSIM</th></tr>"
+                f"{cells}</table>")
 
     def truncate_log(self, step: int) -> None:
         """Drop rows of losses.csv and val.csv past ``step`` (after a resume they are from a future that was lost)
