@@ -26,6 +26,7 @@ def test_each_epoch_end_is_scored_and_the_best_is_kept(tmp_path, blocks, tiny, c
     assert best.meta["step"] == max(rows, key=lambda r: r["psnr"])["step"]
     out = capsys.readouterr().out
     assert "validation: 2 run(s) on 2 val images" in out and "best psnr" in out
+    assert "<th>val L1</th>" in (run / "web" / "index.html").read_text()  # on the run's page too
 
 
 def test_validation_leaves_an_exact_resume_exact(tmp_path, blocks, tiny):
@@ -82,3 +83,18 @@ def test_validation_does_not_change_what_training_draws(tmp_path, blocks, tiny):
     a = load_file(str(tmp_path / "runs" / "with" / "checkpoints" / "latest.safetensors"))
     b = load_file(str(tmp_path / "runs" / "without" / "checkpoints" / "latest.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_when_validation_costs_too_much_it_scores_fewer_images_and_compares_like_with_like(capsys, monkeypatch):
+    """The first validation finds it costs over a tenth of training: the next ones take fewer images, and the
+    best is chosen among those only (L1 on other images does not compare)."""
+    import pix2pix.validation as validation
+
+    v = Validator(list(range(10)), None, 3, 3, None, "l1")
+    clock = iter([0.0, 5.0])  # the validation takes 5 s
+    monkeypatch.setattr(validation.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(validation, "PairDataset", lambda pairs, *a, **k: [])
+    monkeypatch.setattr(validation, "image_metrics", lambda pairs: {"l1": 0.1, "psnr": 20.0, "ssim": 0.5, "count": 10})
+    metrics = v.score(torch.nn.Identity(), torch.device("cpu"), train_seconds=10.0)
+    assert v.images == 2 and metrics["other_images"] and v.best is None
+    assert "the next ones score the first 2 of 10 val images" in capsys.readouterr().err

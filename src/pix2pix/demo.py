@@ -72,6 +72,8 @@ def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-
            f"(planned to fit {minutes:g} minutes here)...")
     result = train(cfg, progress=progress)
     yield f"trained {result.step} steps ({result.images / result.seconds:.1f} images/s) in {result.seconds:.0f} s"
+    if result.validation:
+        yield result.validation
     results_page = test_split(out, "val", progress=progress)
     metrics = {
         "val_l1": results_l1(out / "results" / "val"),
@@ -80,6 +82,7 @@ def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-
         "train_seconds": round(result.seconds, 1),
         "images_per_s": round(result.images / result.seconds, 2),
         "size": size,
+        **_validation_figures(out),
         "generator": cfg.generator.arch, "ngf": cfg.generator.ngf, "ndf": cfg.discriminator.ndf,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -87,6 +90,18 @@ def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-
     yield (f"val L1 {metrics['val_l1']:.4f} (always predicting the mean training photo: "
            f"{metrics['baseline_l1']:.4f})")
     yield f"page: {out / 'index.html'}"
+
+
+def _validation_figures(out: Path) -> dict:
+    """What validation during training found and cost (from val.csv): the best val L1, at which step, the last
+    one, and the seconds it took in all."""
+    rows = read_log(out / "val.csv")
+    if not rows:
+        return {}
+    best = min(rows, key=lambda r: r["l1"])
+    return {"val_runs": len(rows), "val_seconds": round(sum(r["seconds"] for r in rows), 1),
+            "best_val_l1_during_training": round(best["l1"], 4), "best_step": int(best["step"]),
+            "last_val_l1_during_training": round(rows[-1]["l1"], 4)}
 
 
 def _baseline_l1(cfg: RunConfig) -> float:

@@ -352,7 +352,8 @@ class Trainer:
             torch.manual_seed(process_seed(self.cfg.train.seed, self.world.rank, state.step))
         self.amp.load_state_dict(state.scalers)
         if self.validator is not None:  # the best so far, from the validations before the saved step
-            scores = [r[self.cfg.train.best_metric] for r in read_log(self.run.val) if r["step"] <= state.step]
+            scores = [r[self.cfg.train.best_metric] for r in read_log(self.run.val)
+                      if r["step"] <= state.step and r["images"] == self.validator.images]  # the same images
             for value in scores:
                 if self.validator.better(value):
                     self.validator.best = value
@@ -541,7 +542,7 @@ class Trainer:
         for k in ("l1", "psnr", "ssim"):
             self.run.writer.add_scalar(f"val/{k}", metrics[k], self.step)
         value = metrics[self.cfg.train.best_metric]
-        if self.validator.better(value):
+        if not metrics.get("other_images") and self.validator.better(value):
             self.validator.best = value
             self._check_finite()
             nets, t = self.nets, self.cfg.train

@@ -70,10 +70,12 @@ class Validator:
             keep = max(1, int(self.images * BUDGET * train_seconds / seconds))
             if not self.cut_said:
                 print(f"warning: validation took {seconds:.1f} s against {train_seconds:.1f} s of training; the "
-                      f"next ones score the first {keep} of {self.images} val images (set --val-images or "
-                      "--val-every)", file=sys.stderr)
+                      f"next ones score the first {keep} of {self.images} val images, and the best checkpoint is "
+                      "chosen among those (set --val-images or --val-every)", file=sys.stderr)
                 self.cut_said = True
             self.images = keep
+            self.best = None  # scores of other images do not compare: the next one starts the best afresh
+            metrics["other_images"] = True  # so this score does not become the best either
         return metrics
 
 
