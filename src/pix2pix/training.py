@@ -542,7 +542,7 @@ class Trainer:
         for k in ("l1", "psnr", "ssim"):
             self.run.writer.add_scalar(f"val/{k}", metrics[k], self.step)
         value = metrics[self.cfg.train.best_metric]
-        if not metrics.get("other_images") and self.validator.better(value):
+        if self.validator.better(value):
             self.validator.best = value
             self._check_finite()
             nets, t = self.nets, self.cfg.train

@@ -7,7 +7,8 @@ exactly what it would have without it (an exact resume stays exact). It scores L
 and SSIM (:data:`BETTER`).
 
 Its cost is part of the budget: each validation is timed, and when one costs more than a tenth of the training
-time since the last, the next ones take fewer images (said once).
+time since the last, the next ones take fewer images (said once), and that one is recorded on those images
+too, so that every score in ``val.csv`` and the best compare like with like.
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ class Validator:
             keep = max(1, int(self.images * BUDGET * train_seconds / seconds))
             if not self.cut_said:
                 print(f"warning: validation took {seconds:.1f} s against {train_seconds:.1f} s of training; the "
-                      f"next ones score the first {keep} of {self.images} val images, and the best checkpoint is "
-                      "chosen among those (set --val-images or --val-every)", file=sys.stderr)
+                      f"next ones (and this one's record) score the first {keep} of {self.images} val images (set "
+                      "--val-images or --val-every)", file=sys.stderr)
                 self.cut_said = True
             self.images = keep
-            self.best = None  # scores of other images do not compare: the next one starts the best afresh
-            metrics["other_images"] = True  # so this score does not become the best either
+            # This one is reported on those images too, so that every score and the best compare like with like.
+            metrics = image_metrics(pairs[:keep]) | {"seconds": metrics["seconds"]}
         return metrics
 
 
