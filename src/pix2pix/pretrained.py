@@ -15,7 +15,7 @@ from pathlib import Path
 from .checkpoints import load_reference_checkpoint, save_weights
 from .datasets.download import MAX_BYTES, fetch
 from .errors import Pix2PixError
-from .published import PUBLISHED, home, model_path
+from .published import PUBLISHED, model_path
 
 
 def list_published(folder: Path | None = None) -> list[dict]:
@@ -59,7 +59,3 @@ def download_published(name: str, folder: Path | None = None, url: str | None = 
         raise
     part.unlink(missing_ok=True)
     return out
-
-
-def default_folder() -> Path:
-    return home() / "models"
