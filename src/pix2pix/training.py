@@ -379,6 +379,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
                    dynamic_ncols=True)
         self.start, self.images, self.running, self.running_steps = time.perf_counter(), 0, {}, 0
+        self._validated_at, self.best_step = self.start, None
         interrupted = out_of_time = terminated = False
         try:
             with sigterm_saves():
@@ -414,7 +415,7 @@ class Trainer:
         t = self.cfg.train
         best = f"; best {t.best_metric} {v.best:.4f}" if v.best is not None else ""
         where = f" at step {self.best_step}: {self.run.checkpoints / 'best.safetensors'}" \
-            if getattr(self, "best_step", None) else ""
+            if self.best_step is not None else ""
         return (f"validation: {v.runs} run(s) on {v.images} val images, {v.seconds:.1f} s "
                 f"({100 * v.seconds / max(seconds, 1e-9):.1f}% of this session){best}{where}")
 
@@ -535,7 +536,7 @@ class Trainer:
     def _validate(self) -> None:
         """Score the val split now: val.csv, TensorBoard, and checkpoints/best.safetensors when it is the best."""
         now = time.perf_counter()
-        trained = now - getattr(self, "_validated_at", self.start)
+        trained = now - self._validated_at
         metrics = self.validator.score(self.nets.G, self.device, trained)
         self._validated_at = time.perf_counter()
         append_val(self.run.val, self.step, self.epoch, metrics)
