@@ -174,7 +174,23 @@ def label_image(w: int = 48, h: int = 40) -> np.ndarray:
     arr[5:15, 5:20] = CMP4[2]
     return arr
 
+class Brightness(torch.nn.Module):
+    """A stand-in for the Inception file: one feature, the mean brightness (0..1)."""
 
+    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3)).unsqueeze(1) / 255
+
+
+@pytest.fixture
+def stand_in(tmp_path) -> Path:
+    """A TorchScript file with the Inception file's call, for FID/KID without the real weights."""
+    import warnings
+
+    path = tmp_path / "features.pt"
+    with warnings.catch_warnings():  # TorchScript is deprecated, but the Inception file is TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Brightness()).save(str(path))
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,8 +4,6 @@ and the mean-image baseline."""
 from __future__ import annotations
 
 import json
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,22 +95,6 @@ def test_folders_must_hold_the_same_names_and_sizes(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- FID / KID
-
-
-class Brightness(torch.nn.Module):
-    """A stand-in for the Inception file: one feature, the mean brightness (0..1)."""
-
-    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        return x.mean(dim=(1, 2, 3)).unsqueeze(1) / 255
-
-
-@pytest.fixture
-def stand_in(tmp_path) -> Path:
-    path = tmp_path / "features.pt"
-    with warnings.catch_warnings():  # TorchScript is deprecated, but the Inception file is TorchScript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(Brightness()).save(str(path))
-    return path
 
 
 def test_fid_matches_the_frechet_distance_by_hand(stand_in):

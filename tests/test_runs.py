@@ -191,3 +191,22 @@ def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch, ca
     lock.acquire()
     lock.release()
     assert "cannot lock (No locks available)" in capsys.readouterr().err
+
+
+def test_val_csv_keeps_blank_scores_blank_and_takes_an_older_files_rows(tmp_path):
+    """A val.csv written before the FCN/FID columns gets them (its rows kept); a score that was not computed
+    is a blank cell that readers leave out, and a resume's cut keeps the columns."""
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.val.write_text("step,epoch,l1,psnr,ssim,images,seconds\r\n4,1,0.2,14.0,0.3,2,0.5\r\n")
+    scalars = []
+    run.writer = type("Writer", (), {"add_scalar": lambda self, *a: scalars.append(a[:2])})()
+    run.log_val(8, 2, {"l1": 0.1, "psnr": 15.0, "ssim": 0.4, "fid": 30.0, "count": 2, "seconds": 0.6})
+    rows = read_log(run.val)
+    assert [r["step"] for r in rows] == [4, 8] and "fid" not in rows[0] and rows[1]["fid"] == 30.0
+    assert ("val/fid", 30.0) in scalars and not any(tag == "val/class_iou" for tag, _ in scalars)
+    run.log_val(12, 3, {"l1": 0.1, "psnr": 15.0, "ssim": 0.4, "count": 2, "seconds": 0.6})
+    run.truncate_log(8)
+    assert run.val.read_text().splitlines()[0].split(",")[5:10] == ["per_pixel_acc", "per_class_acc", "class_iou",
+                                                                   "fid", "kid"]
+    assert [r["step"] for r in read_log(run.val)] == [4, 8] and read_log(run.val)[1]["fid"] == 30.0

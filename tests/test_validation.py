@@ -3,15 +3,18 @@ exact, its bad inputs, and the warnings of a collapsed D or a G whose output sto
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import one_line_error, train_tiny
+from conftest import CMP4, make_aligned_dataset, one_line_error, train_tiny
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.runs import read_log
-from pix2pix.validation import BETTER, Validator
+from pix2pix.config import BETTER
+from pix2pix.validation import Validator
 
 
 def test_each_epoch_end_is_scored_and_the_best_is_kept(tmp_path, blocks, tiny, capsys):
@@ -49,7 +52,8 @@ def test_val_every_without_a_val_split_is_one_line(tmp_path, tiny, capsys):
 
 
 @pytest.mark.parametrize("metric, values, best", [("l1", [0.3, 0.2, 0.25], 0.2), ("psnr", [20, 23, 22], 23),
-                                                  ("ssim", [0.5, 0.4, 0.6], 0.6)])
+                                                  ("ssim", [0.5, 0.4, 0.6], 0.6), ("class_iou", [0.2, 0.4, 0.3], 0.4),
+                                                  ("fid", [90.0, 70.0, 80.0], 70.0)])
 def test_which_way_each_metric_is_better(metric, values, best):
     v = Validator([], None, 3, 3, None, metric)
     for x in values:
@@ -101,3 +105,50 @@ def test_when_validation_costs_too_much_it_scores_fewer_images_and_compares_like
     metrics = v.score(torch.nn.Identity(), torch.device("cpu"), train_seconds=10.0)
     assert v.images == 2 and metrics["count"] == scored[-1]  # recorded on the images the next ones score
     assert "score the first 2 of 10 val images" in capsys.readouterr().err
+
+
+def test_the_fcn_score_and_fid_are_validated_and_the_best_is_kept_by_one(tmp_path, tiny, stand_in, capsys):
+    """With --segmenter and --inception each validation also scores the FCN-score and FID/KID, as
+    'pix2pix eval' scores the same checkpoint's val translations; --best-metric class_iou keeps the best by it."""
+    from pix2pix.segmentation import SegmenterConfig, train_segmenter
+
+    data = make_aligned_dataset(tmp_path / "facadeish", {"train": 4, "val": 3}, colours=CMP4)
+    seg = tmp_path / "seg.safetensors"
+    train_segmenter(data, seg, SegmenterConfig(arch="unet_32", ngf=4, size=32), steps=2, progress=False)
+    run = train_tiny(tmp_path, data, tiny[:-2] + ["--direction", "BtoA", "--segmenter", str(seg), "--inception",
+                                                   str(stand_in), "--best-metric", "class_iou", "--val-images", "3"],
+                     "--epochs", "1", "--epochs-decay", "1")
+    rows = read_log(run / "val.csv")
+    assert [r["step"] for r in rows] == [4, 8]
+    assert all({"per_pixel_acc", "per_class_acc", "class_iou", "fid", "kid"} <= set(r) for r in rows)
+    best = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert best.meta["val"]["metric"] == "class_iou" and best.meta["val"]["better"] == "higher"
+    assert best.meta["val"]["value"] == pytest.approx(max(r["class_iou"] for r in rows), abs=1e-5)
+    assert "best class_iou" in capsys.readouterr().out
+    # The last validation scored the final weights: 'pix2pix eval' of the run, same seed, finds the same figures
+    # (up to its outputs being written as 8-bit PNGs first).
+    assert main(["eval", "--run", str(run), "--split", "val", "--seed", "0", "--segmenter", str(seg),
+                 "--inception", str(stand_in), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert rows[-1]["l1"] == pytest.approx(got["l1"], abs=2e-3)
+    assert rows[-1]["class_iou"] == pytest.approx(got["fcn"]["class_iou"], abs=0.02)
+    assert rows[-1]["fid"] == pytest.approx(got["fid"], rel=0.05, abs=1e-4)
+    assert "val/class_iou" in _tensorboard_tags(run)
+
+
+def _tensorboard_tags(run) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_a_best_metric_without_what_it_needs_is_one_line(tmp_path, blocks, tiny, capsys):
+    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny[:-2]]
+    one_line_error(capsys, main(common + ["--best-metric", "class_iou"]),
+                   "--best-metric class_iou needs --segmenter")
+    one_line_error(capsys, main(common + ["--best-metric", "fid"]), "--best-metric fid needs --inception")
+    one_line_error(capsys, main(common + ["--segmenter", str(tmp_path / "nope.safetensors")]), "no such segmenter")
+    one_line_error(capsys, main(common + ["--inception", str(tmp_path / "nope.pt")]), "nope.pt is not a file")
+    assert not (tmp_path / "runs" / "blocks" / "config.json").exists()

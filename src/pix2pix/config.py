@@ -129,6 +129,16 @@ class LossConfig:
         return self.objective.startswith("l1")
 
 
+# The validation scores --best-metric may keep the best checkpoint by: which way each is better, and the option
+# that the ones beyond L1, PSNR and SSIM need.
+BETTER = {"l1": "lower", "psnr": "higher", "ssim": "higher", "per_pixel_acc": "higher", "per_class_acc": "higher",
+          "class_iou": "higher", "fid": "lower", "kid": "lower"}
+NEEDS = {"per_pixel_acc": "segmenter", "per_class_acc": "segmenter", "class_iou": "segmenter", "fid": "inception",
+         "kid": "inception"}
+NEEDS_HOW = {"segmenter": "a segmenter file: make one with 'pix2pix segmenter train'",
+             "inception": "inception-2015-12-05.pt, StyleGAN2-ADA's metrics file"}
+
+
 @dataclass
 class TrainConfig:
     objective: str = option("l1+cgan", "loss terms (the rows of the paper's Table 1)", choices=OBJECTIVES)
@@ -162,8 +172,13 @@ class TrainConfig:
                                    "a val split; 0: none)", check="non_negative", resumable=True)
     val_images: int | None = option(None, "validate on the first K val images (default: all, fewer when that "
                                     "would cost over a tenth of the training time)", check="positive", resumable=True)
-    best_metric: str = option("l1", "keep checkpoints/best.safetensors by this val score (l1: lower is better; "
-                              "psnr, ssim: higher)", choices=("l1", "psnr", "ssim"))
+    best_metric: str = option("l1", "keep checkpoints/best.safetensors by this val score (l1, fid, kid: lower is "
+                              "better; psnr, ssim and the FCN-scores per_pixel_acc, per_class_acc, class_iou: "
+                              "higher)", choices=tuple(BETTER))
+    segmenter: str | None = option(None, "a segmenter file ('pix2pix segmenter train'): validation adds the "
+                                   "FCN-score", resumable=True)
+    inception: str | None = option(None, "a TorchScript Inception file (inception-2015-12-05.pt): validation adds "
+                                   "FID and KID", resumable=True)
     fast: bool = option(True, "", flag=None, resumable=True, switches=(
         ("--no-fast", False, "the plain fp32 eager step instead of the fast path (bf16 autocast, fused Adam, ...)"),))
 
@@ -279,6 +294,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
     _check_architectures(cfg)
     if data.preprocess == "resize_and_crop" and data.crop_size > data.load_size:
         raise Pix2PixError(f"--crop-size {data.crop_size} is larger than --load-size {data.load_size}")
+    need = NEEDS.get(cfg.train.best_metric)
+    if need and getattr(cfg.train, need) is None:
+        raise Pix2PixError(f"--best-metric {cfg.train.best_metric} needs {flag_of('train', need)} FILE "
+                           f"({NEEDS_HOW[need]})")
     if cfg.train.epochs + cfg.train.epochs_decay == 0:
         raise Pix2PixError("--epochs and --epochs-decay are both 0: nothing to train")
     return cfg

@@ -24,6 +24,13 @@ from .errors import Pix2PixError
 from .webpage import write_page
 
 SAMPLE_NAMES = ("input", "output", "target")
+# val.csv: one row per validation (pix2pix.validation). The FCN-scores and FID/KID are blank when no segmenter or
+# Inception file was given.
+VAL_OPTIONAL = ("per_pixel_acc", "per_class_acc", "class_iou", "fid", "kid")
+VAL_FIELDS = ("step", "epoch", "l1", "psnr", "ssim", *VAL_OPTIONAL, "images", "seconds")
+VAL_COLUMNS = {"step": ("step", ".0f"), "l1": ("val L1", ".4f"), "psnr": ("PSNR", ".2f"), "ssim": ("SSIM", ".4f"),
+               "per_pixel_acc": ("FCN per-pixel acc.", ".3f"), "per_class_acc": ("FCN per-class acc.", ".3f"),
+               "class_iou": ("FCN class IoU", ".3f"), "fid": ("FID", ".2f"), "kid": ("KID", ".4f")}  # the page's
 
 
 class RunLock:
@@ -99,7 +106,7 @@ class RunFolder:
         self.checkpoints = self.path / "checkpoints"
         self.web = self.path / "web"
         self.losses = self.path / "losses.csv"
-        self.val = self.path / "val.csv"  # one row per validation (pix2pix.validation)
+        self.val = self.path / "val.csv"  # VAL_FIELDS
         self.config = self.path / "config.json"
         self.lock = RunLock(self.path)
         self.writer = None  # TensorBoard, between open() and close()
@@ -158,6 +165,26 @@ class RunFolder:
                 out.writeheader()
             out.writerow(row)
 
+    def log_val(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        """One validation: a row of val.csv and its scores in TensorBoard (``val/l1``, ...). A val.csv written
+        with other columns (by an older version) is rewritten with these."""
+        scores = {k: round(float(metrics[k]), 6) for k in VAL_FIELDS[2:-2] if k in metrics}
+        for k, v in scores.items():
+            self.writer.add_scalar(f"val/{k}", v, step)
+        row = {"step": step, "epoch": epoch, **scores, "images": int(metrics["count"]), "seconds": metrics["seconds"]}
+        with self.val.open("a+", newline="") as f:
+            f.seek(0)
+            header = f.readline().strip()
+            old = []
+            if header and header.split(",") != list(VAL_FIELDS):
+                old = list(csv.DictReader([header, *f.read().splitlines()]))
+                f.seek(0)
+                f.truncate()
+            out = csv.DictWriter(f, fieldnames=list(VAL_FIELDS), restval="", extrasaction="ignore")
+            if not header or old:
+                out.writeheader()
+            out.writerows(old + [row])
+
     def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
         """(C, H, W) input, output and target of one step: in TensorBoard side by side when their channel counts
         agree, and as PNGs on the web page of every step's samples (rewritten, newest first)."""
@@ -177,10 +204,11 @@ class RunFolder:
         rows = read_log(self.val)
         if not rows:
             return ""
-        cells = "".join(f"<tr><td>{int(r['step'])}</td><td>{r['l1']:.4f}</td><td>{r['psnr']:.2f}</td>"
-                        f"<td>{r['ssim']:.4f}</td></tr>" for r in reversed(rows[-20:]))
-        return ("<table class=kv><tr><th>step</th><th>val L1</th><th>PSNR</th><th>SSIM</th></tr>"
-                f"{cells}</table>")
+        columns = [k for k in VAL_COLUMNS if any(k in r for r in rows)]
+        head = "".join(f"<th>{VAL_COLUMNS[k][0]}</th>" for k in columns)
+        cells = "".join("<tr>" + "".join(f"<td>{format(r[k], VAL_COLUMNS[k][1]) if k in r else ''}</td>"
+                                         for k in columns) + "</tr>" for r in reversed(rows[-20:]))
+        return f"<table class=kv><tr>{head}</tr>{cells}</table>"
 
     def truncate_log(self, step: int) -> None:
         """Drop rows of losses.csv and val.csv past ``step`` (after a resume they are from a future that was lost)
@@ -197,16 +225,19 @@ def _truncate(path: Path, step: int) -> None:
               f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)", file=sys.stderr)
     if bad or (rows and rows[-1]["step"] > step):
         kept = [r for r in rows if r["step"] <= step]
+        with path.open(newline="") as f:
+            fields = next(csv.reader(f), None) or list(kept[0] if kept else [])
         with path.open("w", newline="") as f:
             if kept:
-                out = csv.DictWriter(f, fieldnames=list(kept[0]))
+                out = csv.DictWriter(f, fieldnames=fields, restval="")
                 out.writeheader()
                 out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()} for r in kept)
 
 
 def read_log(path: Path, bad: list[int] | None = None) -> list[dict[str, float]]:
-    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term), as numbers. A row
-    that is not numbers, or is short of fields, is skipped (its line number goes into ``bad``)."""
+    """The rows of a run's ``losses.csv`` (step, epoch, lr, images_per_s and each loss term) or ``val.csv``, as
+    numbers. A row that is not numbers, or is short of fields, is skipped (its line number goes into ``bad``);
+    a blank cell (in val.csv, a score that was not computed) is left out of its row."""
     if not path.exists():
         return []
     rows = []
@@ -216,7 +247,7 @@ def read_log(path: Path, bad: list[int] | None = None) -> list[dict[str, float]]
             try:
                 if None in row or None in row.values():
                     raise ValueError("the row's field count")
-                rows.append({k: float(v) for k, v in row.items()})
+                rows.append({k: float(v) for k, v in row.items() if v != ""})
             except ValueError:
                 if bad is not None:
                     bad.append(reader.line_num)

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .checkpoints import RunState, load_checkpoint, load_into, load_latest, save_latest, save_weights
-from .config import LossConfig, RunConfig, resolve
+from .config import BETTER, LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
 from .data import scan_split
 from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, own_rng_state,
@@ -34,7 +34,7 @@ from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
 from .runs import RunFolder, read_log
-from .validation import BETTER, Validator, append_val
+from .validation import Validator
 from .speed import (FP32, Precision, Speed, adam, compiled, configure, fast_path, load_adam, prepare, resolve_device,
                     to_device)
 
@@ -216,6 +216,7 @@ class Trainer:
         if not resume and self.run.holds_a_run():
             raise Pix2PixError(f"{self.run.path} already holds a run; continue it with --resume {self.run.path}, "
                                "or choose another --name")
+        self.validator = self._validator()  # before anything is written: its files may be missing
         if self.world.main:
             self.run.make()
         self.bad_images: list[str] = []
@@ -249,15 +250,18 @@ class Trainer:
         self.data = TrainingBatches(pairs, cfg.data, g.in_channels, g.out_channels, cfg.train.seed, self.device,
                                     cfg.train.fast, share=share, bad_images=bool(self.bad_images))
         self.steps_per_epoch = math.ceil(len(pairs) / (batch * self.world.size))
-        self.validator = self._validator(g)
         self.total_epochs = cfg.train.epochs + cfg.train.epochs_decay
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if cfg.train.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.train.max_steps)
 
-    def _validator(self, g) -> Validator | None:
-        """The val split's scorer, when there is one to score (only the main process validates)."""
-        t = self.cfg.train
+    def _validator(self) -> Validator | None:
+        """The val split's scorer, when there is one to score (only the main process validates), with the
+        segmenter and Inception file it was given."""
+        from .evaluation import InceptionFeatures
+        from .segmentation import Segmenter
+
+        t, g = self.cfg.train, self.cfg.generator
         try:
             val_pairs, _ = scan_split(Path(self.cfg.data.root), "val")
         except Pix2PixError:  # no val folder
@@ -267,7 +271,10 @@ class Trainer:
                                "one with 'pix2pix datasets split', or leave --val-every out)")
         if t.val_every == 0 or not val_pairs or not self.world.main:
             return None
-        return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric)
+        segmenter = Segmenter.load(Path(t.segmenter), device=self.device) if t.segmenter else None
+        features = InceptionFeatures(Path(t.inception)).to(self.device) if t.inception else None
+        return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric,
+                         segmenter, features)
 
     def _wrap(self) -> None:
         """What the step runs: DistributedDataParallel under torchrun, compiled on the fast path where it pays."""
@@ -352,8 +359,9 @@ class Trainer:
             torch.manual_seed(process_seed(self.cfg.train.seed, self.world.rank, state.step))
         self.amp.load_state_dict(state.scalers)
         if self.validator is not None:  # the best so far, from the validations before the saved step
-            scores = [r[self.cfg.train.best_metric] for r in read_log(self.run.val)
-                      if r["step"] <= state.step and r["images"] == self.validator.images]  # the same images
+            metric = self.cfg.train.best_metric
+            scores = [r[metric] for r in read_log(self.run.val)  # on the same images
+                      if r["step"] <= state.step and r["images"] == self.validator.images and metric in r]
             for value in scores:
                 if self.validator.better(value):
                     self.validator.best = value
@@ -539,9 +547,7 @@ class Trainer:
         trained = now - self._validated_at
         metrics = self.validator.score(self.nets.G, self.device, trained)
         self._validated_at = time.perf_counter()
-        append_val(self.run.val, self.step, self.epoch, metrics)
-        for k in ("l1", "psnr", "ssim"):
-            self.run.writer.add_scalar(f"val/{k}", metrics[k], self.step)
+        self.run.log_val(self.step, self.epoch, metrics)
         value = metrics[self.cfg.train.best_metric]
         if self.validator.better(value):
             self.validator.best = value
@@ -549,7 +555,7 @@ class Trainer:
             nets, t = self.nets, self.cfg.train
             D_cfg = self.cfg.discriminator if nets.D is not None else None
             val = {"metric": t.best_metric, "better": BETTER[t.best_metric], "value": value,
-                   **{k: metrics[k] for k in ("l1", "psnr", "ssim")}}
+                   **{k: metrics[k] for k in BETTER if k in metrics}}
             save_weights(self.run.checkpoints / "best.safetensors", nets.G, self.cfg.generator, nets.D, D_cfg,
                          step=self.step, epoch=self.epoch, config=self.cfg.to_dict(), val=val)
             self.best_step = self.step

@@ -116,7 +116,15 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     cfg.out = args.out or "runs"
     if cfg.train.init_from:
         take_architecture(cfg, given(args))
+    absolute_files(cfg)
     return C.resolve(cfg)
+
+
+def absolute_files(cfg: C.RunConfig) -> None:
+    """The validation's segmenter and Inception file as absolute paths, so that --resume finds them anywhere."""
+    for name in ("segmenter", "inception"):
+        if getattr(cfg.train, name):
+            setattr(cfg.train, name, str(Path(getattr(cfg.train, name)).resolve()))
 
 
 def take_architecture(cfg: C.RunConfig, values: dict) -> None:
@@ -153,6 +161,7 @@ def resumed_config(args: argparse.Namespace) -> C.RunConfig:
         allowed = ", ".join(C.flag_of(*key) for key, m in META.items() if m["resumable"])
         raise Pix2PixError(f"{changed[0]} cannot change when resuming {run_dir}; only {allowed} can")
     apply_flags(cfg, values)
+    absolute_files(cfg)
     cfg.out, cfg.name = str(run_dir.parent), run_dir.name
     return C.resolve(cfg)
 
