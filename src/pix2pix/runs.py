@@ -165,9 +165,10 @@ class RunFolder:
                 out.writeheader()
             out.writerow(row)
 
-    def log_val(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
-        """One validation: a row of val.csv and its scores in TensorBoard (``val/l1``, ...). A val.csv written
-        with other columns (by an older version) is rewritten with these."""
+    def log_val(self, step: int, epoch: int, metrics: dict[str, float]) -> dict[str, float]:
+        """One validation: a row of val.csv and its scores in TensorBoard (``val/l1``, ...); returns the scores
+        as recorded (rounded), so that what is said of them agrees with the file. A val.csv written with other
+        columns (by an older version) is rewritten with these."""
         scores = {k: round(float(metrics[k]), 6) for k in VAL_FIELDS[2:-2] if k in metrics}
         for k, v in scores.items():
             self.writer.add_scalar(f"val/{k}", v, step)
@@ -184,6 +185,7 @@ class RunFolder:
             if not header or old:
                 out.writeheader()
             out.writerows(old + [row])
+        return scores
 
     def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
         """(C, H, W) input, output and target of one step: in TensorBoard side by side when their channel counts

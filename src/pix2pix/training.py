@@ -547,7 +547,7 @@ class Trainer:
         trained = now - self._validated_at
         metrics = self.validator.score(self.nets.G, self.device, trained)
         self._validated_at = time.perf_counter()
-        self.run.log_val(self.step, self.epoch, metrics)
+        metrics = self.run.log_val(self.step, self.epoch, metrics)
         value = metrics[self.cfg.train.best_metric]
         if self.validator.better(value):
             self.validator.best = value
