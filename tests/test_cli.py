@@ -97,7 +97,7 @@ def test_truncated_odd_width_and_non_image_files(tmp_path, blocks, tiny, capsys)
     (blocks / "train" / "odd.png").unlink()
     (blocks / "train" / "notes.txt").write_text("hello")
     code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "r"), "--max-steps", "8", *tiny])
-    _one_line_error(capsys, code, "notes.txt: not an image file")
+    _one_line_error(capsys, code, "notes.txt: not an image or array file")
 
 
 def test_unwritable_output_folder(tmp_path, blocks, tiny, capsys):

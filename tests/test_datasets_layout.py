@@ -42,7 +42,7 @@ def test_combine_flat_folders_pairs_by_name_into_train(tmp_path):
     text = "\n".join(report.problems)
     assert "only_a.png: no B image" in text and "only_b.png: no A image" in text
     assert "big.png: A is 8x8 but its B image" in text and "is 8x16" in text
-    assert "notes.txt: not an image file" in text
+    assert "notes.txt: not an image or array file" in text
     assert len(report.problems) == 4
 
     pairs, problems = scan_split(tmp_path / "out", "train")

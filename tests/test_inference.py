@@ -15,7 +15,7 @@ from conftest import make_pair
 from conftest import train_tiny as _train
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
-from pix2pix.data import to_tensor
+from pix2pix.rasters import to_tensor
 from pix2pix.inference import Translator, exportable, per_image, set_test_mode
 from pix2pix.networks import build_generator, init_weights
 

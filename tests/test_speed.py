@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import make_pair, one_line_error
 from pix2pix.cli import main
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-from pix2pix.data import to_tensor
+from pix2pix.rasters import to_tensor
 from pix2pix.inference import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.speed import PLAIN, Precision, Speed, adam, fast_path, inference_path

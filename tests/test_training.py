@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from conftest import make_pair, one_line_error, train_tiny
 from pix2pix.cli import main
-from pix2pix.data import to_tensor
+from pix2pix.rasters import to_tensor
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.training import lr_factor, train_step

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 
 from .config import DataConfig
-from .data import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, resize_pair, to_unit
+from .data import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, resize_pair
+from .rasters import Raster, as_array
+from .units import EIGHT_BIT, Scales
 from .errors import Pix2PixError
 from .speed import device_free_bytes
 
@@ -67,18 +68,22 @@ class EpochSampler(Sampler):
 
 
 class PreloadedPairs:
-    """The training split decoded and resized once and held as uint8 on the training device (``--preload``);
+    """The training split decoded and resized once and held on the training device (``--preload``: 8-bit data
+    as uint8, other data as float32 in its units), scaled to [-1, 1] batch by batch;
     each batch is cropped and flipped there with the draws :class:`PairDataset` makes, from (seed, epoch,
     index), so the batches are bit-identical to the loader's, without decoding or worker processes."""
 
     def __init__(self, pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
-                 device: torch.device, threads: int = 4):
+                 device: torch.device, threads: int = 4, scales: Scales = EIGHT_BIT):
         from concurrent.futures import ThreadPoolExecutor  # Pillow releases the GIL while decoding
 
-        self.pairs, self.cfg, self.seed, self.device = pairs, cfg, seed, device
+        self.pairs, self.cfg, self.seed, self.device, self.scales = pairs, cfg, seed, device, scales
 
         def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-            a, b = resize_pair(*load_pair(pair, cfg.direction, in_channels, out_channels), cfg, train=True)
+            a, b = load_pair(pair, cfg.direction, in_channels, out_channels)
+            scales.input.check(as_array(a), pair.a)
+            scales.output.check(as_array(b), pair.b or pair.a)
+            a, b = resize_pair(a, b, cfg, train=True)
             return _chw(a), _chw(b)
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -112,13 +117,15 @@ class PreloadedPairs:
                     a, b = a.flip(-1), b.flip(-1)
                 a_list.append(a)
                 b_list.append(b)
-            yield {"A": to_unit(torch.stack(a_list)), "B": to_unit(torch.stack(b_list)), "errors": [],
+            yield {"A": self.scales.input.to_unit(torch.stack(a_list)),
+                   "B": self.scales.output.to_unit(torch.stack(b_list)), "errors": [],
                    "paths": [str(self.pairs[i].a) for i in chosen]}
 
 
-def _chw(img: Image.Image) -> np.ndarray:
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+def _chw(x: Raster) -> np.ndarray:
+    """(C, H, W): uint8 for 8-bit data, float32 units for any other."""
+    arr = as_array(x)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.uint8 if arr.dtype == np.uint8 else np.float32)
 
 
 def make_loader(dataset: PairDataset, batch_size: int, workers: int, sampler: Sampler | None = None,
@@ -137,12 +144,14 @@ class TrainingBatches:
     with its place in its epoch, so that the loop can count steps and mark epoch ends without knowing which."""
 
     def __init__(self, pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
-                 device: torch.device, fast: bool, share=None, bad_images: bool = False):
+                 device: torch.device, fast: bool, share=None, bad_images: bool = False,
+                 scales: Scales = EIGHT_BIT):
         self.cfg = cfg
         self.sampler = EpochSampler(len(pairs), seed, share=share)
-        self.preloaded = None if bad_images else _preload(pairs, cfg, in_channels, out_channels, seed, device, fast)
+        self.preloaded = None if bad_images else _preload(pairs, cfg, in_channels, out_channels, seed, device, fast,
+                                                          scales)
         if self.preloaded is None:
-            dataset = PairDataset(pairs, cfg, in_channels, out_channels, train=True, seed=seed)
+            dataset = PairDataset(pairs, cfg, in_channels, out_channels, train=True, seed=seed, scales=scales)
             self.loader = make_loader(dataset, cfg.batch_size, cfg.workers, self.sampler,
                                       pin_memory=device.type == "cuda")
 
@@ -174,7 +183,7 @@ class TrainingBatches:
 
 
 def _preload(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int, seed: int,
-             device: torch.device, fast: bool) -> PreloadedPairs | None:
+             device: torch.device, fast: bool, scales: Scales) -> PreloadedPairs | None:
     """The training split held on the device when --preload says so, or (auto) on the fast path when it
     takes at most a quarter of the device's free memory (an eighth of RAM on the CPU)."""
     if cfg.preload == "no" or (cfg.preload == "auto" and not fast):
@@ -191,7 +200,8 @@ def _preload(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels:
                                f"{device.type}, more than it can spare; use --preload auto or no")
         return None
     try:
-        return PreloadedPairs(pairs, cfg, in_channels, out_channels, seed, device, threads=max(1, cfg.workers))
+        return PreloadedPairs(pairs, cfg, in_channels, out_channels, seed, device, threads=max(1, cfg.workers),
+                              scales=scales)
     except Pix2PixError:
         if cfg.preload == "yes":
             raise

@@ -30,11 +30,12 @@ from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, section_fro
 from .errors import Pix2PixError
 from .networks import build_discriminator, build_generator
 from .published import resolve_published
+from .units import EIGHT_BIT, Scales
 
 FORMAT = "pix2pix/1"
 # Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
 METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published",
-                 "val"}
+                 "val", "scales"}
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -155,13 +156,14 @@ def _load_failure(e: Exception) -> str:
 
 
 def save_latest(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
-                D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, snapshot: str | None = None) -> Path:
+                D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, snapshot: str | None = None,
+                scales: Scales = EIGHT_BIT) -> Path:
     """Write ``latest.safetensors`` and its ``state_STEP.pt`` (and a snapshot ``SNAPSHOT.safetensors``).
 
     The state file is named by its step and the weights name theirs: a crash between the two writes leaves the
     previous weights pointing at the previous state, which is deleted only afterwards."""
     latest = ckpt_dir / "latest.safetensors"
-    meta = dict(step=state.step, epoch=state.epoch, config=config)
+    meta = dict(step=state.step, epoch=state.epoch, config=config, scales=scales.to_dict())
     state_path = ckpt_dir / f"state_{state.step:08d}.pt"
     save_state(state_path, state)
     save_weights(latest, G, G_cfg, D, D_cfg, state=state_path.name, **meta)
@@ -189,6 +191,12 @@ class Checkpoint:
     discriminator_state: dict[str, torch.Tensor] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def scales(self) -> Scales:
+        """How its generator's input and output map to [-1, 1] (8-bit for files from before scalings were
+        stored, and for the reference's)."""
+        return _scales(self.meta, self.path)
 
     def build_generator(self) -> nn.Module:
         G = build_generator(self.generator)
@@ -263,8 +271,26 @@ def load_checkpoint(path: Path) -> Checkpoint:
     D_cfg = section_from_dict(DiscriminatorConfig, D_json, str(path), "discriminator") if D_json else None
     if meta.get("config") is not None:
         RunConfig.from_dict(meta["config"], f"{path} (its run configuration)")  # unknown keys are one line
+    _scales(meta, path).fits(G_cfg.in_channels, G_cfg.out_channels, path)
     split = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return Checkpoint(G_cfg, split("generator."), D_cfg, split("discriminator."), meta, path)
+
+
+def _scales(meta: dict, path: Path | None) -> Scales:
+    return Scales.from_dict(meta["scales"], str(path)) if meta.get("scales") else EIGHT_BIT
+
+
+def checkpoint_scales(path: Path) -> Scales:
+    """A checkpoint's scalings, from its metadata alone (no weights are read)."""
+    path = resolve_checkpoint_path(path)
+    if path.suffix in (".pth", ".pt"):
+        return EIGHT_BIT
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return _scales({"scales": json.loads(metadata.get("scales", "null"))}, path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
 
 
 # ------------------------------------------------------------------------------------- reference

@@ -24,6 +24,7 @@ import torch
 
 from .errors import Pix2PixError
 from .networks import build_discriminator, build_generator, canonical_discriminator
+from .units import NORMALIZE
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -104,6 +105,11 @@ class DataConfig:
     # fits (a quarter of free GPU memory, an eighth of RAM), "yes", or "no" (loader processes).
     preload: str = option("auto", "hold the decoded training split on the device: auto (fast path, when it "
                           "fits), yes, no", choices=PRELOAD, resumable=True)
+    # How each side's values map to [-1, 1] (pix2pix.units): the statistics are computed over the training
+    # split when a run starts and stored in every checkpoint.
+    normalize: str = option("auto", "how values map to [-1, 1]: auto (8- and 16-bit images: their full range; "
+                            "other data: minmax), minmax, meanstd (per channel, over the training split), none",
+                            choices=NORMALIZE)
 
 
 @dataclass(frozen=True)
@@ -346,15 +352,15 @@ def _check_section(section: str, values) -> None:
                 raise Pix2PixError(f"{flag}: must be {says}, not {value}")
 
 
-IMAGE_CHANNELS = (1, 3, 4)  # what an image file holds: L, RGB, RGBA (data.MODES)
+MAX_CHANNELS = 1024  # bands of an array; an image file holds 1, 3 or 4 (pix2pix.rasters)
 
 
 def _check_architectures(cfg: RunConfig) -> None:
     """Build both networks on the meta device (nothing is allocated): an unknown or malformed name is one line;
     then run a training batch through them there, so that an image too small for them is one line too."""
     for flag, channels in (("--in-channels", cfg.generator.in_channels), ("--out-channels", cfg.generator.out_channels)):
-        if channels not in IMAGE_CHANNELS:
-            raise Pix2PixError(f"{flag} {channels}: image files hold 1 (grayscale), 3 (RGB) or 4 (RGBA) channels")
+        if channels > MAX_CHANNELS:
+            raise Pix2PixError(f"{flag} {channels}: at most {MAX_CHANNELS} channels")
     with torch.device("meta"):
         build_generator(cfg.generator), build_discriminator(cfg.discriminator)
     size = training_size(cfg.data)

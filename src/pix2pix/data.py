@@ -19,18 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .config import DataConfig
 from .errors import Pix2PixError
+from .rasters import (DATA_EXTS, MODES, Raster, as_array, crop, flip, read_raster, resize, size_of, split_ab,
+                      to_tensor)
+from .units import EIGHT_BIT, Scales, choose_scale, from_unit
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 IGNORED = {"Thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
-MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
-# The largest image decoded: Pillow's decompression-bomb threshold, where it only warns, made an error here.
-MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 @dataclass(frozen=True)
@@ -43,57 +42,23 @@ class Pair:
 
 
 def open_image(path: Path, channels: int) -> Image.Image:
-    """Decode ``path`` fully and convert it to 1 (L), 3 (RGB) or 4 (RGBA) channels; 16-bit is scaled to 8."""
-    if channels not in (1, 3, 4):
+    """An image file as an 8-bit Pillow image of 1 (L), 3 (RGB) or 4 (RGBA) channels, for what takes only
+    images (the app's samples, ``datasets combine``): a 16-bit grayscale image is scaled to 8 bits (0..65535
+    onto 0..255) and a float one taken as 0..1."""
+    if channels not in MODES:
         raise Pix2PixError(f"image files hold 1, 3 or 4 channels, not {channels}; set --in-channels/--out-channels")
-    try:
-        with Image.open(path) as im:
-            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:  # from the header, before decoding
-                w, h = im.size
-                raise Pix2PixError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the "
-                                   f"{MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit for an image here (a "
-                                   "decompression bomb, or a scan to tile first?)")
-            im.load()
-            img = im.copy()
-    except FileNotFoundError:
-        raise Pix2PixError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-        raise Pix2PixError(f"{path}: not a readable image ({_reason(e)})") from None
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # 16-bit integer images (Pillow's I;16 and I modes) map 0..65535 onto 0..255 whatever their content;
-        # float images are taken as 0..1.
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 255.0 if img.mode == "F" else 255.0 / 65535.0
-        img = Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
-    return img.convert(MODES[channels])
-
-
-def _reason(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text.replace(" (probably truncated)", "")
-
-
-# The one pixel mapping pair, with the reference's arithmetic (its checkpoints give its outputs bit for bit).
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float32 in [-1, 1]: (x / 255 - 0.5) / 0.5."""
-    return (x.float().div(255) - 0.5) / 0.5
-
-
-def from_unit(y: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> uint8 pixels: (y + 1) / 2 * 255, clamped and truncated."""
-    return ((y.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image -> (C, H, W) float in [-1, 1] (:func:`to_unit`)."""
-    t = to_unit(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()))
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    x = read_raster(path, None)
+    if isinstance(x, np.ndarray):
+        if x.shape[2] != 1:
+            raise Pix2PixError(f"{path}: {x.shape[2]} channels of {x.dtype}, not an image of 1, 3 or 4 8-bit "
+                               "channels")
+        scale = 255.0 if x.dtype.kind == "f" else 255.0 / 65535.0
+        x = Image.fromarray(np.clip(x[:, :, 0].astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    return x.convert(MODES[channels])
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
-    """(C, H, W) in [-1, 1] -> PIL image (:func:`from_unit`)."""
+    """(C, H, W) in [-1, 1] -> 8-bit PIL image (:func:`pix2pix.units.from_unit`)."""
     arr = from_unit(t.cpu()).permute(1, 2, 0).numpy()
     channels = arr.shape[2]
     if channels not in (1, 3, 4):
@@ -101,30 +66,24 @@ def to_image(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr[:, :, 0] if channels == 1 else arr, MODES[channels])
 
 
-def split_ab(img: Image.Image, path: Path) -> tuple[Image.Image, Image.Image]:
-    w, h = img.size
-    if w % 2:
-        raise Pix2PixError(f"{path}: width {w} is odd, so it cannot be split into equal A|B halves; "
-                           "an aligned image holds A on the left and B on the right")
-    return img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))
-
-
 # ------------------------------------------------------------------------------------ discovery
 
 
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTS
+def is_data_file(path: Path) -> bool:
+    """An image, TIFF or .npy file (:mod:`pix2pix.rasters`)."""
+    return path.suffix.lower() in DATA_EXTS
 
 
 def list_images(folder: Path, unique_stems: bool = False) -> tuple[list[Path], list[str]]:
-    """The image files directly in ``folder`` (sorted) and one problem line per stray file, or per image
-    whose name without extension repeats another's when ``unique_stems`` (pairing by name needs that)."""
+    """The data files (images, TIFFs, arrays) directly in ``folder`` (sorted) and one problem line per stray
+    file, or per file whose name without extension repeats another's when ``unique_stems`` (pairing by name
+    needs that)."""
     images, problems, stems = [], [], {}
     for p in sorted(folder.iterdir()):
         if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
             continue
-        if not is_image_file(p):
-            problems.append(f"{p}: not an image file (expected {', '.join(sorted(IMAGE_EXTS))})")
+        if not is_data_file(p):
+            problems.append(f"{p}: not an image or array file (expected {', '.join(sorted(DATA_EXTS))})")
         elif unique_stems and p.stem in stems:
             problems.append(f"{p}: another image has the same name ({stems[p.stem].name}), so pairing by name "
                             "is ambiguous; rename or remove one")
@@ -193,53 +152,96 @@ def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3) -> tu
     return count, problems
 
 
-def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int) -> tuple[Image.Image, Image.Image]:
-    """(input, target) images of a pair, in the training direction."""
-    src_ch, dst_ch = (in_channels, out_channels) if direction == "AtoB" else (out_channels, in_channels)
+def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int) -> tuple[Raster, Raster]:
+    """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
+    (:func:`pix2pix.rasters.read_raster`) with the model's channels."""
+    a_ch, b_ch = (in_channels, out_channels) if direction == "AtoB" else (out_channels, in_channels)
+    a_flag, b_flag = ("--in-channels", "--out-channels")[::1 if direction == "AtoB" else -1]
     if pair.b is None:
-        # One decode serves both halves (in the richest mode either needs); each is then converted.
-        a, b = split_ab(open_image(pair.a, max(src_ch, dst_ch)), pair.a)
-        a, b = a.convert(MODES[src_ch]), b.convert(MODES[dst_ch])
+        whole = read_raster(pair.a, None)
+        if isinstance(whole, Image.Image):
+            # One decode serves both halves (in the richest mode either needs); each is then converted.
+            if a_ch not in MODES or b_ch not in MODES:
+                raise Pix2PixError(f"{pair.a}: an 8-bit image holds 1, 3 or 4 channels, not {max(a_ch, b_ch)}; "
+                                   "give data of more bands as .npy or TIFF")
+            a, b = split_ab(whole.convert(MODES[max(a_ch, b_ch)]), pair.a)
+            a, b = a.convert(MODES[a_ch]), b.convert(MODES[b_ch])
+        else:
+            a, b = split_ab(whole, pair.a)
+            for half, channels, flag in ((a, a_ch, a_flag), (b, b_ch, b_flag)):
+                if half.shape[2] != channels:
+                    raise Pix2PixError(f"{pair.a}: {half.shape[2]} channel(s) in each half, and {flag} is "
+                                       f"{channels} (the halves of an aligned array share its channels: use "
+                                       "the two-folder layout for sides of different channels)")
     else:
-        a, b = open_image(pair.a, src_ch), open_image(pair.b, dst_ch)
-        if a.size != b.size:
-            raise Pix2PixError(f"{pair.a}: size {a.size[0]}x{a.size[1]} differs from its B image {pair.b} "
-                               f"({b.size[0]}x{b.size[1]})")
+        a, b = read_raster(pair.a, a_ch, a_flag), read_raster(pair.b, b_ch, b_flag)
+        if size_of(a) != size_of(b):
+            (wa, ha), (wb, hb) = size_of(a), size_of(b)
+            raise Pix2PixError(f"{pair.a}: size {wa}x{ha} differs from its B file {pair.b} ({wb}x{hb})")
     return (a, b) if direction == "AtoB" else (b, a)
+
+
+def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int,
+               progress: bool = False, skip_bad: bool = False) -> Scales:
+    """Each side's scaling by ``--normalize`` (:func:`pix2pix.units.choose_scale`), from the training pairs:
+    an 8-bit image dataset gets the reference's 8-bit mapping without reading more than one pair; statistics
+    read each pair once."""
+    from tqdm import tqdm
+
+    def sides():
+        for pair in tqdm(pairs, disable=not progress, desc="normalisation statistics", unit="pair"):
+            try:
+                x, y = load_pair(pair, cfg.direction, in_channels, out_channels)
+            except Pix2PixError:
+                if skip_bad:
+                    continue
+                raise
+            yield (as_array(x), pair.a), (as_array(y), pair.b or pair.a)
+
+    if cfg.normalize == "auto" or cfg.normalize == "none":  # no statistics: the first pair says the kinds
+        first = next(sides(), None)
+        if first is None:
+            raise Pix2PixError(f"--data {cfg.root}: no readable pair to take the data's kind from")
+        return Scales(choose_scale(cfg.normalize, [first[0]]), choose_scale(cfg.normalize, [first[1]]))
+    pairs_read = list(sides())
+    if not pairs_read:
+        raise Pix2PixError(f"--data {cfg.root}: no readable pair to compute --normalize {cfg.normalize} from")
+    return Scales(choose_scale(cfg.normalize, (x for x, _ in pairs_read)),
+                  choose_scale(cfg.normalize, (y for _, y in pairs_read)))
 
 
 # ----------------------------------------------------------------------------------- transforms
 
 
-def _scale_width(img: Image.Image, width: int, min_height: int) -> Image.Image:
-    w, h = img.size
+def _scale_width(x: Raster, width: int, min_height: int) -> Raster:
+    w, h = size_of(x)
     if w == width and h >= min_height:
-        return img
-    return img.resize((width, int(max(width * h / w, min_height))), Image.BICUBIC)
+        return x
+    return resize(x, (width, int(max(width * h / w, min_height))))
 
 
-def resize_pair(a: Image.Image, b: Image.Image, cfg: DataConfig, train: bool) -> tuple[Image.Image, Image.Image]:
+def resize_pair(a: Raster, b: Raster, cfg: DataConfig, train: bool) -> tuple[Raster, Raster]:
     """The deterministic part of --preprocess: the resize (to --load-size when training, --crop-size when
     testing), the same for every epoch."""
-    p, load, crop = cfg.preprocess, cfg.load_size, cfg.crop_size
+    p, load, crop_size = cfg.preprocess, cfg.load_size, cfg.crop_size
     if p == "resize_and_crop":
-        size = load if train else crop
-        a, b = a.resize((size, size), Image.BICUBIC), b.resize((size, size), Image.BICUBIC)
+        size = load if train else crop_size
+        a, b = resize(a, (size, size)), resize(b, (size, size))
     elif p in ("scale_width", "scale_width_and_crop"):
-        width = load if train else crop
-        a, b = _scale_width(a, width, crop), _scale_width(b, width, crop)
+        width = load if train else crop_size
+        a, b = _scale_width(a, width, crop_size), _scale_width(b, width, crop_size)
     return a, b
 
 
 def draw_jitter(cfg: DataConfig, width: int, height: int, rng: np.random.Generator,
                 path: Path) -> tuple[int, int, bool]:
     """The random part of --preprocess for one example: crop corner (x, y) and whether to flip."""
-    crop, x, y = cfg.crop_size, 0, 0
+    size, x, y = cfg.crop_size, 0, 0
     if crops(cfg):
-        if width < crop or height < crop:
-            raise Pix2PixError(f"{path}: {width}x{height} is smaller than --crop-size {crop} after "
+        if width < size or height < size:
+            raise Pix2PixError(f"{path}: {width}x{height} is smaller than --crop-size {size} after "
                                f"--preprocess {cfg.preprocess}")
-        x, y = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+        x, y = int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))
     return x, y, bool(cfg.flip and rng.random() < 0.5)
 
 
@@ -247,19 +249,19 @@ def crops(cfg: DataConfig) -> bool:
     return cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
-def transform_pair(a: Image.Image, b: Image.Image, cfg: DataConfig, rng: np.random.Generator | None,
-                   path: Path) -> tuple[Image.Image, Image.Image]:
-    """Apply --preprocess to both images with the same parameters; ``rng=None`` is the deterministic
+def transform_pair(a: Raster, b: Raster, cfg: DataConfig, rng: np.random.Generator | None,
+                   path: Path) -> tuple[Raster, Raster]:
+    """Apply --preprocess to both sides with the same parameters; ``rng=None`` is the deterministic
     test-time version (resize to --crop-size, no random crop, no flip)."""
     a, b = resize_pair(a, b, cfg, train=rng is not None)
     if rng is None:
         return a, b
-    x, y, flip = draw_jitter(cfg, *a.size, rng, path)
+    x, y, flipped = draw_jitter(cfg, *size_of(a), rng, path)
     if crops(cfg):
         c = cfg.crop_size
-        a, b = a.crop((x, y, x + c, y + c)), b.crop((x, y, x + c, y + c))
-    if flip:
-        a, b = a.transpose(Image.FLIP_LEFT_RIGHT), b.transpose(Image.FLIP_LEFT_RIGHT)
+        a, b = crop(a, (x, y, x + c, y + c)), crop(b, (x, y, x + c, y + c))
+    if flipped:
+        a, b = flip(a), flip(b)
     return a, b
 
 
@@ -275,9 +277,9 @@ class PairDataset(Dataset):
     """Indexed by (epoch, i) when training (so the jitter is a function of both), or by i for testing."""
 
     def __init__(self, pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int,
-                 train: bool, seed: int = 0):
+                 train: bool, seed: int = 0, scales: Scales = EIGHT_BIT):
         self.pairs, self.cfg, self.train, self.seed = pairs, cfg, train, seed
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.scales = in_channels, out_channels, scales
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -287,7 +289,10 @@ class PairDataset(Dataset):
         pair = self.pairs[i]
         try:
             a, b = load_pair(pair, self.cfg.direction, self.in_channels, self.out_channels)
+            self.scales.input.check(as_array(a), pair.a if self.cfg.direction == "AtoB" else pair.b or pair.a)
+            self.scales.output.check(as_array(b), pair.b or pair.a if self.cfg.direction == "AtoB" else pair.a)
             a, b = transform_pair(a, b, self.cfg, jitter_rng(self.seed, epoch, i) if self.train else None, pair.a)
         except Pix2PixError as e:
             return {"error": str(e), "path": str(pair.a)}
-        return {"A": to_tensor(a), "B": to_tensor(b), "path": str(pair.a), "index": i}
+        return {"A": to_tensor(a, self.scales.input), "B": to_tensor(b, self.scales.output), "path": str(pair.a),
+                "index": i}

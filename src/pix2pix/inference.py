@@ -39,7 +39,8 @@ from tqdm import tqdm
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
-from .data import MODES, PairDataset, is_image_file, open_image, scan_split, split_ab, to_image, to_tensor
+from .data import PairDataset, is_data_file, open_image, scan_split, to_image
+from .rasters import MODES, split_ab, to_tensor
 from .errors import Pix2PixError
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from .speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
@@ -233,7 +234,7 @@ def input_files(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+            found = sorted(f for f in p.iterdir() if f.is_file() and is_data_file(f))
             if not found:
                 raise Pix2PixError(f"--input {p}: the folder holds no image files")
             files += found

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .data import to_image
+from .rasters import preview
 from .errors import Pix2PixError
 from .webpage import write_page
 
@@ -188,14 +188,15 @@ class RunFolder:
         return scores
 
     def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
-        """(C, H, W) input, output and target of one step: in TensorBoard side by side when their channel counts
-        agree, and as PNGs on the web page of every step's samples (rewritten, newest first)."""
-        if real_A.shape[0] == real_B.shape[0]:
+        """(C, H, W) input, output and target of one step: in TensorBoard side by side when they are images of
+        one channel count, and as PNGs on the web page of every step's samples (rewritten, newest first; data of
+        other channel counts as :func:`pix2pix.rasters.preview` pictures)."""
+        if real_A.shape[0] == real_B.shape[0] and real_A.shape[0] in (1, 3, 4):
             self.writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
                                   step)
         tag = f"step{step:08d}"
         for name, img in zip(SAMPLE_NAMES, (real_A, fake_B, real_B)):
-            to_image(img).save(self.web / "images" / f"{tag}_{name}.png")
+            preview(img).save(self.web / "images" / f"{tag}_{name}.png")
         steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
                        reverse=True)
         rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]

@@ -32,7 +32,9 @@ from tqdm import tqdm
 from .checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .checkpoints import atomic_write, load_into, read_safetensors
 from .config import DIRECTIONS, GeneratorConfig, jittered_load_size
-from .data import load_pair, scan_split, to_tensor, to_unit
+from .data import load_pair, scan_split
+from .rasters import to_tensor
+from .units import to_unit
 from .errors import Pix2PixError
 from .labels import IGNORE, LabelSet, label_set, read_truth, resize_classes
 from .networks import build_generator

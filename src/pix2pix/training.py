@@ -24,16 +24,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoints import RunState, load_checkpoint, load_into, load_latest, save_latest, save_weights
+from .checkpoints import (RunState, checkpoint_scales, load_checkpoint, load_into, load_latest, save_latest,
+                          save_weights)
 from .config import BETTER, LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
-from .data import scan_split
+from .data import fit_scales, scan_split
 from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, own_rng_state,
                           rank_share, set_rng_state, sync_batch_norm, world_from_env)
 from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
 from .runs import RunFolder, read_log
+from .units import Scales
 from .validation import Validator
 from .speed import (FP32, Precision, Speed, adam, compiled, configure, fast_path, load_adam, prepare, resolve_device,
                     to_device)
@@ -216,11 +218,13 @@ class Trainer:
         if not resume and self.run.holds_a_run():
             raise Pix2PixError(f"{self.run.path} already holds a run; continue it with --resume {self.run.path}, "
                                "or choose another --name")
+        self.bad_images: list[str] = []
+        pairs = self._train_pairs()
+        self.scales = self._scales(pairs, resume)
         self.validator = self._validator()  # before anything is written: its files may be missing
         if self.world.main:
             self.run.make()
-        self.bad_images: list[str] = []
-        self._data()
+        self._data(pairs)
         self.nets = build(cfg, self.device, self.speed, self.world)
         t = cfg.train
         schedule = lambda step: lr_factor(step, self.steps_per_epoch, t.epochs, t.epochs_decay)  # noqa: E731
@@ -235,9 +239,9 @@ class Trainer:
             cfg.save(self.run.config)
         self._wrap()
 
-    def _data(self) -> None:
-        """The training split, this process's share of it, and the schedule's length in steps."""
-        cfg, g = self.cfg, self.cfg.generator
+    def _train_pairs(self) -> list:
+        """The training split's pairs (its stray files are errors, or with --skip-bad-images reported)."""
+        cfg = self.cfg
         pairs, problems = scan_split(Path(cfg.data.root), "train")
         if problems:
             if not cfg.data.skip_bad_images:
@@ -245,15 +249,36 @@ class Trainer:
             self.bad_images += problems
         if not pairs:
             raise Pix2PixError(f"--data {cfg.data.root}: no usable images in the 'train' split")
+        return pairs
+
+    def _data(self, pairs: list) -> None:
+        """The training batches (this process's share of them) and the schedule's length in steps."""
+        cfg, g = self.cfg, self.cfg.generator
         batch = cfg.data.batch_size
         share = (lambda order: rank_share(order, batch, self.world)) if self.world.distributed else None
         self.data = TrainingBatches(pairs, cfg.data, g.in_channels, g.out_channels, cfg.train.seed, self.device,
-                                    cfg.train.fast, share=share, bad_images=bool(self.bad_images))
+                                    cfg.train.fast, share=share, bad_images=bool(self.bad_images),
+                                    scales=self.scales)
         self.steps_per_epoch = math.ceil(len(pairs) / (batch * self.world.size))
         self.total_epochs = cfg.train.epochs + cfg.train.epochs_decay
         self.total_steps = self.steps_per_epoch * self.total_epochs
         if cfg.train.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.train.max_steps)
+
+    def _scales(self, pairs: list, resume: bool) -> Scales:
+        """How each side maps to [-1, 1]: the resumed run's, the --init-from checkpoint's (its weights expect
+        them), or fitted to the training split by --normalize (every process computes the same)."""
+        cfg, g = self.cfg, self.cfg.generator
+        if resume:
+            scales = checkpoint_scales(self.run.latest)
+        elif cfg.train.init_from:
+            scales = checkpoint_scales(Path(cfg.train.init_from))
+        else:
+            scales = fit_scales(pairs, cfg.data, g.in_channels, g.out_channels, progress=self.progress,
+                                skip_bad=cfg.data.skip_bad_images)
+        if not scales.eight_bit and self.world.main and not resume:
+            print(f"scaling: input {scales.input.describe()}; output {scales.output.describe()}", file=sys.stderr)
+        return scales
 
     def _validator(self) -> Validator | None:
         """The val split's scorer, when there is one to score (only the main process validates), with the
@@ -274,7 +299,7 @@ class Trainer:
         segmenter = Segmenter.load(Path(t.segmenter), device=self.device) if t.segmenter else None
         features = InceptionFeatures(Path(t.inception)).to(self.device) if t.inception else None
         return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric,
-                         segmenter, features)
+                         segmenter, features, self.scales)
 
     def _wrap(self) -> None:
         """What the step runs: DistributedDataParallel under torchrun, compiled on the fast path where it pays."""
@@ -312,7 +337,7 @@ class Trainer:
             rng_processes=rng, bad_images=self.bad_images, scalers=self.amp.state_dict())
         D_cfg = self.cfg.discriminator if nets.D is not None else None
         latest = save_latest(self.run.checkpoints, nets.G, self.cfg.generator, nets.D, D_cfg, state,
-                             self.cfg.to_dict(), snapshot)
+                             self.cfg.to_dict(), snapshot, scales=self.scales)
         self.saved_at = self.step  # only once written: a save cut short (by SIGTERM, say) is made again
         return latest
 
@@ -557,7 +582,8 @@ class Trainer:
             val = {"metric": t.best_metric, "better": BETTER[t.best_metric], "value": value,
                    **{k: metrics[k] for k in BETTER if k in metrics}}
             save_weights(self.run.checkpoints / "best.safetensors", nets.G, self.cfg.generator, nets.D, D_cfg,
-                         step=self.step, epoch=self.epoch, config=self.cfg.to_dict(), val=val)
+                         step=self.step, epoch=self.epoch, config=self.cfg.to_dict(), val=val,
+                         scales=self.scales.to_dict())
             self.best_step = self.step
 
 

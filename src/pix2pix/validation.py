@@ -25,7 +25,8 @@ from PIL import Image
 from torch import nn
 
 from .config import BETTER
-from .data import PairDataset, from_unit, load_pair
+from .data import PairDataset, load_pair
+from .units import EIGHT_BIT, Scales, from_unit
 from .errors import Pix2PixError
 from .evaluation import fid_kid, image_metrics
 from .inference import set_test_mode
@@ -41,10 +42,10 @@ class Validator:
     :class:`pix2pix.evaluation.InceptionFeatures` (adds FID and KID)."""
 
     def __init__(self, pairs, data_cfg, in_channels: int, out_channels: int, images: int | None, metric: str,
-                 segmenter=None, features: nn.Module | None = None):
+                 segmenter=None, features: nn.Module | None = None, scales: Scales = EIGHT_BIT):
         self.pairs = pairs[:images] if images else list(pairs)
         self.data_cfg, self.channels, self.metric = data_cfg, (in_channels, out_channels), metric
-        self.segmenter, self.features = segmenter, features
+        self.segmenter, self.features, self.scales = segmenter, features, scales
         self.images = len(self.pairs)
         self.fewest = 2 if features is not None else 1  # FID/KID compare two sets of at least two
         if features is not None and self.images < self.fewest:
@@ -73,7 +74,8 @@ class Validator:
         """The val metrics of ``G`` now; ``train_seconds``: training time since the last validation."""
         start = time.perf_counter()
         net = set_test_mode(copy.deepcopy(G).float(), eval=False)
-        dataset = PairDataset(self.pairs[:self.images], self.data_cfg, *self.channels, train=False)
+        dataset = PairDataset(self.pairs[:self.images], self.data_cfg, *self.channels, train=False,
+                              scales=self.scales)
         outputs = []  # (output, target, index) as (C, H, W) in [-1, 1]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(SEED)

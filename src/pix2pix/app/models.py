@@ -11,7 +11,8 @@ import numpy as np
 from ..backends import CheckpointBackend, load_onnx
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
-from ..data import MODES, list_images, open_image, split_ab
+from ..data import list_images, open_image
+from ..rasters import MODES, split_ab
 from ..errors import Pix2PixError
 from ..labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
 

@@ -31,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from PIL import Image, UnidentifiedImageError
 
-from ..data import MODES, to_image, to_tensor
+from ..data import to_image
+from ..rasters import MODES, to_tensor
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .models import ServedModel

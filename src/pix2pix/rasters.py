@@ -1,0 +1,340 @@
+"""Data files: images, 16-bit images, TIFF bands and NumPy arrays, read as a side of a pair or an input, and
+outputs written back in the data's own kind.
+
+:func:`read_raster` gives one of two things:
+
+* a Pillow image for an 8-bit image file (PNG, JPEG, BMP, WebP; an 8-bit grayscale, RGB(A) or palette TIFF),
+  converted to the model's 1, 3 or 4 channels as the reference converts (L, RGB, RGBA), so that 8-bit data
+  keeps the reference's arithmetic bit for bit;
+* an (H, W, C) NumPy array in its own dtype for everything else: a 16-bit grayscale PNG (uint16), any other
+  TIFF (read with tifffile: bands interleaved or planar, any real dtype), a ``.npy`` file (H x W or H x W x C,
+  channel last, loaded without pickles). Its channel count must be the model's.
+
+The transforms of :mod:`pix2pix.data` take either (:func:`size_of`, :func:`resize`, :func:`crop`,
+:func:`flip`): an array is resized channel by channel in float (8-bit arrays in 8 bits, as images are), so
+nothing is quantised on the way. Outputs (:func:`encode`, :func:`write_raster`) are ``png`` (8-bit),
+``png16`` (16-bit grayscale), ``tiff`` (the target's units, any channels) or ``npy`` (float32 units).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import Pix2PixError
+from .units import Scale, from_unit
+
+PIL_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+TIFF_EXTS = {".tif", ".tiff"}
+ARRAY_EXTS = {".npy"}
+DATA_EXTS = PIL_EXTS | TIFF_EXTS | ARRAY_EXTS
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
+# The largest image decoded: Pillow's decompression-bomb threshold, where it only warns, made an error here.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+OUTPUT_FORMATS = ("png", "png16", "tiff", "npy")
+SUFFIX = {"png": ".png", "png16": ".png", "tiff": ".tif", "npy": ".npy"}
+
+Raster = Union[Image.Image, np.ndarray]  # a side: an 8-bit Pillow image, or an (H, W, C) array
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_raster(path: Path, channels: int | None, flag: str = "--in-channels") -> Raster:
+    """The file at ``path`` as the model's ``channels`` (None: as stored, arrays only). ``flag`` names the
+    option a wrong channel count is fixed with. Every problem is one line naming the file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in ARRAY_EXTS:
+            arr = _read_npy(path)
+        elif suffix in TIFF_EXTS:
+            arr = _read_tiff(path)
+        else:
+            arr = _read_pil(path)
+    except FileNotFoundError:
+        raise Pix2PixError(f"{path}: no such file") from None
+    if isinstance(arr, Image.Image):
+        if channels is None:
+            return arr
+        if channels not in MODES:
+            raise Pix2PixError(f"{path}: an 8-bit image holds 1, 3 or 4 channels, and {flag} is {channels}; give "
+                               "data of more bands as .npy or TIFF")
+        return arr.convert(MODES[channels])
+    arr = _checked(arr, path)
+    if channels is not None and arr.shape[2] != channels:
+        raise Pix2PixError(f"{path}: {arr.shape[2]} channel(s), and {flag} is {channels}")
+    return arr
+
+
+def _checked(arr: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W, C) of a real dtype, no empty side, all values finite."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise Pix2PixError(f"{path}: an array of shape {arr.shape}; expected H x W or H x W x C (channel last)")
+    if 0 in arr.shape:
+        raise Pix2PixError(f"{path}: an array of shape {arr.shape} has an empty side")
+    if arr.dtype.kind not in "uif":
+        raise Pix2PixError(f"{path}: values of type {arr.dtype}, not real numbers (integers or floats)")
+    if arr.shape[0] * arr.shape[1] > MAX_IMAGE_PIXELS:
+        raise Pix2PixError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-"
+                           "megapixel limit for one example here (tile it first)")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            y, x, c = np.argwhere(bad)[0]
+            raise Pix2PixError(f"{path}: {int(bad.sum())} value(s) are NaN or infinite (the first at row {y}, "
+                               f"column {x}, channel {c}); fill or mask them before training")
+    return arr
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header first: a shape before any data
+    except ValueError as e:  # pickled objects, a bad header
+        raise Pix2PixError(f"{path}: not a numeric .npy array ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise Pix2PixError(f"{path}: not a readable .npy file ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise Pix2PixError(f"{path}: holds no single array (an .npz archive?); save one array with numpy.save")
+    if arr.dtype.kind not in "uif":
+        raise Pix2PixError(f"{path}: values of type {arr.dtype}, not real numbers (integers or floats)")
+    if arr.ndim in (2, 3) and arr.shape[0] * arr.shape[1] > MAX_IMAGE_PIXELS:
+        raise Pix2PixError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-"
+                           "megapixel limit for one example here (tile it first)")
+    return np.array(arr)
+
+
+def _read_tiff(path: Path) -> Raster:
+    """8-bit grayscale, RGB(A) and palette TIFFs are images (Pillow); any other TIFF is an array (tifffile)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            page = tif.pages[0]
+            photometric = getattr(page.photometric, "name", str(page.photometric))
+            if series.dtype == np.uint8 and (photometric in ("RGB", "PALETTE") or
+                                             (photometric == "MINISBLACK" and len(series.shape) == 2)):
+                return _read_pil(path)
+            shape = series.shape
+            if len(shape) >= 2 and shape[-1] * shape[-2] > MAX_IMAGE_PIXELS * 16:
+                raise Pix2PixError(f"{path}: {shape} is too large for one example here (tile it first)")
+            arr, axes = series.asarray(), series.axes
+    except Pix2PixError:
+        raise
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # tifffile raises many kinds of errors on a bad file
+        raise Pix2PixError(f"{path}: not a readable TIFF ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") \
+            from None
+    if arr.ndim == 3 and not axes.endswith("S"):
+        arr = arr.transpose(1, 2, 0)  # bands first (planar, or one page per band) -> channel last
+    return arr
+
+
+def _read_pil(path: Path) -> Raster:
+    _no_16_bit_colour_png(path)
+    try:
+        with Image.open(path) as im:
+            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:  # from the header, before decoding
+                w, h = im.size
+                raise Pix2PixError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the "
+                                   f"{MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit for an image here (a "
+                                   "decompression bomb, or a scan to tile first?)")
+            im.load()
+            img = im.copy()
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise Pix2PixError(f"{path}: not a readable image ({_reason(e)})") from None
+    if img.mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.uint16)
+    if img.mode == "I":  # 32-bit integers; what some Pillow versions make of a 16-bit PNG
+        arr = np.asarray(img)
+        return arr.astype(np.uint16) if arr.size and arr.min() >= 0 and arr.max() <= 65535 else arr
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    return img
+
+
+def _no_16_bit_colour_png(path: Path) -> None:
+    """Pillow reads a 16-bit colour PNG as 8 bits without a word; say so instead."""
+    if path.suffix.lower() != ".png":
+        return
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[12:16] == b"IHDR":
+        depth, colour = struct.unpack(">BB", head[24:26])
+        if depth == 16 and colour in (2, 4, 6):
+            raise Pix2PixError(f"{path}: a 16-bit colour PNG, which Pillow can only read as 8 bits; save it as a "
+                               "16-bit TIFF or .npy to keep its depth")
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text.replace(" (probably truncated)", "")
+
+
+# ------------------------------------------------------------------------------ the two kinds, alike
+
+
+def size_of(x: Raster) -> tuple[int, int]:
+    """(width, height)."""
+    return x.size if isinstance(x, Image.Image) else (x.shape[1], x.shape[0])
+
+
+def channels_of(x: Raster) -> int:
+    return len(x.getbands()) if isinstance(x, Image.Image) else x.shape[2]
+
+
+def dtype_of(x: Raster) -> np.dtype:
+    return np.dtype(np.uint8) if isinstance(x, Image.Image) else x.dtype
+
+
+def as_array(x: Raster) -> np.ndarray:
+    """(H, W, C) in the data's dtype."""
+    if isinstance(x, Image.Image):
+        arr = np.asarray(x, dtype=np.uint8)
+        return arr[:, :, None] if arr.ndim == 2 else arr
+    return x
+
+
+def resize(x: Raster, size: tuple[int, int]) -> Raster:
+    """Bicubic to (width, height): an image as Pillow resizes it; an array channel by channel, 8-bit arrays
+    in 8 bits and any other in float32 (Pillow's F mode), so nothing is quantised."""
+    if isinstance(x, Image.Image):
+        return x.resize(size, Image.BICUBIC)
+    if size_of(x) == tuple(size):
+        return x
+    if x.dtype == np.uint8:
+        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, c])).resize(size, Image.BICUBIC))
+                  for c in range(x.shape[2])]
+    else:
+        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, c], dtype=np.float32), "F")
+                             .resize(size, Image.BICUBIC)) for c in range(x.shape[2])]
+    return np.stack(planes, axis=2)
+
+
+def crop(x: Raster, box: tuple[int, int, int, int]) -> Raster:
+    """(left, top, right, bottom)."""
+    if isinstance(x, Image.Image):
+        return x.crop(box)
+    left, top, right, bottom = box
+    return x[top:bottom, left:right]
+
+
+def flip(x: Raster) -> Raster:
+    """Left to right."""
+    return x.transpose(Image.FLIP_LEFT_RIGHT) if isinstance(x, Image.Image) else x[:, ::-1]
+
+
+def split_ab(x: Raster, path: Path) -> tuple[Raster, Raster]:
+    """An aligned pair's two halves: A on the left, B on the right."""
+    w, h = size_of(x)
+    if w % 2:
+        raise Pix2PixError(f"{path}: width {w} is odd, so it cannot be split into equal A|B halves; "
+                           "an aligned image holds A on the left and B on the right")
+    return crop(x, (0, 0, w // 2, h)), crop(x, (w // 2, 0, w, h))
+
+
+def to_tensor(x: Raster, scale: Scale = Scale()) -> torch.Tensor:
+    """A side -> (C, H, W) float32 in [-1, 1] by ``scale`` (the 8-bit default: the reference's arithmetic)."""
+    arr = as_array(x)
+    arr = np.array(arr, dtype=np.uint8 if arr.dtype == np.uint8 else np.float32)  # a writable, contiguous copy
+    return scale.to_unit(torch.from_numpy(arr).permute(2, 0, 1))
+
+
+# -------------------------------------------------------------------------------------------- writing
+
+
+def output_format(input_path: Path | None, scale: Scale, channels: int, requested: str | None = None) -> str:
+    """The format an output is written in: ``requested``, else the data's kind: an .npy input gives .npy, a
+    TIFF input TIFF, and an image input an 8-bit PNG, a 16-bit PNG (one channel) or a TIFF by the target's
+    scaling."""
+    fmt = requested or _natural_format(input_path, scale, channels)
+    if fmt not in OUTPUT_FORMATS:
+        raise Pix2PixError(f"--output-format {fmt}: choose from {', '.join(OUTPUT_FORMATS)}")
+    if fmt == "png" and channels not in MODES:
+        raise Pix2PixError(f"--output-format png: a PNG holds 1, 3 or 4 channels, and the outputs have {channels}; "
+                           "use tiff or npy")
+    if fmt == "png16" and channels != 1:
+        raise Pix2PixError(f"--output-format png16: a 16-bit PNG here holds one channel (Pillow writes no 16-bit "
+                           f"colour PNG), and the outputs have {channels}; use tiff or npy")
+    return fmt
+
+
+def _natural_format(input_path: Path | None, scale: Scale, channels: int) -> str:
+    suffix = Path(input_path).suffix.lower() if input_path is not None else ""
+    if suffix in ARRAY_EXTS:
+        return "npy"
+    if suffix in TIFF_EXTS:
+        return "tiff"
+    if scale.kind == "uint8" and channels in MODES:
+        return "png"
+    if scale.kind == "uint16" and channels == 1:
+        return "png16"
+    return "tiff"
+
+
+def encode(u: torch.Tensor, scale: Scale, fmt: str) -> np.ndarray:
+    """A (C, H, W) output in [-1, 1] as the (H, W, C) array a ``fmt`` file holds: ``tiff`` and ``npy`` in the
+    target's units (TIFF in the data's own type, npy float32); ``png``/``png16`` of data of their bit depth
+    likewise, and of any other data the [-1, 1] range spread over 0..255 / 0..65535."""
+    u = u.detach().float().cpu()
+    if fmt == "png":
+        data = scale.to_data(u) if scale.kind == "uint8" else from_unit(u)
+    elif fmt == "png16":
+        data = scale.to_data(u) if scale.kind == "uint16" else ((u.clamp(-1, 1) + 1) / 2 * 65535).round()
+        data = data.to(torch.int32)
+    elif fmt == "tiff":
+        data = scale.to_data(u)
+    else:
+        data = scale.from_unit(u)
+    arr = data.permute(1, 2, 0).numpy()
+    if fmt == "png16" or (fmt == "tiff" and scale.kind == "uint16"):
+        arr = arr.astype(np.uint16)
+    return arr
+
+
+def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:
+    """Write an (H, W, C) array from :func:`encode` as ``fmt`` (atomically: a reader never sees half a file)."""
+    from .checkpoints import atomic_write
+
+    def write(tmp: str) -> None:
+        if fmt == "npy":
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
+        elif fmt == "tiff":
+            import tifffile
+
+            c = arr.shape[2]
+            if c in (3, 4) and arr.dtype == np.uint8:
+                tifffile.imwrite(tmp, arr, photometric="rgb")
+            elif c == 1:
+                tifffile.imwrite(tmp, arr[:, :, 0], photometric="minisblack")
+            else:  # bands: planar, one plane per channel
+                tifffile.imwrite(tmp, np.ascontiguousarray(arr.transpose(2, 0, 1)), photometric="minisblack",
+                                 planarconfig="separate")
+        else:
+            img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr,
+                                  "I;16" if fmt == "png16" else MODES[arr.shape[2]])
+            img.save(tmp, "PNG")
+
+    atomic_write(Path(path), write)
+
+
+def preview(u: torch.Tensor) -> Image.Image:
+    """An 8-bit picture of a (C, H, W) side in [-1, 1] for pages and TensorBoard: 1, 3 or 4 channels as they
+    are, otherwise the first channel (2) or the first three (5 and more)."""
+    c = u.shape[0]
+    if c not in MODES:
+        u = u[:1] if c == 2 else u[:3]
+    arr = from_unit(u.cpu()).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr, MODES[arr.shape[2]])
