@@ -174,6 +174,45 @@ def label_image(w: int = 48, h: int = 40) -> np.ndarray:
     arr[5:15, 5:20] = CMP4[2]
     return arr
 
+def make_bands(rng: np.random.Generator, size: int, in_bands: int, out_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (bands in, bands out) pair of float32 measurements, far from [0, 1]: smooth fields of a few thousand
+    units in, and out a small-valued function of them (so outputs in the wrong units are easy to tell)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    phase = rng.uniform(0, 6, in_bands)
+    a = np.stack([2000 * np.sin(3 * xx + p) + 1000 * yy * (k + 1) + 5000 for k, p in enumerate(phase)], 2)
+    a += rng.normal(0, 20, a.shape)
+    b = np.stack([1e-3 * a.mean(2) / 5000 + 1e-4 * k for k in range(out_bands)], 2)
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+def make_array_dataset(root: Path, splits: dict[str, int], size: int = 32, in_bands: int = 5, out_bands: int = 2,
+                       seed: int = 0) -> Path:
+    """A two-folder .npy dataset, ``root/A/SPLIT/N.npy`` (H x W x in_bands) and ``root/B/SPLIT/N.npy``."""
+    rng = np.random.default_rng(seed)
+    for split, n in splits.items():
+        for side in "AB":
+            (root / side / split).mkdir(parents=True, exist_ok=True)
+        for i in range(1, n + 1):
+            a, b = make_bands(rng, size, in_bands, out_bands)
+            np.save(root / "A" / split / f"{i}.npy", a)
+            np.save(root / "B" / split / f"{i}.npy", b)
+    return root
+
+
+def make_16bit_dataset(root: Path, splits: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+    """A two-folder dataset of 16-bit grayscale PNGs: smooth ramps over most of 0..65535 in, their inverse out."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for split, n in splits.items():
+        for side in "AB":
+            (root / side / split).mkdir(parents=True, exist_ok=True)
+        for i in range(1, n + 1):
+            a = 4000 + 55000 * (0.5 + 0.5 * np.sin(4 * xx + rng.uniform(0, 6)) * yy)
+            Image.fromarray(a.astype(np.uint16)).save(root / "A" / split / f"{i}.png")
+            Image.fromarray((65535 - a).astype(np.uint16)).save(root / "B" / split / f"{i}.png")
+    return root
+
+
 class Brightness(torch.nn.Module):
     """A stand-in for the Inception file: one feature, the mean brightness (0..1)."""
 

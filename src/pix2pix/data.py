@@ -26,7 +26,7 @@ from .config import DataConfig
 from .errors import Pix2PixError
 from .rasters import (DATA_EXTS, MODES, Raster, as_array, crop, flip, read_raster, resize, size_of, split_ab,
                       to_tensor)
-from .units import EIGHT_BIT, Scales, choose_scale, from_unit
+from .units import EIGHT_BIT, Scale, Scales, Statistics, dtype_class, from_unit, kind_for, needs_statistics
 
 IGNORED = {"Thumbs.db", "desktop.ini"}
 SPLITS = ("train", "val", "test")
@@ -183,31 +183,34 @@ def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int) -
 
 def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int,
                progress: bool = False, skip_bad: bool = False) -> Scales:
-    """Each side's scaling by ``--normalize`` (:func:`pix2pix.units.choose_scale`), from the training pairs:
-    an 8-bit image dataset gets the reference's 8-bit mapping without reading more than one pair; statistics
-    read each pair once."""
+    """Each side's scaling by ``--normalize`` (:func:`pix2pix.units.kind_for`), from the training pairs: the
+    first readable pair says each side's kind (8-bit images get the reference's mapping without more reading);
+    statistics read every pair once. Unreadable pairs are skipped with ``skip_bad``, else raised."""
     from tqdm import tqdm
 
-    def sides():
-        for pair in tqdm(pairs, disable=not progress, desc="normalisation statistics", unit="pair"):
+    def sides(todo):
+        for pair in todo:
             try:
                 x, y = load_pair(pair, cfg.direction, in_channels, out_channels)
             except Pix2PixError:
                 if skip_bad:
                     continue
                 raise
-            yield (as_array(x), pair.a), (as_array(y), pair.b or pair.a)
+            yield as_array(x), as_array(y)
 
-    if cfg.normalize == "auto" or cfg.normalize == "none":  # no statistics: the first pair says the kinds
-        first = next(sides(), None)
-        if first is None:
-            raise Pix2PixError(f"--data {cfg.root}: no readable pair to take the data's kind from")
-        return Scales(choose_scale(cfg.normalize, [first[0]]), choose_scale(cfg.normalize, [first[1]]))
-    pairs_read = list(sides())
-    if not pairs_read:
-        raise Pix2PixError(f"--data {cfg.root}: no readable pair to compute --normalize {cfg.normalize} from")
-    return Scales(choose_scale(cfg.normalize, (x for x, _ in pairs_read)),
-                  choose_scale(cfg.normalize, (y for _, y in pairs_read)))
+    first = next(sides(pairs), None)
+    if first is None:
+        raise Pix2PixError(f"--data {cfg.root}: no readable pair in the training split")
+    classes = [dtype_class(arr.dtype) for arr in first]
+    kinds = [kind_for(cfg.normalize, c) for c in classes]
+    stats = [Statistics() if needs_statistics(k) else None for k in kinds]
+    if any(stats):
+        rest = tqdm(pairs, disable=not progress, desc="normalisation statistics", unit="pair")
+        for arrays, pair in zip(sides(rest), pairs):
+            for s, arr in zip(stats, arrays):
+                if s is not None:
+                    s.add(arr, pair.a)
+    return Scales(*(s.scale(k) if s is not None else Scale(k, data=c) for s, k, c in zip(stats, kinds, classes)))
 
 
 # ----------------------------------------------------------------------------------- transforms

@@ -39,8 +39,10 @@ from tqdm import tqdm
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
-from .data import PairDataset, is_data_file, open_image, scan_split, to_image
-from .rasters import MODES, split_ab, to_tensor
+from .data import PairDataset, is_data_file, scan_split, to_image
+from .rasters import (MODES, SUFFIX, Raster, as_array, encode, output_format, preview, read_raster, split_ab,
+                      to_tensor, write_raster)
+from .units import EIGHT_BIT, Scales
 from .errors import Pix2PixError
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from .speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
@@ -132,8 +134,12 @@ def engine_for(device: torch.device, fast: bool = True) -> str:
 
 
 class Translator:
-    """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) uint8 array, or a
-    (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing.
+    """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) array in the data's units, or a
+    (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing. The model's stored
+    scalings (:class:`pix2pix.units.Scales`) map arrays to [-1, 1] and back: an 8-bit model takes and gives
+    uint8 as the reference does; any other gives its output in the target's kind (uint16 for 16-bit data,
+    float32 units otherwise), and a PIL image only where one holds it (8-bit, or 16-bit grayscale), else an
+    (H, W, C) array.
 
     ``fast`` (default) runs the faster engine for the device (:func:`engine_for`): PyTorch's inference fast
     path of ``speed.inference_path`` (bf16 weights, channels_last: outputs within about 2/255 of fp32) where
@@ -142,8 +148,8 @@ class Translator:
     Runtime the first translation makes the graph (about 4 s for unet_256): for a few images, ``engine="torch"``."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
-                 meta: dict | None = None, fast: bool = True, engine: str = "auto"):
-        self.config, self.eval, self.meta = config, eval, meta or {}
+                 meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT):
+        self.config, self.eval, self.meta, self.scales = config, eval, meta or {}, scales
         self.device = resolve_device(device)
         if engine not in ENGINES:
             raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
@@ -165,7 +171,7 @@ class Translator:
         if overrides:
             ckpt.generator = GeneratorConfig(**{**ckpt.generator.__dict__, **overrides})
         return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta, fast=fast,
-                   engine=engine)
+                   engine=engine, scales=ckpt.scales)
 
     def normalise_per_image(self) -> Translator:
         """In the paper's mode, normalise each image by its own statistics whatever the batch (a server
@@ -207,26 +213,76 @@ class Translator:
         return self._session
 
     def __call__(self, image, seed: int | None = None):
-        if isinstance(image, Image.Image):
-            img = image.convert(MODES[self.config.in_channels])
-            return to_image(self.translate_tensor(to_tensor(img)[None], seed)[0])
-        if isinstance(image, np.ndarray):
-            return np.asarray(self(Image.fromarray(image), seed))
         if isinstance(image, torch.Tensor):
             batched = image.ndim == 4
             out = self.translate_tensor(image if batched else image[None], seed)
             return out if batched else out[0]
+        if self.scales.eight_bit and isinstance(image, (Image.Image, np.ndarray)) and \
+                (isinstance(image, Image.Image) or image.dtype == np.uint8) and self.config.out_channels in MODES:
+            if isinstance(image, np.ndarray):  # the reference's way: an 8-bit image in, one out
+                return np.asarray(self(Image.fromarray(image), seed))
+            img = image.convert(MODES[self.config.in_channels])
+            return to_image(self.translate_tensor(to_tensor(img)[None], seed)[0])
+        if isinstance(image, (Image.Image, np.ndarray)):
+            u = self.translate_unit(self._side(image, "the input"), seed)
+            data = self.scales.output.to_data(u).permute(1, 2, 0).numpy()
+            if isinstance(image, Image.Image) and data.shape[2] == 1 and self.scales.output.kind == "uint16":
+                return Image.fromarray(data[:, :, 0].astype(np.uint16))
+            return data.astype(np.uint16) if self.scales.output.kind == "uint16" else data
         raise TypeError(f"expected a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
 
-    def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None) -> Image.Image:
-        """Translate an image file. With ``direction``, the file is an aligned A|B pair and the source half
-        (A for AtoB, B for BtoA) is translated."""
+    def _side(self, image, where) -> Raster:
+        """A PIL image or an array as the generator's input side (its channels, the kind it was trained on)."""
+        if isinstance(image, Image.Image):
+            if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+                image = np.asarray(image)
+            else:
+                return image.convert(MODES[self.config.in_channels]) if self.config.in_channels in MODES else image
+        arr = np.asarray(image)
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        if arr.ndim != 3 or arr.shape[2] != self.config.in_channels:
+            raise Pix2PixError(f"{where} has shape {arr.shape}; the generator takes H x W x "
+                               f"{self.config.in_channels}")
+        return arr
+
+    def translate_unit(self, side: Raster, seed: int | None = None, where="the input") -> torch.Tensor:
+        """One input side (an image or an (H, W, C) array in the data's units) -> the (C, H, W) output in
+        [-1, 1]; the input is checked against the model's input scaling first."""
+        self.scales.input.check(as_array(side), where)
+        return self.translate_tensor(to_tensor(side, self.scales.input)[None], seed)[0]
+
+    def read_input(self, path: Path, direction: str | None = None) -> Raster:
+        """An input file as the generator's input side. With ``direction``, the file is an aligned A|B pair and
+        the source half (A for AtoB, B for BtoA) is taken."""
         channels = self.config.in_channels
         if direction is None:
-            return self(open_image(path, channels), seed)
-        a, b = split_ab(open_image(path, max(channels, 3) if channels != 1 else 1), path)
+            return read_raster(path, channels)
+        whole = read_raster(path, None)
+        if isinstance(whole, Image.Image):
+            if channels not in MODES:
+                raise Pix2PixError(f"{path}: an 8-bit image, and the generator takes {channels} channels")
+            whole = whole.convert(MODES[max(channels, 3) if channels != 1 else 1])
+            a, b = split_ab(whole, path)
+            return (a if direction == "AtoB" else b).convert(MODES[channels])
+        a, b = split_ab(whole, path)
         src = a if direction == "AtoB" else b
-        return self(src.convert(MODES[channels]), seed)
+        if src.shape[2] != channels:
+            raise Pix2PixError(f"{path}: {src.shape[2]} channel(s) in each half, and the generator takes {channels}")
+        return src
+
+    def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None):
+        """Translate a file (see :meth:`read_input`): a PIL image for an 8-bit model, as ``__call__`` gives."""
+        return self(self.read_input(path, direction), seed)
+
+    def write(self, path: Path, out_dir: Path, direction: str | None = None, seed: int | None = None,
+              fmt: str | None = None) -> Path:
+        """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.rasters.output_format`,
+        or ``fmt``); returns the path written."""
+        u = self.translate_unit(self.read_input(path, direction), seed, where=path)
+        fmt = output_format(path, self.scales.output, u.shape[0], fmt)
+        target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
+        write_raster(target, encode(u, self.scales.output, fmt), fmt)
+        return target
 
 
 def input_files(inputs: list[Path]) -> list[Path]:
@@ -236,7 +292,7 @@ def input_files(inputs: list[Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and is_data_file(f))
             if not found:
-                raise Pix2PixError(f"--input {p}: the folder holds no image files")
+                raise Pix2PixError(f"--input {p}: the folder holds no image or array files")
             files += found
         elif p.is_file():
             files.append(p)
@@ -267,7 +323,9 @@ def seed_note(device: str, eval: bool, seed: int | None, fast: bool = True) -> s
 def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
                     device: str = "auto", progress: bool = True, fast: bool = True) -> tuple[Path, str, list]:
     """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
-    (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``). Returns (folder, page title, page rows).
+    (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``: the images, or for other data their
+    :func:`pix2pix.rasters.preview` pictures beside ``STEM_output.npy`` and ``STEM_target.npy`` in the target's
+    units). Returns (folder, page title, page rows).
     ``seed``: the paper's mode draws PyTorch's exact noise of that seed; None: the faster engine's own noise,
     repeatable too (PyTorch's of seed 0, or ONNX Runtime's seeded graph)."""
     run_dir = Path(run_dir)
@@ -280,11 +338,13 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
         raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")
     if not pairs:
         raise Pix2PixError(f"{cfg.data.root}: the {split} split is empty")
+    scales = ckpt.scales
     translator = Translator(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta,
-                            fast=fast, engine=engine_for_run(eval, seed, len(pairs)))
+                            fast=fast, engine=engine_for_run(eval, seed, len(pairs)), scales=scales)
     out = run_dir / "results" / split
     (out / "images").mkdir(parents=True, exist_ok=True)
-    dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False)
+    dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False,
+                          scales=scales)
     torch.manual_seed(0 if seed is None else seed)
     rows = []
     for i in tqdm(range(len(dataset)), disable=not progress, unit="img", desc=f"test {split}"):
@@ -295,7 +355,10 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
         stem = Path(item["path"]).stem
         names = {"input": item["A"], "output": fake, "target": item["B"]}
         for name, t in names.items():
-            to_image(t).save(out / "images" / f"{stem}_{name}.png")
+            preview(t).save(out / "images" / f"{stem}_{name}.png")
+        if scales.output.kind != "uint8":
+            for name in ("output", "target"):
+                write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"), "npy")
         rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
     mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
     return out, f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})", rows

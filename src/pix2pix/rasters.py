@@ -323,8 +323,7 @@ def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:
                 tifffile.imwrite(tmp, np.ascontiguousarray(arr.transpose(2, 0, 1)), photometric="minisblack",
                                  planarconfig="separate")
         else:
-            img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr,
-                                  "I;16" if fmt == "png16" else MODES[arr.shape[2]])
+            img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)  # uint16 -> I;16, uint8 -> L/RGB/RGBA
             img.save(tmp, "PNG")
 
     atomic_write(Path(path), write)

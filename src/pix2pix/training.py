@@ -277,7 +277,7 @@ class Trainer:
             scales = fit_scales(pairs, cfg.data, g.in_channels, g.out_channels, progress=self.progress,
                                 skip_bad=cfg.data.skip_bad_images)
         if not scales.eight_bit and self.world.main and not resume:
-            print(f"scaling: input {scales.input.describe()}; output {scales.output.describe()}", file=sys.stderr)
+            print(f"scaling: input {scales.input.describe()}; output {scales.output.describe()}")
         return scales
 
     def _validator(self) -> Validator | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -224,20 +224,13 @@ class Statistics:
         return Scale("meanstd", tuple(map(float, mean)), tuple(map(float, std)), self.data)
 
 
-def choose_scale(normalize: str, arrays: Iterable[tuple[np.ndarray, Any]]) -> Scale:
-    """One side's scaling for ``--normalize``, from its training files ((array, where) pairs): auto takes an
-    8- or 16-bit image's full range and minmax for other data; minmax and meanstd read every file once."""
-    arrays = iter(arrays)
-    first, where = next(arrays)
-    kind = dtype_class(first.dtype)
+def kind_for(normalize: str, data: str) -> str:
+    """The scaling ``--normalize`` gives data of dtype class ``data``: auto is an 8- or 16-bit image's full range,
+    and minmax for any other data."""
     if normalize == "auto":
-        normalize = kind if kind in BITS else "minmax"
-    if normalize in BITS:
-        return Scale(normalize, data=kind)
-    if normalize == "none":
-        return Scale("none", data=kind)
-    stats = Statistics()
-    stats.add(first, where)
-    for arr, where in arrays:
-        stats.add(arr, where)
-    return stats.scale(normalize)
+        return data if data in BITS else "minmax"
+    return normalize
+
+
+def needs_statistics(kind: str) -> bool:
+    return kind in ("minmax", "meanstd")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
+from ..rasters import OUTPUT_FORMATS
 from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_seed_note
 
 
@@ -21,10 +22,13 @@ def add_commands(sub) -> None:
     add_no_fast(p)
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("translate", help="translate image files of any size with a checkpoint")
+    p = sub.add_parser("translate", help="translate image or array files of any size with a checkpoint")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors checkpoint, or reference .pth")
-    p.add_argument("--input", required=True, nargs="+", action="extend", help="image files or folders")
-    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.png")
+    p.add_argument("--input", required=True, nargs="+", action="extend", help="image or array files, or folders")
+    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.EXT")
+    p.add_argument("--output-format", choices=OUTPUT_FORMATS,
+                   help="png (8-bit), png16 (16-bit grayscale), tiff or npy (the target's units); default: the "
+                        "data's kind (.npy for .npy inputs, TIFF for TIFF, else PNG of the target's bit depth)")
     p.add_argument("--direction", choices=C.DIRECTIONS,
                    help="inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
@@ -108,12 +112,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise Pix2PixError(f"two inputs share the name '{dup}', so their outputs would collide in {out}")
     for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
         seed = None if args.seed is None else args.seed + i
-        image = translator.translate_file(f, args.direction, seed)
         try:
-            image.save(out / f"{f.stem}.png")
+            translator.write(f, out, args.direction, seed, args.output_format)
         except OSError as e:
             raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
-    print(f"translated {len(files)} image(s) into {out}")
+    print(f"translated {len(files)} file(s) into {out}")
     return 0
 
 

@@ -1,0 +1,217 @@
+"""Data beyond 8-bit RGB: .npy arrays, TIFF bands and 16-bit images read, checked, transformed in float and
+written back in their own kind; and the two reported defects, a .npy dataset refused and a 16-bit dataset
+translated to 8 bits, end to end."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from conftest import make_16bit_dataset, make_array_dataset, one_line_error, train_tiny
+from pix2pix.checkpoints import load_checkpoint
+from pix2pix.cli import main
+from pix2pix.data import Pair, PairDataset, fit_scales, load_pair, scan_split
+from pix2pix.errors import Pix2PixError
+from pix2pix.inference import Translator
+from pix2pix.rasters import encode, read_raster, resize, write_raster
+from pix2pix.units import Scale
+
+ARRAYS = ["--in-channels", "5", "--out-channels", "2"]
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_npy_arrays_of_either_rank_and_tiffs_of_either_layout_read_channel_last(tmp_path):
+    a = np.random.default_rng(0).normal(size=(6, 8, 5)).astype(np.float32)
+    np.save(tmp_path / "hwc.npy", a)
+    np.save(tmp_path / "hw.npy", a[:, :, 0].astype(np.float64))
+    tifffile.imwrite(tmp_path / "planar.tif", a.transpose(2, 0, 1), photometric="minisblack", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "contig.tif", a, photometric="minisblack", planarconfig="contig")
+    assert np.array_equal(read_raster(tmp_path / "hwc.npy", 5), a)
+    assert read_raster(tmp_path / "hw.npy", 1).shape == (6, 8, 1)
+    assert np.array_equal(read_raster(tmp_path / "planar.tif", 5), a)
+    assert np.array_equal(read_raster(tmp_path / "contig.tif", 5), a)
+    sixteen = (np.arange(48).reshape(6, 8) * 1000).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "g16.png")
+    got = read_raster(tmp_path / "g16.png", 1)
+    assert got.dtype == np.uint16 and np.array_equal(got[:, :, 0], sixteen)
+    # 8-bit images stay Pillow images, converted as the reference converts
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "rgb.png")
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((6, 8, 3), np.uint8), photometric="rgb")
+    assert read_raster(tmp_path / "rgb.png", 1).mode == "L" and read_raster(tmp_path / "rgb.tif", 3).mode == "RGB"
+
+
+def _png16_rgb(path, h=4, w=4):
+    """A 16-bit RGB PNG, written by hand (Pillow cannot write one)."""
+    raw = b"".join(b"\0" + np.full((w, 3), 40000, ">u2").tobytes() for _ in range(h))
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data +  # noqa: E731
+                                struct.pack(">I", zlib.crc32(kind + data)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)) +
+                     chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("make, channels, needle", [
+    (lambda p: np.save(p, np.zeros((4, 4, 3, 2), np.float32)), 3, "shape (4, 4, 3, 2); expected H x W or H x W x C"),
+    (lambda p: np.save(p, np.zeros((0, 4), np.float32)), 1, "has an empty side"),
+    (lambda p: np.save(p, np.zeros((4, 4), bool)), 1, "values of type bool, not real numbers"),
+    (lambda p: np.save(p, np.zeros((4, 4), complex)), 1, "values of type complex128, not real numbers"),
+    (lambda p: np.save(p, np.array([[{"a": 1}]], dtype=object), allow_pickle=True), 1, "not a numeric .npy array"),
+    (lambda p: np.save(p, np.where(np.eye(4) > 0, np.nan, 1.0)), 1, "4 value(s) are NaN or infinite (the first at row 0"),
+    (lambda p: np.save(p, np.full((4, 4, 2), np.inf, np.float32)), 2, "NaN or infinite"),
+    (lambda p: np.save(p, np.zeros((4, 4, 4), np.float32)), 5, "4 channel(s), and --in-channels is 5"),
+    (lambda p: p.write_bytes(b"not numpy"), 1, "not a numeric .npy array"),
+])
+def test_each_bad_array_is_one_line_naming_the_file(tmp_path, make, channels, needle):
+    path = tmp_path / "x.npy"
+    make(path)
+    with pytest.raises(Pix2PixError, match="x.npy: ") as e:
+        read_raster(path, channels)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_16_bit_colour_png_and_an_8_bit_image_for_five_bands_are_one_line_each(tmp_path):
+    _png16_rgb(tmp_path / "c16.png")
+    with pytest.raises(Pix2PixError, match="c16.png: a 16-bit colour PNG, which Pillow can only read as 8 bits"):
+        read_raster(tmp_path / "c16.png", 3)
+    Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
+    with pytest.raises(Pix2PixError, match="rgb.png: an 8-bit image holds 1, 3 or 4 channels, and --out-channels is 5"):
+        read_raster(tmp_path / "rgb.png", 5, "--out-channels")
+
+
+def test_pairs_of_arrays_check_their_shapes_and_split_aligned_arrays_at_half_the_width(tmp_path):
+    a = np.arange(4 * 8 * 2, dtype=np.float32).reshape(4, 8, 2)
+    np.save(tmp_path / "ab.npy", a)
+    x, y = load_pair(Pair(tmp_path / "ab.npy"), "AtoB", 2, 2)
+    assert np.array_equal(x, a[:, :4]) and np.array_equal(y, a[:, 4:])
+    with pytest.raises(Pix2PixError, match="2 channel\\(s\\) in each half, and --out-channels is 1"):
+        load_pair(Pair(tmp_path / "ab.npy"), "AtoB", 2, 1)
+    np.save(tmp_path / "b.npy", np.zeros((5, 4, 1), np.float32))
+    with pytest.raises(Pix2PixError, match="size 8x4 differs from its B file"):
+        load_pair(Pair(tmp_path / "ab.npy", tmp_path / "b.npy"), "AtoB", 2, 1)
+
+
+# ----------------------------------------------------------------------------------- transforms
+
+
+def test_arrays_are_resized_in_float_on_every_channel_and_8_bit_ones_in_8_bits():
+    ramp = np.linspace(0, 1, 64 * 64 * 3, dtype=np.float32).reshape(64, 64, 3) * 1e-3  # far below one 8-bit step
+    out = resize(ramp, (40, 24))
+    assert out.shape == (24, 40, 3) and out.dtype == np.float32 and len(np.unique(out)) > 1000
+    img = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    assert np.array_equal(resize(img, (10, 12)), np.asarray(Image.fromarray(img).resize((10, 12), Image.BICUBIC)))
+
+
+def test_the_same_crop_and_flip_reach_both_sides_of_an_array_pair(tmp_path):
+    from pix2pix.config import DataConfig
+
+    root = make_array_dataset(tmp_path / "bands", {"train": 2}, size=40, in_bands=2, out_bands=2)
+    # B is a per-pixel function of A, so a crop or flip that differed between them would break it
+    pairs, _ = scan_split(root, "train")
+    cfg = DataConfig(load_size=48, crop_size=32)
+    scales = fit_scales(pairs, cfg, 2, 2)
+    ds = PairDataset(pairs, cfg, 2, 2, train=True, scales=scales)
+    for epoch in range(4):
+        item = ds[(epoch, 0)]
+        a = scales.input.from_unit(item["A"])
+        b = scales.output.from_unit(item["B"])
+        assert a.shape == (2, 32, 32) and b.shape == (2, 32, 32)
+        assert torch.allclose(b[0], 1e-3 * a.mean(0) / 5000, rtol=2e-3, atol=2e-7)
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize("fmt, scale, dtype", [("npy", Scale("minmax", (-5.0,), (7.0,), "float"), np.float32),
+                                               ("tiff", Scale("minmax", (-5.0,), (7.0,), "float"), np.float32),
+                                               ("png16", Scale("uint16", data="uint16"), np.uint16),
+                                               ("png", Scale(), np.uint8)])
+def test_outputs_are_written_in_their_kind_and_read_back_alike(tmp_path, fmt, scale, dtype):
+    u = torch.linspace(-1, 1, 64 * 48).reshape(1, 48, 64)
+    arr = encode(u, scale, fmt)
+    path = tmp_path / f"out.{fmt}"
+    write_raster(path, arr, fmt)
+    back = read_raster(path, None)
+    back = np.asarray(back)[:, :, None] if isinstance(back, Image.Image) else back
+    assert back.dtype == dtype and back.shape == (48, 64, 1) and np.array_equal(back, arr.astype(dtype))
+    if fmt in ("npy", "tiff"):
+        assert back.min() == pytest.approx(-5.0) and back.max() == pytest.approx(7.0)
+    if fmt == "png16":
+        assert len(np.unique(back)) == 64 * 48  # every step kept
+
+
+# ------------------------------------------------------------------------------------- end to end
+
+
+def test_a_two_folder_npy_dataset_trains_tests_and_translates_in_its_units(tmp_path, tiny, capsys):
+    """Reported: a dataset of .npy arrays was refused ("not an image file")."""
+    data = make_array_dataset(tmp_path / "bands", {"train": 4, "val": 2, "test": 2})
+    run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--preprocess", "none", "--max-steps", "4")
+    assert "scaling: input minmax" in capsys.readouterr().out
+    scales = load_checkpoint(run).scales
+    train_b = np.stack([np.load(data / "B" / "train" / f"{i}.npy") for i in range(1, 5)])
+    assert scales.output.kind == "minmax" and scales.output.a == pytest.approx(tuple(train_b.min((0, 1, 2))))
+    assert scales.output.b == pytest.approx(tuple(train_b.max((0, 1, 2))))
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(run), "--input", str(data / "A" / "test"), "--output", str(out),
+                 "--no-fast"]) == 0
+    y = np.load(out / "1.npy")
+    assert y.shape == (32, 32, 2) and y.dtype == np.float32
+    lo, hi = train_b.min(), train_b.max()
+    assert lo - 1e-6 <= y.min() and y.max() <= hi + 1e-6 and y.std() > 0  # in the target's units
+    assert main(["test", "--run", str(run), "--split", "test", "--no-fast"]) == 0
+    images = run / "results" / "test" / "images"
+    assert np.load(images / "1_output.npy").shape == (32, 32, 2) and (images / "1_output.png").exists()
+    translator = Translator.load(run, fast=False)
+    got = translator(np.load(data / "A" / "test" / "1.npy"), seed=0)
+    assert isinstance(got, np.ndarray) and got.shape == (32, 32, 2) and got.dtype == np.float32
+
+
+def test_a_16_bit_png_dataset_translates_to_16_bit_pngs(tmp_path, tiny):
+    """Reported: a 16-bit grayscale PNG dataset trained, but translate wrote an 8-bit PNG with 66 levels."""
+    data = make_16bit_dataset(tmp_path / "scans", {"train": 4, "test": 1})
+    run = train_tiny(tmp_path, data, tiny, "--in-channels", "1", "--out-channels", "1", "--max-steps", "4")
+    assert load_checkpoint(run).scales.input.kind == "uint16"
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(run), "--input", str(data / "A" / "test"), "--output", str(out),
+                 "--no-fast"]) == 0
+    with Image.open(out / "1.png") as im:
+        assert im.mode.startswith("I;16")
+        levels = len(np.unique(np.asarray(im)))
+    assert levels > 256
+
+
+def test_bad_array_data_is_one_line_and_skip_bad_images_skips_it(tmp_path, tiny, capsys):
+    data = make_array_dataset(tmp_path / "bands", {"train": 4})
+    bad = np.load(data / "A" / "train" / "2.npy")
+    bad[3, 4, 1] = np.nan
+    np.save(data / "A" / "train" / "2.npy", bad)
+    common = ["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny, *ARRAYS, "--max-steps", "2"]
+    one_line_error(capsys, main(common), "2.npy: 1 value(s) are NaN or infinite (the first at row 3, column 4")
+    assert main(common + ["--skip-bad-images", "--name", "skipping"]) == 0
+    assert "2.npy" in capsys.readouterr().out
+    one_line_error(capsys, main(common[:-4] + ["--in-channels", "4", "--out-channels", "2", "--name", "four"]),
+                   "1.npy: 5 channel(s), and --in-channels is 4")
+
+
+def test_a_checkpoint_whose_scaling_does_not_fit_its_generator_is_one_line(tmp_path, tiny):
+    data = make_array_dataset(tmp_path / "bands", {"train": 2})
+    run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--max-steps", "1")
+    path = run / "checkpoints" / "latest.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    scales = json.loads(meta["scales"])
+    scales["input"]["a"] = scales["input"]["a"][:3]
+    scales["input"]["b"] = scales["input"]["b"][:3]
+    save_file(load_file(str(path)), str(tmp_path / "edited.safetensors"), metadata=meta | {"scales": json.dumps(scales)})
+    with pytest.raises(Pix2PixError, match="its stored input scaling is for 3 channels, and the generator has 5"):
+        load_checkpoint(tmp_path / "edited.safetensors")
