@@ -162,6 +162,15 @@ def labels_run(tmp_path_factory) -> Path:
     return train_tiny(tmp, data, tiny, name="facadeish")
 
 
+@pytest.fixture(scope="module")
+def bands_run(tmp_path_factory) -> Path:
+    """A tiny run on 5-band .npy inputs and 2-band targets (minmax scalings), with a test split."""
+    tmp = tmp_path_factory.mktemp("bands")
+    data = make_array_dataset(tmp / "bands", {"train": 4, "test": 2})
+    return train_tiny(tmp, data, TINY + ["--in-channels", "5", "--out-channels", "2", "--max-steps", "4"],
+                      name="bands")
+
+
 def png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")

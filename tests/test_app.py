@@ -375,3 +375,36 @@ def test_a_port_outside_1_to_65535_is_one_line(run, capsys):
         main(["serve", "--checkpoint", str(run), "--port", "70000"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "a port is 1 to 65535, not 70000" in err[0]
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def test_an_array_model_is_served_by_the_api_alone_with_npy_bodies(bands_run):
+    model = load_served(bands_run)
+    assert not model.images and model.describe()["takes"] == "application/x-npy" and not model.describe()["page"]
+    x = np.load(bands_run.parent.parent / "bands" / "A" / "test" / "1.npy")
+    npy = {"content-type": "application/x-npy"}
+    with TestClient(create_app([model]), base_url="http://localhost") as c:
+        r = c.get("/")
+        assert r.status_code == 404 and "array models only" in r.json()["error"]
+        r = c.post("/api/translate?eval=true", content=_npy(x), headers=npy)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
+        y = np.load(io.BytesIO(r.content))
+        ref = Translator.load(bands_run, eval=True, device="cpu", fast=False)(x)
+        scale = model.scales.output
+        assert y.shape == (32, 32, 2) and y.dtype == np.float32
+        assert np.all(np.abs(y - ref) <= 1e-4 * (np.array(scale.b) - np.array(scale.a)))
+        bad = x.copy()
+        bad[0, 0, 0] = np.nan
+        for body, headers, status, needle in [
+                (png(label_image()), {"content-type": "image/png"}, 415, "takes 5-channel arrays"),
+                (_npy(x[:, :, :4]), npy, 400, "has 4 channel(s); model 'bands' takes 5"),
+                (_npy(bad), npy, 400, "NaN or infinite"),
+                (_npy(x.astype(np.uint8)), npy, 400, "its values are uint8 (uint8)"),
+                (b"not an array", npy, 400, "not a .npy array")]:
+            r = c.post("/api/translate", content=body, headers=headers)
+            assert r.status_code == status and needle in r.json()["error"], r.json()

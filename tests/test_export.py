@@ -90,3 +90,23 @@ def test_the_exported_file_runs_any_size_in_plain_onnxruntime(unet256, tmp_path,
         if mode == "eval":
             ref = torch_net.translate_tensor(torch.from_numpy(x)).numpy()
             assert np.abs(y - ref).max() < 1e-4
+
+
+def test_an_array_models_export_takes_and_gives_the_datas_units_in_plain_onnxruntime(bands_run, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "bands.onnx"
+    assert main(["export", "--checkpoint", str(bands_run), "--out", str(out), "--eval"]) == 0
+    assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["io"] == "data"
+    x = np.load(bands_run.parent.parent / "bands" / "A" / "test" / "1.npy")  # 5 bands in their units
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0].transpose(1, 2, 0)
+    ref = Translator.load(bands_run, eval=True, device="cpu", fast=False)(x)
+    scale = Translator.load(bands_run).scales.output
+    width = np.array(scale.b) - np.array(scale.a)
+    assert y.shape == (32, 32, 2) and np.all(np.abs(y - ref) <= 1e-4 * width)
+    served = load_served(out, backend="onnx")  # the ONNX backend of a graph in units
+    u = np.random.default_rng(0).uniform(-1, 1, (1, 5, 40, 24)).astype(np.float32)
+    torch_u = Translator.load(bands_run, eval=True, device="cpu", fast=False).translate_tensor(torch.from_numpy(u))
+    assert np.abs(served.backend(u, eval=True, seed=None) - torch_u.numpy()).max() < 1e-4

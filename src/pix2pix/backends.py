@@ -1,6 +1,7 @@
 """Serving backends: a generator ready to translate batches, in PyTorch or in ONNX Runtime. Each is a callable
 ``(x, eval, seed) -> y`` on (B, C, H, W) float32 arrays in [-1, 1], of any H and W, that the server batches
-requests into. Both take test mode from :mod:`pix2pix.inference`.
+requests into (the server scales the data's units to and from [-1, 1] by the model's ``scales``). Both take
+test mode from :mod:`pix2pix.inference`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import Pix2PixError
 from .inference import Translator
 from .networks.generators import pad_to_multiple
 from .onnx_graph import onnx_session
+from .units import EIGHT_BIT, Scales
 
 ONNX_FORMAT = "pix2pix-onnx/1"  # the metadata tag of a file written by ``pix2pix export``
 
@@ -55,15 +57,21 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: Path, multiple: int, minimum: int, mode: str, padded_inside: bool = True):
+    def __init__(self, path: Path, multiple: int, minimum: int, mode: str, padded_inside: bool = True,
+                 scales: Scales | None = None):
         self.session, self.multiple, self.minimum, self.mode = onnx_session(path), multiple, minimum, mode
         self.padded_inside = padded_inside  # files exported before the padding moved into the graph: False
         self.pad_rule = (multiple, minimum)
+        self.in_units = scales  # a graph in the data's units (io "data"): its scalings, else None
 
     def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
         return "onnxruntime"
 
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
+        if self.in_units is not None:  # the graph takes units and gives units
+            units = self.in_units.input.from_unit(torch.from_numpy(x)).numpy()
+            y = self.session.run(None, {"x": units})[0]
+            return self.in_units.output.to_unit(torch.from_numpy(y)).numpy()
         if self.padded_inside:
             return self.session.run(None, {"x": x})[0]
         t, (h, w) = pad_to_multiple(torch.from_numpy(x), self.multiple, self.minimum)
@@ -87,8 +95,10 @@ def load_onnx(path: Path) -> tuple[OnnxBackend, GeneratorConfig, dict]:
         cfg = section_from_dict(GeneratorConfig, json.loads(props.get("generator", "null")), str(path), "generator")
     except ValueError as e:
         raise Pix2PixError(f"{path}: its generator metadata is not valid JSON ({e})") from None
+    scales = Scales.from_dict(json.loads(props["scales"]), str(path)) if props.get("scales") else EIGHT_BIT
     backend = OnnxBackend(path, int(props["pad_multiple"]), int(props["pad_minimum"]), props["mode"],
-                          padded_inside=props.get("padding") == "graph")
+                          padded_inside=props.get("padding") == "graph",
+                          scales=scales if props.get("io") == "data" else None)
     meta = {"step": int(props["step"]) if props.get("step") else None,
-            "config": {"data": json.loads(props.get("data") or "{}")}}
+            "config": {"data": json.loads(props.get("data") or "{}")}, "scales": scales.to_dict()}
     return backend, cfg, meta

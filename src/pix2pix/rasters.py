@@ -66,14 +66,14 @@ def read_raster(path: Path, channels: int | None, flag: str = "--in-channels") -
             raise Pix2PixError(f"{path}: an 8-bit image holds 1, 3 or 4 channels, and {flag} is {channels}; give "
                                "data of more bands as .npy or TIFF")
         return arr.convert(MODES[channels])
-    arr = _checked(arr, path)
+    arr = checked_array(arr, path)
     if channels is not None and arr.shape[2] != channels:
         raise Pix2PixError(f"{path}: {arr.shape[2]} channel(s), and {flag} is {channels}")
     return arr
 
 
-def _checked(arr: np.ndarray, path: Path) -> np.ndarray:
-    """(H, W, C) of a real dtype, no empty side, all values finite."""
+def checked_array(arr: np.ndarray, path) -> np.ndarray:
+    """(H, W, C) of a real dtype, no empty side, all values finite (``path`` names it in the message)."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3:

@@ -15,6 +15,7 @@ from ..data import list_images, open_image
 from ..rasters import MODES, split_ab
 from ..errors import Pix2PixError
 from ..labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
+from ..units import EIGHT_BIT, Scales
 
 KINDS = ("labels", "sketch", "photo")
 SAMPLES = 24  # sample inputs offered from a model's val split
@@ -31,12 +32,22 @@ class ServedModel:
     samples: list[Path] = field(default_factory=list)  # aligned images of the val split
     direction: str = "AtoB"
     step: int | None = None
+    scales: Scales = EIGHT_BIT
+
+    @property
+    def images(self) -> bool:
+        """Whether it takes and gives images (8- or 16-bit, 1, 3 or 4 channels): the page serves those; any
+        other model is served by the API alone, with .npy bodies."""
+        c = self.config
+        return (c.in_channels in MODES and c.out_channels in MODES and
+                all(s.kind in ("uint8", "uint16") for s in (self.scales.input, self.scales.output)))
 
     def describe(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name,
              "in_channels": self.config.in_channels, "out_channels": self.config.out_channels,
              "generator": self.config.arch, "step": self.step, "samples": len(self.samples),
-             "classes": None, "palette": None}
+             "classes": None, "palette": None, "page": self.images,
+             "takes": "image" if self.images else "application/x-npy"}
         if self.labels is not None:
             d["classes"] = list(self.labels.classes)
             d["palette"] = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in self.labels.palette]
@@ -71,7 +82,7 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
         G_backend, cfg, meta = load_onnx(checkpoint)
     elif backend in ("auto", "torch"):  # auto: the faster engine for the device (ONNX Runtime on AVX2 CPUs)
         ckpt = load_checkpoint(checkpoint)
-        cfg, meta = ckpt.generator, ckpt.meta
+        cfg, meta = ckpt.generator, ckpt.meta | {"scales": ckpt.scales.to_dict()}
         engine = "auto" if backend == "auto" else "torch"
         G_backend = CheckpointBackend(ckpt.build_generator(), cfg, device, engine=engine)
     else:
@@ -87,8 +98,12 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
         if root is not None and (root / split).is_dir():
             samples = list_images(root / split)[0][:SAMPLES]
             break
+    scales = Scales.from_dict(meta["scales"], str(checkpoint)) if meta.get("scales") else EIGHT_BIT
     model = ServedModel(name or _default_name(checkpoint), checkpoint, cfg, G_backend, samples=samples,
-                        direction=direction, step=meta.get("step"))
+                        direction=direction, step=meta.get("step"), scales=scales)
+    if not model.images:
+        model.kind, model.samples = "arrays", []
+        return model
     chosen = label_set(labels) if labels else None
     if kind is not None:
         if kind not in KINDS:

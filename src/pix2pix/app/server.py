@@ -31,8 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from PIL import Image, UnidentifiedImageError
 
-from ..data import to_image
-from ..rasters import MODES, to_tensor
+from ..rasters import MODES, as_array, checked_array, encode, to_tensor
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .models import ServedModel
@@ -44,6 +43,7 @@ DRAIN_BYTES = 16 * 2**20  # read (and drop) up to this much of an over-limit upl
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 10.0, 60.0
 MAX_SEED = 2**63 - 1
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "application/octet-stream")
+NPY = "application/x-npy"  # an array body: what numpy.save writes
 
 
 @dataclass
@@ -286,6 +286,9 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
     @app.get("/", include_in_schema=False)
     async def page():
+        if not any(m.images for m in models):
+            raise HTTPException(404, "this server holds array models only, so it has no page: POST .npy bodies "
+                                     "(application/x-npy) to /api/translate")
         return FileResponse(str(static / "index.html"))
 
     @app.get("/healthz")
@@ -311,12 +314,14 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
         image.save(buf, "PNG")
         return Response(buf.getvalue(), media_type="image/png")
 
-    @app.post("/api/translate", responses={200: {"content": {"image/png": {}}}})
+    @app.post("/api/translate", responses={200: {"content": {"image/png": {}, NPY: {}}}})
     async def translate(request: Request):
-        """Translate one image: a multipart upload (field ``image``) or a raw PNG/JPEG body. Optional fields
-        (form fields or query parameters): ``model`` (default the first), ``seed`` (PyTorch's dropout noise of
-        that seed), ``eval`` (true: no dropout, running statistics). Returns a PNG of the input's size, with
-        the engine that ran it in ``X-Engine``."""
+        """Translate one image: a multipart upload (field ``image``) or a raw PNG/JPEG body; or one array: an
+        ``application/x-npy`` body (H x W x C in the data's units, as ``numpy.save`` writes it). Optional
+        fields (form fields or query parameters): ``model`` (default the first), ``seed`` (PyTorch's dropout
+        noise of that seed), ``eval`` (true: no dropout, running statistics). Returns a PNG of the input's size
+        (16-bit for 16-bit models), or for an array a float32 .npy in the target's units, with the engine that
+        ran it in ``X-Engine``."""
         start = time.perf_counter()
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fields = dict(request.query_params)
@@ -327,20 +332,26 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                 raise HTTPException(400, "the multipart request has no file field 'image'")
             data = await upload.read()
             fields |= {k: v for k, v in form.items() if isinstance(v, str)}
-        elif ctype in IMAGE_TYPES or ctype == "":
+        elif ctype in IMAGE_TYPES or ctype == "" or ctype == NPY:
             data = await request.body()
         else:
-            raise HTTPException(415, f"send an image (multipart field 'image', or a PNG/JPEG body), not {ctype}")
+            raise HTTPException(415, f"send an image (multipart field 'image', or a PNG/JPEG body) or an array "
+                                     f"({NPY}), not {ctype}")
         model = model_named(fields.get("model"))
+        array = ctype == NPY
+        if not array and not model.images:
+            raise HTTPException(415, f"model {model.name!r} takes {model.config.in_channels}-channel arrays: send "
+                                     f"a .npy body as {NPY}")
         seed = _int_field(fields.get("seed"), "seed")
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise HTTPException(400, f"seed must be in [0, {MAX_SEED}], not {seed}")
         eval_mode = str(fields.get("eval", "false")).lower() in ("1", "true", "yes", "on")
         # Decoding and encoding run in worker threads too: a large upload does not hold up the other requests.
-        x = await run_in_threadpool(_to_input, data, max_pixels, model.config.in_channels, model.backend.pad_rule)
+        x = await run_in_threadpool(_array_input if array else _to_input, data, max_pixels, model)
         y = await batcher.submit(model, x, eval_mode, seed)
         # X-Engine says what ran: a seed in the paper's mode asks for PyTorch's exact noise.
-        return Response(await run_in_threadpool(_to_png, y), media_type="image/png",
+        body, media = await run_in_threadpool(_array_output if array else _to_png, y, model)
+        return Response(body, media_type=media,
                         headers={"X-Model": model.name, "X-Engine": model.backend.engine_of(1, eval_mode, seed),
                                  "X-Seconds": f"{time.perf_counter() - start:.4f}"})
 
@@ -350,14 +361,57 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
     return app
 
 
-def _to_input(data: bytes, max_pixels: int, channels: int, pad: tuple[int, int]) -> np.ndarray:
-    return to_tensor(decode_upload(data, max_pixels, pad).convert(MODES[channels])).numpy()
+def _to_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:
+    """An uploaded image as the model's (C, H, W) input in [-1, 1] (a 16-bit one for a 16-bit model)."""
+    im = decode_upload(data, max_pixels, model.backend.pad_rule)
+    sixteen = im.mode.startswith("I;16") and model.scales.input.kind == "uint16"
+    side = np.asarray(im) if sixteen else im.convert(MODES[model.config.in_channels])
+    return _scaled(side, model)
 
 
-def _to_png(y: np.ndarray) -> bytes:
+def _array_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:
+    """A .npy body (H x W or H x W x C, the data's units) as the model's (C, H, W) input in [-1, 1]."""
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        arr = checked_array(np.asarray(arr), "the array")
+    except Pix2PixError as e:
+        raise HTTPException(400, str(e)) from None
+    except (ValueError, OSError, EOFError) as e:
+        raise HTTPException(400, f"not a .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
+    h, w, c = arr.shape
+    if w * h > max_pixels:
+        raise HTTPException(400, f"the array is {w}x{h}: at most {max_pixels:,} pixels")
+    ph, pw = padded_size(h, w, *model.backend.pad_rule)
+    if ph * pw > PADDED_FACTOR * max_pixels:
+        raise HTTPException(400, f"the array is {w}x{h}, which the generator pads to {pw}x{ph}: at most "
+                                 f"{PADDED_FACTOR * max_pixels:,} pixels padded")
+    if c != model.config.in_channels:
+        raise HTTPException(400, f"the array has {c} channel(s); model {model.name!r} takes "
+                                 f"{model.config.in_channels}")
+    return _scaled(arr, model)
+
+
+def _scaled(side, model: ServedModel) -> np.ndarray:
+    try:
+        model.scales.input.check(as_array(side), "the input")
+    except Pix2PixError as e:
+        raise HTTPException(400, str(e)) from None
+    return to_tensor(side, model.scales.input).numpy()
+
+
+def _to_png(y: np.ndarray, model: ServedModel) -> tuple[bytes, str]:
+    fmt = "png16" if model.scales.output.kind == "uint16" else "png"
+    arr = encode(torch.from_numpy(y), model.scales.output, fmt)
     buf = io.BytesIO()
-    to_image(torch.from_numpy(y)).save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(buf, "PNG", compress_level=1)
+    return buf.getvalue(), "image/png"
+
+
+def _array_output(y: np.ndarray, model: ServedModel) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    np.save(buf, encode(torch.from_numpy(y), model.scales.output, "npy"))
+    return buf.getvalue(), NPY
 
 
 def _int_field(value, name: str) -> int | None:

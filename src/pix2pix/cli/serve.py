@@ -157,8 +157,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts)
     for m in models:
-        print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
-    print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+        if m.images:
+            print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
+        else:
+            print(f"model {m.name}: API only (no page): {m.config.in_channels}-channel arrays in, "
+                  f"{m.config.out_channels}-channel out, as application/x-npy bodies of POST /api/translate; "
+                  f"{m.config.arch}, {m.backend.name}")
+    if any(m.images for m in models):
+        print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    else:
+        print(f"API at http://{args.host}:{args.port}/api/translate  (docs: /docs)", flush=True)
     uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
 

@@ -198,7 +198,7 @@ document.addEventListener("keydown", (e) => {
 
 (async function init() {
   const res = await fetch("/api/models");
-  state.models = await res.json();
+  state.models = (await res.json()).filter((m) => m.page);  // array models are served by the API alone
   state.models.forEach((m, i) => $("model").add(new Option(m.name, String(i))));
   $("model").disabled = state.models.length < 2;
   if (state.models.length) useModel(state.models[0]);
