@@ -502,3 +502,21 @@ def test_an_image_over_the_pixel_limit_is_one_line_before_it_is_decoded(tmp_path
     with pytest.raises(Pix2PixError, match="40x30 is 0 megapixels, over the 0.0-megapixel limit"):
         data.open_image(path, 3)
     assert not decoded
+
+
+def test_check_reads_arrays_as_training_does_and_finds_a_side_of_mixed_kinds(tmp_path, capsys):
+    from conftest import make_array_dataset
+    from pix2pix.cli import main
+
+    root = make_array_dataset(tmp_path / "bands", {"train": 3, "val": 1})
+    assert main(["datasets", "check", str(root), "--in-channels", "5", "--out-channels", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "A: float, 5 channel(s)" in out and "B: float, 2 channel(s)" in out and "4 pair(s) checked, 0 problem" in out
+    np.save(root / "B" / "train" / "2.npy", np.zeros((32, 32, 2), np.uint16))
+    bad = np.load(root / "A" / "train" / "3.npy")
+    bad[0, 0, 0] = np.inf
+    np.save(root / "A" / "train" / "3.npy", bad)
+    assert main(["datasets", "check", str(root), "--in-channels", "5", "--out-channels", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "B/train/2.npy: uint16, 2 channel(s), and the B files before it are float, 2 channel(s)" in out
+    assert "A/train/3.npy: 1 value(s) are NaN or infinite" in out

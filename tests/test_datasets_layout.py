@@ -194,3 +194,27 @@ def test_cli_combine_and_split(tmp_path, capsys):
     assert main(["datasets", "split", str(flat), "--val", "0.2", "--test", "0.1"]) == 0
     assert "train 7, val 2, test 1" in capsys.readouterr().out
     assert main(["datasets", "split", str(flat), "--val", "0.7", "--test", "0.5"]) == 2
+
+
+def test_combine_pairs_arrays_into_aligned_arrays_of_their_kind_and_split_moves_them(tmp_path):
+    from conftest import make_16bit_dataset, make_array_dataset
+
+    bands = make_array_dataset(tmp_path / "bands", {"train": 3}, in_bands=2, out_bands=2)
+    report = combine(bands / "A" / "train", bands / "B" / "train", tmp_path / "aligned")
+    assert report.pairs == 3 and not report.problems
+    pairs, _ = scan_split(tmp_path / "aligned", "train")
+    a, b = load_pair(pairs[0], "AtoB", 2, 2)
+    assert np.array_equal(a, np.load(bands / "A" / "train" / "1.npy"))
+    assert np.array_equal(b, np.load(bands / "B" / "train" / "1.npy"))
+    scans = make_16bit_dataset(tmp_path / "scans", {"train": 2})
+    assert combine(scans / "A" / "train", scans / "B" / "train", tmp_path / "scans-aligned").pairs == 2
+    with Image.open(tmp_path / "scans-aligned" / "train" / "1.png") as im:
+        assert im.mode.startswith("I;16") and im.size == (64, 32)
+    other = make_array_dataset(tmp_path / "uneven", {"train": 1}, in_bands=5, out_bands=2)
+    with pytest.raises(Pix2PixError, match="no pair could be combined .*one shape and type"):
+        combine(other / "A" / "train", other / "B" / "train", tmp_path / "nope")
+    for f in (tmp_path / "aligned" / "train").iterdir():
+        f.rename(tmp_path / "aligned" / f.name)
+    (tmp_path / "aligned" / "train").rmdir()
+    counts = split_folder(tmp_path / "aligned", val=0.34, test=0.0)
+    assert (counts["train"], counts["val"]) == (2, 1) and len(list((tmp_path / "aligned" / "val").glob("*.npy"))) == 1

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY, make_aligned_dataset, one_line_error, train_tiny
+from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.errors import Pix2PixError
 from pix2pix.evaluation import (PSNR_CAP, InceptionFeatures, evaluate_folders, fid_kid, gradient_magnitude,
@@ -196,3 +197,32 @@ def test_eval_bad_input_is_one_line_each(scored_run, tmp_path, capsys):
     one_line_error(capsys, code, "either a run (--run DIR) or two folders")
     code = main(["eval", "--pred", str(tmp_path)])
     one_line_error(capsys, code, "--pred and --target go together")
+
+
+def test_eval_of_an_array_run_scores_each_channel_in_normalised_and_data_units(bands_run, tmp_path, capsys):
+    assert main(["eval", "--run", str(bands_run), "--split", "test", "--seed", "0", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["channels"] == 2 and got["count"] == 2 and len(got["per_channel"]) == 2
+    images = bands_run / "results" / "test" / "images"
+    outs = [np.load(images / f"{i}_output.npy") for i in (1, 2)]
+    tgts = [np.load(images / f"{i}_target.npy") for i in (1, 2)]
+    for c, p in enumerate(got["per_channel"]):  # by hand, in the data's units, then over the scaling's span
+        l1 = np.mean([np.abs(o[..., c] - t[..., c]).mean() for o, t in zip(outs, tgts)])
+        assert p["l1_units"] == pytest.approx(l1, rel=1e-5) and p["l1"] == pytest.approx(l1 / p["span_units"], rel=1e-5)
+    scale = load_checkpoint(bands_run).scales.output
+    assert got["per_channel"][1]["span_units"] == pytest.approx(scale.b[1] - scale.a[1], rel=1e-5)
+    code = main(["eval", "--run", str(bands_run), "--split", "test", "--segmenter", str(tmp_path / "s.safetensors")])
+    one_line_error(capsys, code, "no such segmenter")
+    seg = tmp_path / "seg.safetensors"
+    train_segmenter(make_aligned_dataset(tmp_path / "labels", {"train": 2}, colours=CMP4), seg,
+                    SegmenterConfig(arch="unet_32", ngf=4, size=32), steps=1, progress=False)
+    code = main(["eval", "--run", str(bands_run), "--split", "test", "--segmenter", str(seg)])
+    one_line_error(capsys, code, "the FCN-score and FID/KID score 8-bit images")
+    # Two folders of arrays: scored over the targets' own range
+    for kind in ("output", "target"):
+        (tmp_path / kind).mkdir()
+        for i in (1, 2):
+            (tmp_path / kind / f"{i}.npy").write_bytes((images / f"{i}_{kind}.npy").read_bytes())
+    assert main(["eval", "--pred", str(tmp_path / "output"), "--target", str(tmp_path / "target"), "--json"]) == 0
+    folders = json.loads(capsys.readouterr().out)
+    assert folders["l1_units"] == pytest.approx(got["l1_units"], rel=1e-6) and folders["channels"] == 2

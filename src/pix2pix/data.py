@@ -127,8 +127,13 @@ def scan_split(root: Path, split: str) -> tuple[list[Pair], list[str]]:
     return pairs, problems
 
 
-def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3) -> tuple[int, list[str]]:
-    """Decode every image of every split; return (number of pairs checked, problems found)."""
+def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3,
+                  kinds: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """Decode every file of every split; return (number of pairs checked, problems found). Arrays are checked
+    as training reads them (rank, empty sides, dtype, NaN/inf, channels), and each side's files for one kind
+    of data (8-bit, 16-bit, integers, floats) with one channel count; ``kinds`` (side -> what it holds) is
+    filled in."""
+    kinds = {} if kinds is None else kinds
     root = Path(root)
     if not root.is_dir():
         raise Pix2PixError(f"{root}: no such folder")
@@ -146,9 +151,17 @@ def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3) -> tu
         for pair in pairs:
             count += 1
             try:
-                load_pair(pair, "AtoB", in_channels, out_channels)
+                sides = load_pair(pair, "AtoB", in_channels, out_channels)
             except Pix2PixError as e:
                 problems.append(str(e))
+                continue
+            for side, x, where in zip("AB", sides, (pair.a, pair.b or pair.a)):
+                arr = as_array(x)
+                kind = f"{dtype_class(arr.dtype)}, {arr.shape[2]} channel(s)"
+                first = kinds.setdefault(side, kind)
+                if kind != first:
+                    problems.append(f"{where}: {kind}, and the {side} files before it are {first}; a side's files "
+                                    "must be of one kind")
     return count, problems
 
 

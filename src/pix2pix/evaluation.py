@@ -11,6 +11,11 @@ Over a split, each figure is the mean over images of the per-image figure, with 
   of the outputs against the input labels (see :mod:`pix2pix.segmentation`);
 * ``fid``, ``kid``, ``kid_std`` (with an Inception feature extractor file, see :class:`InceptionFeatures`):
   torchmetrics' Fréchet and kernel Inception distances between outputs and targets.
+
+Data that is not 8-bit images (arrays, 16-bit images: :func:`array_metrics`) is scored per channel: L1 and
+MSE in the data's units and normalised (divided by the span of the target's scaling, so in [0, 1] like the
+image figures), and PSNR with that span as the peak (the same in either unit). The FCN-score and FID/KID
+score images only, and say so.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import list_images
+from .rasters import as_array, read_raster
 from .errors import Pix2PixError
 from .labels import LabelSet, read_truth
 
@@ -93,6 +99,37 @@ def image_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
     sharp = float(np.mean(g_out) / np.mean(g_tgt)) if np.mean(g_tgt) > 0 else float("nan")
     return {"l1": float(np.mean(l1)), "mse": float(np.mean(mse)), "psnr": float(np.mean(psnr)),
             "ssim": float(np.mean(ssims)), "sharpness": sharp, "count": len(l1)}
+
+
+def array_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]], spans: np.ndarray | None = None) -> dict:
+    """Per channel and over channels, L1, MSE and PSNR of (output, target) (H, W, C) arrays in the data's units.
+    ``spans``: per channel, the width of the target's scaling in units (:func:`scaling_spans`); None takes the
+    targets' own range (max - min over every pair)."""
+    pairs = [(np.asarray(o, np.float64), np.asarray(t, np.float64)) for o, t in pairs]
+    if not pairs:
+        raise Pix2PixError("no arrays to evaluate")
+    channels = pairs[0][1].shape[2]
+    if spans is None:
+        lo = np.min([t.min((0, 1)) for _, t in pairs], 0)
+        hi = np.max([t.max((0, 1)) for _, t in pairs], 0)
+        spans = hi - lo
+    spans = np.where(np.asarray(spans, np.float64) > 0, spans, 1.0)
+    l1 = np.array([np.abs(o - t).mean((0, 1)) for o, t in pairs])  # (images, channels), in units
+    mse = np.array([((o - t) ** 2).mean((0, 1)) for o, t in pairs])
+    norm_mse = mse / spans ** 2
+    psnr = np.where(norm_mse > 0, 10 * np.log10(1 / np.maximum(norm_mse, 1e-300)), PSNR_CAP).clip(max=PSNR_CAP)
+    per_channel = [{"channel": c, "l1": float(l1[:, c].mean() / spans[c]), "mse": float(norm_mse[:, c].mean()),
+                    "psnr": float(psnr[:, c].mean()), "l1_units": float(l1[:, c].mean()),
+                    "mse_units": float(mse[:, c].mean()), "span_units": float(spans[c])} for c in range(channels)]
+    return {"l1": float(np.mean([p["l1"] for p in per_channel])), "mse": float(norm_mse.mean()),
+            "psnr": float(psnr.mean()), "l1_units": float(l1.mean()), "mse_units": float(mse.mean()),
+            "count": len(pairs), "channels": channels, "per_channel": per_channel}
+
+
+def scaling_spans(scale) -> np.ndarray:
+    """Per channel, the data-unit width of a :class:`pix2pix.units.Scale`'s [-1, 1]: what "normalised" divides by."""
+    ends = scale.from_unit(torch.tensor([-1.0, 1.0]).reshape(1, 1, 2).expand(scale.channels or 1, 1, 2))
+    return (ends[:, 0, 1] - ends[:, 0, 0]).double().numpy()
 
 
 # --------------------------------------------------------------------------------------- FID / KID
@@ -221,6 +258,17 @@ def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None =
     """``pix2pix eval --pred DIR --target DIR``: predictions and targets matched by name."""
     features = InceptionFeatures(inception) if inception is not None else None  # a missing file fails first
     pairs = pair_folders(pred_dir, target_dir)
+    if not isinstance(read_raster(pairs[0][2], None), Image.Image):  # arrays, or 16-bit images: in their units
+        if segmenter is not None or features is not None:
+            raise Pix2PixError(f"{pairs[0][2]}: the FCN-score and FID/KID score 8-bit images, not arrays; eval "
+                               "scores arrays' L1, MSE and PSNR per channel without them")
+        arrays = []
+        for _, out_path, tgt_path in pairs:
+            out, tgt = as_array(read_raster(out_path, None)), as_array(read_raster(tgt_path, None))
+            if out.shape != tgt.shape:
+                raise Pix2PixError(f"{out_path}: shape {out.shape} differs from its target {tgt_path} ({tgt.shape})")
+            arrays.append((out, tgt))
+        return array_metrics(arrays)
     truths = None
     if segmenter is not None:
         if labels_dir is None:
@@ -233,6 +281,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
                  seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
     """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
     it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
+    from .checkpoints import checkpoint_scales
     from .config import RunConfig
     from .data import load_pair, scan_split
     from .inference import translate_split
@@ -240,6 +289,11 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
 
     run_dir = Path(run_dir)
     # What can fail fails before the translation: a missing Inception file, labels of other classes.
+    scales = checkpoint_scales(run_dir)
+    if not scales.eight_bit and (segmenter is not None or inception is not None):
+        raise Pix2PixError(f"{run_dir}: the FCN-score and FID/KID score 8-bit images, and this run's data is "
+                           f"{scales.output.data} ({scales.output.kind}); eval scores its L1, MSE and PSNR per "
+                           "channel without them")
     features = InceptionFeatures(inception) if inception is not None else None
     if segmenter is not None and (run_dir / "config.json").exists():
         cfg = RunConfig.load(run_dir / "config.json")
@@ -249,6 +303,13 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
             read_truth(segmenter.labels, first, where=found[0].a)
     out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress, fast=fast)
     stems = [stem for stem, _ in rows]
+    if scales.output.kind != "uint8":  # scored on the .npy outputs, in the target's units
+        arrays = [(np.load(out / "images" / f"{s}_output.npy"), np.load(out / "images" / f"{s}_target.npy"))
+                  for s in stems]
+        metrics = {"split": split, **array_metrics(arrays, scaling_spans(scales.output))}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
+        return metrics
     pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]
     truths = None
     if segmenter is not None:
@@ -263,7 +324,9 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
 
 def metrics_table(metrics: dict) -> str:
     """An HTML table of a metrics dict (nested ``fcn`` flattened)."""
-    flat = {k: v for k, v in metrics.items() if k != "fcn"} | {f"FCN {k}": v for k, v in metrics.get("fcn", {}).items()}
+    flat = {k: v for k, v in metrics.items() if k not in ("fcn", "per_channel")} | \
+        {f"FCN {k}": v for k, v in metrics.get("fcn", {}).items()} | \
+        {f"channel {p['channel']} {k}": v for p in metrics.get("per_channel", []) for k, v in p.items() if k != "channel"}
     cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
                     f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in flat.items())
     return f"<table class=kv>{cells}</table>"

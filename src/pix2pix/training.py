@@ -296,6 +296,10 @@ class Trainer:
                                "one with 'pix2pix datasets split', or leave --val-every out)")
         if t.val_every == 0 or not val_pairs or not self.world.main:
             return None
+        if (t.segmenter or t.inception) and not self.scales.eight_bit:
+            flag = "--segmenter" if t.segmenter else "--inception"
+            raise Pix2PixError(f"{flag}: the FCN-score and FID/KID score 8-bit images, and this run's data is "
+                               f"{self.scales.output.data}; validation scores its L1, PSNR and SSIM without them")
         segmenter = Segmenter.load(Path(t.segmenter), device=self.device) if t.segmenter else None
         features = InceptionFeatures(Path(t.inception)).to(self.device) if t.inception else None
         return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric,

@@ -25,8 +25,8 @@ def add_commands(sub) -> None:
     dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
     q = dsub.add_parser("check", help="list every problem in a dataset folder (exit 1 if any)")
     q.add_argument("dir", help="dataset root")
-    q.add_argument("--in-channels", type=int, default=3, choices=(1, 3, 4))
-    q.add_argument("--out-channels", type=int, default=3, choices=(1, 3, 4))
+    q.add_argument("--in-channels", type=positive(int), default=3, help="channels of the A side (default 3)")
+    q.add_argument("--out-channels", type=positive(int), default=3, help="channels of the B side (default 3)")
     q.set_defaults(func=cmd_datasets_check)
 
     q = dsub.add_parser("make", help="write the built-in procedural dataset")
@@ -77,9 +77,12 @@ def add_commands(sub) -> None:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from ..data import check_dataset
 
-    count, problems = check_dataset(Path(args.dir), args.in_channels, args.out_channels)
+    kinds: dict[str, str] = {}
+    count, problems = check_dataset(Path(args.dir), args.in_channels, args.out_channels, kinds)
     for line in problems:
         print(line)
+    for side, kind in kinds.items():
+        print(f"{side}: {kind}")
     print(f"{args.dir}: {count} pair(s) checked, {len(problems)} problem(s)")
     return 1 if problems else 0
 

@@ -127,6 +127,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for k, v in metrics.items():
         if k == "fcn":
             print("FCN-score: " + ", ".join(f"{name} {x:.4f}" for name, x in v.items()))
+        elif k == "per_channel":
+            for p in v:
+                print(f"channel {p['channel']}: L1 {p['l1']:.4f} normalised ({p['l1_units']:.4g} in the data's "
+                      f"units), MSE {p['mse']:.4g} ({p['mse_units']:.4g}), PSNR {p['psnr']:.2f} dB (peak "
+                      f"{p['span_units']:.4g})")
         else:
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     if args.run:

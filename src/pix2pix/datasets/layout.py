@@ -6,8 +6,11 @@ grayscale becomes RGB, and the loader converts back with ``--in-channels``/``--o
 have split folders (``train``, ``val``, ``test``) each split is paired on its own; flat folders make a
 ``train`` split, so the result is always a dataset that training accepts. Files without a partner, pairs of
 different sizes and unreadable images are skipped and reported, never fixed: resizing a label map to match a
-photo would silently change the labels. Everything is written into a hidden sibling folder renamed to
-``OUT`` at the end, so a folder named ``OUT`` is always complete.
+photo would silently change the labels. Arrays (``.npy``, TIFF bands, 16-bit images) are paired into one
+array of their kind, A's columns then B's (``x.npy``; a one-channel 16-bit pair as a 16-bit PNG), when both
+sides have one shape and type; other pairs of arrays keep the two-folder layout, which training reads as it
+is. Everything is written into a hidden sibling folder renamed to ``OUT`` at the end, so a folder named
+``OUT`` is always complete.
 
 ``split_folder(DIR)`` moves the images of a flat folder of aligned images into ``DIR/{train,val,test}``,
 the same way for the same seed.
@@ -25,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data import SPLITS, list_images, open_image
+from ..data import SPLITS, list_images
+from ..rasters import as_array, read_raster
 from ..errors import Pix2PixError
 
 
@@ -85,7 +89,13 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
     try:
         for split, stem, a_path, b_path in plan:
             try:
-                a, b = open_image(a_path, 3), open_image(b_path, 3)
+                a, b = read_raster(a_path, None), read_raster(b_path, None)
+                if isinstance(a, Image.Image) and isinstance(b, Image.Image):
+                    a, b = a.convert("RGB"), b.convert("RGB")
+                else:  # arrays (or 16-bit images): side by side in one array of their kind
+                    _combine_arrays(as_array(a), as_array(b), a_path, b_path, tmp / split, stem)
+                    counts[split] = counts.get(split, 0) + 1
+                    continue
             except Pix2PixError as e:
                 problems.append(f"{e}; pair skipped")
                 continue
@@ -110,6 +120,23 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return CombineReport(sum(counts.values()), problems, {s: counts[s] for s in SPLITS if s in counts})
+
+
+def _combine_arrays(a: np.ndarray, b: np.ndarray, a_path: Path, b_path: Path, folder: Path, stem: str) -> Path:
+    """Write an aligned array pair: a 16-bit PNG for one-channel 16-bit data, else .npy (H x 2W x C)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise Pix2PixError(f"{a_path}: A is {a.shape} {a.dtype} but its B file {b_path} is {b.shape} {b.dtype}; an "
+                           "aligned array holds both sides in one array of one shape and type (keep the two-folder "
+                           "layout DATA/A/SPLIT + DATA/B/SPLIT, which training reads as it is)")
+    folder.mkdir(exist_ok=True)
+    both = np.concatenate([a, b], axis=1)
+    if both.dtype == np.uint16 and both.shape[2] == 1:
+        path = folder / f"{stem}.png"
+        Image.fromarray(both[:, :, 0]).save(path)
+    else:
+        path = folder / f"{stem}.npy"
+        np.save(path, both)
+    return path
 
 
 def _split_folders(folder: Path) -> list[str]:
