@@ -215,3 +215,13 @@ def test_a_checkpoint_whose_scaling_does_not_fit_its_generator_is_one_line(tmp_p
     save_file(load_file(str(path)), str(tmp_path / "edited.safetensors"), metadata=meta | {"scales": json.dumps(scales)})
     with pytest.raises(Pix2PixError, match="its stored input scaling is for 3 channels, and the generator has 5"):
         load_checkpoint(tmp_path / "edited.safetensors")
+
+
+def test_a_resumed_array_run_keeps_its_scalings(tmp_path, tiny, capsys):
+    data = make_array_dataset(tmp_path / "bands", {"train": 4})
+    run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--max-steps", "2")
+    assert "--preprocess none (or crop) keeps them as measured" in capsys.readouterr().out
+    before = load_checkpoint(run).scales
+    np.save(data / "B" / "train" / "1.npy", np.load(data / "B" / "train" / "1.npy") * 10)  # new data, same run
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    assert load_checkpoint(run).meta["step"] == 4 and load_checkpoint(run).scales == before

@@ -132,8 +132,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"channel {p['channel']}: L1 {p['l1']:.4f} normalised ({p['l1_units']:.4g} in the data's "
                       f"units), MSE {p['mse']:.4g} ({p['mse_units']:.4g}), PSNR {p['psnr']:.2f} dB (peak "
                       f"{p['span_units']:.4g})")
-        else:
-            print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+        else:  # figures in the data's units may be of any size: significant digits
+            print((f"{k}: {v:.4g}" if k.endswith("_units") else f"{k}: {v:.4f}") if isinstance(v, float) else f"{k}: {v}")
     if args.run:
         print(f"results: {Path(args.run) / 'results' / args.split / 'index.html'}")
     return 0
