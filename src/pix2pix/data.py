@@ -1,16 +1,17 @@
-"""Paired image data: the paper's aligned A|B layout, the two-folder layout, and single images.
+"""Paired data: the paper's aligned A|B layout, the two-folder layout, and single files.
 
 Layouts under a dataset root ``DATA``:
 
-* aligned (the paper's datasets): ``DATA/{train,val,test}/*.jpg``, each image A on the left, B on the right;
-* two folders: ``DATA/A/{split}/x.png`` and ``DATA/B/{split}/x.png``, paired by file name.
+* aligned (the paper's datasets): ``DATA/{train,val,test}/*.jpg``, each image A on the left, B on the right
+  (arrays too: ``H x 2W x C``);
+* two folders: ``DATA/A/{split}/x.png`` and ``DATA/B/{split}/x.png`` (or ``.npy``, ``.tif``), paired by name.
 
-Random crop and flip are drawn once per example and applied to A and B alike. The draw depends only on
-(seed, epoch, example index), so it is the same whatever the number of loader workers and after a resume.
-Unreadable images become error records (they travel through the loader, see :mod:`pix2pix.batches`), so the
-user sees one clear line instead of a worker traceback. Pixels map to [-1, 1] and back with one pair of
-functions, :func:`to_unit` and :func:`from_unit`, the reference's arithmetic.
-"""
+A side is an 8-bit Pillow image or an (H, W, C) array (:mod:`pix2pix.rasters`); each side maps to [-1, 1] by
+its scaling (:mod:`pix2pix.units`), fitted to the training split by :func:`fit_scales`. Random crop and flip
+are drawn once per example and applied to A and B alike. The draw depends only on (seed, epoch, example
+index), so it is the same whatever the number of loader workers and after a resume. Unreadable files become
+error records (they travel through the loader, see :mod:`pix2pix.batches`), so the user sees one clear line
+instead of a worker traceback."""
 
 from __future__ import annotations
 
