@@ -385,7 +385,7 @@ def _npy(arr: np.ndarray) -> bytes:
 
 def test_an_array_model_is_served_by_the_api_alone_with_npy_bodies(bands_run):
     model = load_served(bands_run)
-    assert not model.images and model.describe()["takes"] == "application/x-npy" and not model.describe()["page"]
+    assert not model.images and model.describe()["takes"] == ["application/x-npy"] and not model.describe()["page"]
     x = np.load(bands_run.parent.parent / "bands" / "A" / "test" / "1.npy")
     npy = {"content-type": "application/x-npy"}
     with TestClient(create_app([model]), base_url="http://localhost") as c:
@@ -408,3 +408,25 @@ def test_an_array_model_is_served_by_the_api_alone_with_npy_bodies(bands_run):
                 (b"not an array", npy, 400, "not a .npy array")]:
             r = c.post("/api/translate", content=body, headers=headers)
             assert r.status_code == status and needle in r.json()["error"], r.json()
+
+
+def test_a_16_bit_model_answers_16_bit_pngs_through_the_api(tmp_path):
+    from conftest import TINY, make_16bit_dataset, train_tiny
+
+    data = make_16bit_dataset(tmp_path / "scans", {"train": 3})
+    run = train_tiny(tmp_path, data, TINY + ["--in-channels", "1", "--out-channels", "1", "--max-steps", "1"])
+    model = load_served(run)
+    assert not model.images and model.png and model.describe()["takes"] == ["image/png", "application/x-npy"]
+    body = (data / "A" / "train" / "1.png").read_bytes()
+    with TestClient(create_app([model]), base_url="http://localhost") as c:
+        assert c.get("/").status_code == 404
+        r = c.post("/api/translate?eval=true", content=body, headers={"content-type": "image/png"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(r.content)) as im:
+            assert im.mode.startswith("I;16") and im.size == (32, 32)
+            served = np.asarray(im)
+        expected = Translator.load(run, eval=True, device="cpu", fast=False)(Image.open(io.BytesIO(body)))
+        assert np.abs(served.astype(int) - np.asarray(expected).astype(int)).max() <= 2  # of 65535
+        eight = png(np.zeros((32, 32), np.uint8))
+        r = c.post("/api/translate", content=eight, headers={"content-type": "image/png"})
+        assert r.status_code == 400 and "takes uint16 data" in r.json()["error"]

@@ -217,7 +217,7 @@ def test_eval_of_an_array_run_scores_each_channel_in_normalised_and_data_units(b
     train_segmenter(make_aligned_dataset(tmp_path / "labels", {"train": 2}, colours=CMP4), seg,
                     SegmenterConfig(arch="unet_32", ngf=4, size=32), steps=1, progress=False)
     code = main(["eval", "--run", str(bands_run), "--split", "test", "--segmenter", str(seg)])
-    one_line_error(capsys, code, "the FCN-score and FID/KID score 8-bit images")
+    one_line_error(capsys, code, "the FCN-score reads 8-bit label maps and photos")
     # Two folders of arrays: scored over the targets' own range
     for kind in ("output", "target"):
         (tmp_path / kind).mkdir()

@@ -96,6 +96,7 @@ def test_an_array_models_export_takes_and_gives_the_datas_units_in_plain_onnxrun
     import onnx
     import onnxruntime as ort
 
+    assert main(["export", "--checkpoint", str(bands_run), "--out", str(tmp_path / "paper.onnx")]) == 0  # noise kept
     out = tmp_path / "bands.onnx"
     assert main(["export", "--checkpoint", str(bands_run), "--out", str(out), "--eval"]) == 0
     assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["io"] == "data"

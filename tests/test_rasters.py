@@ -225,3 +225,80 @@ def test_a_resumed_array_run_keeps_its_scalings(tmp_path, tiny, capsys):
     np.save(data / "B" / "train" / "1.npy", np.load(data / "B" / "train" / "1.npy") * 10)  # new data, same run
     assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
     assert load_checkpoint(run).meta["step"] == 4 and load_checkpoint(run).scales == before
+
+
+def test_uint16_bands_in_tiff_train_translate_to_uint16_tiff_and_eval_per_channel(tmp_path, tiny, capsys):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tiffs"
+    for side in "AB":
+        for split in ("train", "test"):
+            (root / side / split).mkdir(parents=True)
+    for split, n in (("train", 3), ("test", 1)):
+        for i in range(n):
+            a = rng.integers(1000, 60000, (32, 32, 3)).astype(np.uint16)
+            tifffile.imwrite(root / "A" / split / f"{i}.tif", a.transpose(2, 0, 1), photometric="minisblack",
+                             planarconfig="separate")
+            tifffile.imwrite(root / "B" / split / f"{i}.tif", 65535 - a, photometric="rgb")
+    run = train_tiny(tmp_path, root, tiny, "--in-channels", "3", "--out-channels", "3", "--max-steps", "2")
+    assert load_checkpoint(run).scales.output.kind == "uint16"
+    assert main(["translate", "--checkpoint", str(run), "--input", str(root / "A" / "test"), "--output",
+                 str(tmp_path / "out"), "--no-fast"]) == 0
+    out = tifffile.imread(tmp_path / "out" / "0.tif")
+    assert out.dtype == np.uint16 and out.shape == (32, 32, 3)
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--split", "test", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [p["span_units"] for p in got["per_channel"]] == [65535.0] * 3
+
+
+def test_a_btoa_array_run_scales_its_input_by_the_b_side(tmp_path, tiny):
+    data = make_array_dataset(tmp_path / "bands", {"train": 3}, in_bands=5, out_bands=2)
+    run = train_tiny(tmp_path, data, tiny, "--direction", "BtoA", "--in-channels", "2", "--out-channels", "5",
+                     "--max-steps", "1")
+    scales = load_checkpoint(run).scales
+    b = np.stack([np.load(data / "B" / "train" / f"{i}.npy") for i in (1, 2, 3)])
+    assert scales.input.channels == 2 and scales.input.a == pytest.approx(tuple(b.min((0, 1, 2))))
+
+
+def test_preloaded_arrays_are_the_loaders_batches_bit_for_bit(tmp_path):
+    from pix2pix.batches import EpochSampler, PreloadedPairs, make_loader
+    from pix2pix.config import DataConfig
+
+    data = make_array_dataset(tmp_path / "bands", {"train": 4}, size=40)
+    pairs, _ = scan_split(data, "train")
+    cfg = DataConfig(load_size=44, crop_size=32, workers=0)
+    scales = fit_scales(pairs, cfg, 5, 2)
+    sampler = EpochSampler(len(pairs), seed=3)
+    preloaded = PreloadedPairs(pairs, cfg, 5, 2, seed=3, device=torch.device("cpu"), scales=scales)
+    loader = make_loader(PairDataset(pairs, cfg, 5, 2, train=True, seed=3, scales=scales), 2, 0, sampler)
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        ours, theirs = list(preloaded.batches(sampler, 2)), list(loader)
+        assert all(torch.equal(x["A"], y["A"]) and torch.equal(x["B"], y["B"]) for x, y in zip(ours, theirs))
+
+
+def test_init_from_a_model_of_other_data_is_one_line(tmp_path, tiny, labels_run, capsys):
+    data = make_array_dataset(tmp_path / "bands", {"train": 2}, in_bands=3, out_bands=3)
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny, "--init-from", str(labels_run),
+                 "--max-steps", "1"])
+    err = one_line_error(capsys, code, "--init-from")
+    assert "its model takes input uint8 (0..255 -> [-1, 1])" in err and "this data does not fit" in err
+
+
+def test_8_bit_tiffs_read_as_pillow_reads_them(tmp_path):
+    gray = (np.arange(64).reshape(8, 8) * 3).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "white.tif", gray, photometric="miniswhite")
+    tifffile.imwrite(tmp_path / "bilevel.tif", gray > 90, photometric="minisblack")
+    for name in ("white.tif", "bilevel.tif"):
+        with Image.open(tmp_path / name) as im:
+            expected = np.asarray(im.convert("L"))
+        assert np.array_equal(np.asarray(read_raster(tmp_path / name, 1)), expected)
+
+
+def test_an_8_bit_model_takes_a_16_bit_image_as_8_bits_as_before(labels_run, tmp_path):
+    sixteen = np.full((40, 48), 40000, np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "g16.png")
+    translator = Translator.load(labels_run, eval=True, device="cpu", fast=False)
+    out = translator.translate_file(tmp_path / "g16.png")
+    eight = Image.fromarray(np.full((40, 48), round(40000 * 255 / 65535), np.uint8)).convert("RGB")
+    assert np.array_equal(np.asarray(out), np.asarray(translator(eight)))

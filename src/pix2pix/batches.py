@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from .config import DataConfig
-from .data import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, resize_pair
+from .data import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, load_scaled_pair, resize_pair
 from .rasters import Raster, as_array
 from .units import EIGHT_BIT, Scales
 from .errors import Pix2PixError
@@ -80,10 +80,8 @@ class PreloadedPairs:
         self.pairs, self.cfg, self.seed, self.device, self.scales = pairs, cfg, seed, device, scales
 
         def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-            a, b = load_pair(pair, cfg.direction, in_channels, out_channels)
-            scales.input.check(as_array(a), pair.a)
-            scales.output.check(as_array(b), pair.b or pair.a)
-            a, b = resize_pair(a, b, cfg, train=True)
+            a, b = resize_pair(*load_scaled_pair(pair, cfg.direction, in_channels, out_channels, scales), cfg,
+                               train=True)
             return _chw(a), _chw(b)
 
         with ThreadPoolExecutor(max(1, threads)) as pool:

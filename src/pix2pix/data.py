@@ -25,8 +25,8 @@ from torch.utils.data import Dataset
 
 from .config import DataConfig
 from .errors import Pix2PixError
-from .rasters import (DATA_EXTS, MODES, Raster, as_array, crop, flip, read_raster, resize, size_of, split_ab,
-                      to_tensor)
+from .rasters import (DATA_EXTS, MODES, Raster, as_array, crop, fit_channels, flip, read_raster, resize, size_of,
+                      split_ab, to_8bit, to_tensor)
 from .units import EIGHT_BIT, Scale, Scales, Statistics, dtype_class, from_unit, kind_for, needs_statistics
 
 IGNORED = {"Thumbs.db", "desktop.ini"}
@@ -48,14 +48,7 @@ def open_image(path: Path, channels: int) -> Image.Image:
     onto 0..255) and a float one taken as 0..1."""
     if channels not in MODES:
         raise Pix2PixError(f"image files hold 1, 3 or 4 channels, not {channels}; set --in-channels/--out-channels")
-    x = read_raster(path, None)
-    if isinstance(x, np.ndarray):
-        if x.shape[2] != 1:
-            raise Pix2PixError(f"{path}: {x.shape[2]} channels of {x.dtype}, not an image of 1, 3 or 4 8-bit "
-                               "channels")
-        scale = 255.0 if x.dtype.kind == "f" else 255.0 / 65535.0
-        x = Image.fromarray(np.clip(x[:, :, 0].astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8), "L")
-    return x.convert(MODES[channels])
+    return to_8bit(read_raster(path, None), channels, path)
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
@@ -156,7 +149,7 @@ def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3,
             except Pix2PixError as e:
                 problems.append(str(e))
                 continue
-            for side, x, where in zip("AB", sides, (pair.a, pair.b or pair.a)):
+            for side, x, where in zip("AB", sides, side_files(pair, "AtoB")):
                 arr = as_array(x)
                 kind = f"{dtype_class(arr.dtype)}, {arr.shape[2]} channel(s)"
                 first = kinds.setdefault(side, kind)
@@ -166,18 +159,31 @@ def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3,
     return count, problems
 
 
-def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int) -> tuple[Raster, Raster]:
+def side_files(pair: Pair, direction: str) -> tuple[Path, Path]:
+    """The files of a pair's (input, target), for messages: for an aligned pair, its one file twice."""
+    a, b = pair.a, pair.b or pair.a
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
+def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
+              scales: Scales | None = None) -> tuple[Raster, Raster]:
     """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
-    (:func:`pix2pix.rasters.read_raster`) with the model's channels."""
+    (:func:`pix2pix.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
+    scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored."""
     a_ch, b_ch = (in_channels, out_channels) if direction == "AtoB" else (out_channels, in_channels)
     a_flag, b_flag = ("--in-channels", "--out-channels")[::1 if direction == "AtoB" else -1]
+    sides = (scales.input, scales.output) if scales is not None else (None, None)
+    a_8, b_8 = (s is not None and s.kind == "uint8" for s in (sides if direction == "AtoB" else sides[::-1]))
     if pair.b is None:
         whole = read_raster(pair.a, None)
+        if a_8 and b_8 and a_ch in MODES and b_ch in MODES:
+            whole = fit_channels(whole, max(a_ch, b_ch), pair.a, eight_bit=True)
         if isinstance(whole, Image.Image):
             # One decode serves both halves (in the richest mode either needs); each is then converted.
-            if a_ch not in MODES or b_ch not in MODES:
-                raise Pix2PixError(f"{pair.a}: an 8-bit image holds 1, 3 or 4 channels, not {max(a_ch, b_ch)}; "
-                                   "give data of more bands as .npy or TIFF")
+            for channels, flag in ((a_ch, a_flag), (b_ch, b_flag)):
+                if channels not in MODES:
+                    raise Pix2PixError(f"{pair.a}: an 8-bit image holds 1, 3 or 4 channels, and {flag} is "
+                                       f"{channels}; give data of more bands as .npy or TIFF")
             a, b = split_ab(whole.convert(MODES[max(a_ch, b_ch)]), pair.a)
             a, b = a.convert(MODES[a_ch]), b.convert(MODES[b_ch])
         else:
@@ -188,11 +194,21 @@ def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int) -
                                        f"{channels} (the halves of an aligned array share its channels: use "
                                        "the two-folder layout for sides of different channels)")
     else:
-        a, b = read_raster(pair.a, a_ch, a_flag), read_raster(pair.b, b_ch, b_flag)
+        a, b = read_raster(pair.a, a_ch, a_flag, a_8), read_raster(pair.b, b_ch, b_flag, b_8)
         if size_of(a) != size_of(b):
             (wa, ha), (wb, hb) = size_of(a), size_of(b)
             raise Pix2PixError(f"{pair.a}: size {wa}x{ha} differs from its B file {pair.b} ({wb}x{hb})")
     return (a, b) if direction == "AtoB" else (b, a)
+
+
+def load_scaled_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
+                     scales: Scales) -> tuple[Raster, Raster]:
+    """:func:`load_pair`, each side checked to be of the kind its scaling was made for."""
+    x, y = load_pair(pair, direction, in_channels, out_channels, scales)
+    where_x, where_y = side_files(pair, direction)
+    scales.input.check(as_array(x), where_x)
+    scales.output.check(as_array(y), where_y)
+    return x, y
 
 
 def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int,
@@ -210,20 +226,20 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
                 if skip_bad:
                     continue
                 raise
-            yield as_array(x), as_array(y)
+            yield (as_array(x), as_array(y)), side_files(pair, cfg.direction)
 
     first = next(sides(pairs), None)
     if first is None:
         raise Pix2PixError(f"--data {cfg.root}: no readable pair in the training split")
-    classes = [dtype_class(arr.dtype) for arr in first]
+    classes = [dtype_class(arr.dtype) for arr in first[0]]
     kinds = [kind_for(cfg.normalize, c) for c in classes]
     stats = [Statistics() if needs_statistics(k) else None for k in kinds]
     if any(stats):
         rest = tqdm(pairs, disable=not progress, desc="normalisation statistics", unit="pair")
-        for arrays, pair in zip(sides(rest), pairs):
-            for s, arr in zip(stats, arrays):
+        for arrays, files in sides(rest):
+            for s, arr, where in zip(stats, arrays, files):
                 if s is not None:
-                    s.add(arr, pair.a)
+                    s.add(arr, where)
     return Scales(*(s.scale(k) if s is not None else Scale(k, data=c) for s, k, c in zip(stats, kinds, classes)))
 
 
@@ -305,9 +321,7 @@ class PairDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         pair = self.pairs[i]
         try:
-            a, b = load_pair(pair, self.cfg.direction, self.in_channels, self.out_channels)
-            self.scales.input.check(as_array(a), pair.a if self.cfg.direction == "AtoB" else pair.b or pair.a)
-            self.scales.output.check(as_array(b), pair.b or pair.a if self.cfg.direction == "AtoB" else pair.a)
+            a, b = load_scaled_pair(pair, self.cfg.direction, self.in_channels, self.out_channels, self.scales)
             a, b = transform_pair(a, b, self.cfg, jitter_rng(self.seed, epoch, i) if self.train else None, pair.a)
         except Pix2PixError as e:
             return {"error": str(e), "path": str(pair.a)}

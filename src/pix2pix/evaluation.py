@@ -34,7 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import list_images
-from .rasters import as_array, read_raster
+from .rasters import as_array, image_side, read_raster
 from .errors import Pix2PixError
 from .labels import LabelSet, read_truth
 
@@ -113,7 +113,8 @@ def array_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]], spans: np.ndar
         lo = np.min([t.min((0, 1)) for _, t in pairs], 0)
         hi = np.max([t.max((0, 1)) for _, t in pairs], 0)
         spans = hi - lo
-    spans = np.where(np.asarray(spans, np.float64) > 0, spans, 1.0)
+    spans = np.broadcast_to(np.asarray(spans, np.float64), (channels,))  # one span for every channel, or each its own
+    spans = np.where(spans > 0, spans, 1.0)
     l1 = np.array([np.abs(o - t).mean((0, 1)) for o, t in pairs])  # (images, channels), in units
     mse = np.array([((o - t) ** 2).mean((0, 1)) for o, t in pairs])
     norm_mse = mse / spans ** 2
@@ -124,6 +125,16 @@ def array_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]], spans: np.ndar
     return {"l1": float(np.mean([p["l1"] for p in per_channel])), "mse": float(norm_mse.mean()),
             "psnr": float(psnr.mean()), "l1_units": float(l1.mean()), "mse_units": float(mse.mean()),
             "count": len(pairs), "channels": channels, "per_channel": per_channel}
+
+
+def image_only(scales, in_channels: int, out_channels: int, segmenter: bool, inception: bool) -> str | None:
+    """Why the FCN-score (8-bit label maps in, 8-bit photos out) or FID/KID (8-bit photos out) cannot score
+    a model of these scalings and channels, or None."""
+    if segmenter and not (image_side(scales.input, in_channels) and image_side(scales.output, out_channels)):
+        return "the FCN-score reads 8-bit label maps and photos"
+    if inception and not image_side(scales.output, out_channels):
+        return "FID/KID compare 8-bit photos"
+    return None
 
 
 def scaling_spans(scale) -> np.ndarray:
@@ -289,11 +300,12 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
 
     run_dir = Path(run_dir)
     # What can fail fails before the translation: a missing Inception file, labels of other classes.
-    scales = checkpoint_scales(run_dir)
-    if not scales.eight_bit and (segmenter is not None or inception is not None):
-        raise Pix2PixError(f"{run_dir}: the FCN-score and FID/KID score 8-bit images, and this run's data is "
-                           f"{scales.output.data} ({scales.output.kind}); eval scores its L1, MSE and PSNR per "
-                           "channel without them")
+    scales, g = checkpoint_scales(run_dir), RunConfig.load(run_dir / "config.json").generator
+    why = image_only(scales, g.in_channels, g.out_channels, segmenter is not None, inception is not None)
+    if why:
+        raise Pix2PixError(f"{run_dir}: {why}, and this run's data is {scales.output.data} with "
+                           f"{g.out_channels} output channel(s); eval scores its L1, MSE and PSNR per channel "
+                           "without them")
     features = InceptionFeatures(inception) if inception is not None else None
     if segmenter is not None and (run_dir / "config.json").exists():
         cfg = RunConfig.load(run_dir / "config.json")
@@ -303,7 +315,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
             read_truth(segmenter.labels, first, where=found[0].a)
     out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress, fast=fast)
     stems = [stem for stem, _ in rows]
-    if scales.output.kind != "uint8":  # scored on the .npy outputs, in the target's units
+    if not image_side(scales.output, g.out_channels):  # scored on the .npy outputs, in the target's units
         arrays = [(np.load(out / "images" / f"{s}_output.npy"), np.load(out / "images" / f"{s}_target.npy"))
                   for s in stems]
         metrics = {"split": split, **array_metrics(arrays, scaling_spans(scales.output))}

@@ -40,8 +40,8 @@ from tqdm import tqdm
 from .checkpoints import Checkpoint, load_checkpoint
 from .config import GeneratorConfig, RunConfig
 from .data import PairDataset, is_data_file, scan_split, to_image
-from .rasters import (MODES, SUFFIX, Raster, as_array, encode, output_format, preview, read_raster, split_ab,
-                      to_tensor, write_raster)
+from .rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
+                      output_format, pil_raster, preview, read_raster, split_ab, to_tensor, write_raster)
 from .units import EIGHT_BIT, Scales
 from .errors import Pix2PixError
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
@@ -217,33 +217,32 @@ class Translator:
             batched = image.ndim == 4
             out = self.translate_tensor(image if batched else image[None], seed)
             return out if batched else out[0]
-        if self.scales.eight_bit and isinstance(image, (Image.Image, np.ndarray)) and \
-                (isinstance(image, Image.Image) or image.dtype == np.uint8) and self.config.out_channels in MODES:
+        if not isinstance(image, (Image.Image, np.ndarray)):
+            raise TypeError(f"expected a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
+        c = self.config
+        if self.scales.eight_bit and c.in_channels in MODES and c.out_channels in MODES and \
+                (isinstance(image, Image.Image) and not _wide(image) or getattr(image, "dtype", None) == np.uint8):
             if isinstance(image, np.ndarray):  # the reference's way: an 8-bit image in, one out
                 return np.asarray(self(Image.fromarray(image), seed))
-            img = image.convert(MODES[self.config.in_channels])
+            img = image.convert(MODES[c.in_channels])
             return to_image(self.translate_tensor(to_tensor(img)[None], seed)[0])
-        if isinstance(image, (Image.Image, np.ndarray)):
-            u = self.translate_unit(self._side(image, "the input"), seed)
-            data = self.scales.output.to_data(u).permute(1, 2, 0).numpy()
-            if isinstance(image, Image.Image) and data.shape[2] == 1 and self.scales.output.kind == "uint16":
-                return Image.fromarray(data[:, :, 0].astype(np.uint16))
-            return data.astype(np.uint16) if self.scales.output.kind == "uint16" else data
-        raise TypeError(f"expected a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
+        u = self.translate_unit(self._side(image, "the input"), seed)
+        data = self.scales.output.to_data(u).permute(1, 2, 0).numpy()
+        if self.scales.output.kind == "uint16":
+            data = data.astype(np.uint16)
+        if isinstance(image, Image.Image) and (image_side(self.scales.output, data.shape[2]) or
+                                               (self.scales.output.kind == "uint16" and data.shape[2] == 1)):
+            return Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data)
+        return data
 
     def _side(self, image, where) -> Raster:
-        """A PIL image or an array as the generator's input side (its channels, the kind it was trained on)."""
-        if isinstance(image, Image.Image):
-            if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-                image = np.asarray(image)
-            else:
-                return image.convert(MODES[self.config.in_channels]) if self.config.in_channels in MODES else image
-        arr = np.asarray(image)
-        arr = arr[:, :, None] if arr.ndim == 2 else arr
-        if arr.ndim != 3 or arr.shape[2] != self.config.in_channels:
-            raise Pix2PixError(f"{where} has shape {arr.shape}; the generator takes H x W x "
-                               f"{self.config.in_channels}")
-        return arr
+        """A PIL image or an array as the generator's input side (its channels; under the 8-bit scaling a 16-bit
+        or float grayscale one comes to 8 bits, as before scalings were stored)."""
+        side = pil_raster(image) if isinstance(image, Image.Image) else np.asarray(image)
+        if isinstance(side, np.ndarray):
+            side = checked_array(side, where)
+        return fit_channels(side, self.config.in_channels, where, "the generator's input channels",
+                            eight_bit=self.scales.input.kind == "uint8")
 
     def translate_unit(self, side: Raster, seed: int | None = None, where="the input") -> torch.Tensor:
         """One input side (an image or an (H, W, C) array in the data's units) -> the (C, H, W) output in
@@ -254,21 +253,16 @@ class Translator:
     def read_input(self, path: Path, direction: str | None = None) -> Raster:
         """An input file as the generator's input side. With ``direction``, the file is an aligned A|B pair and
         the source half (A for AtoB, B for BtoA) is taken."""
-        channels = self.config.in_channels
+        channels, eight_bit = self.config.in_channels, self.scales.input.kind == "uint8"
         if direction is None:
-            return read_raster(path, channels)
+            return read_raster(path, channels, "the generator's input channels", eight_bit)
         whole = read_raster(path, None)
-        if isinstance(whole, Image.Image):
+        if isinstance(whole, Image.Image) or (eight_bit and channels in MODES):
             if channels not in MODES:
                 raise Pix2PixError(f"{path}: an 8-bit image, and the generator takes {channels} channels")
-            whole = whole.convert(MODES[max(channels, 3) if channels != 1 else 1])
-            a, b = split_ab(whole, path)
-            return (a if direction == "AtoB" else b).convert(MODES[channels])
+            whole = fit_channels(whole, max(channels, 3) if channels != 1 else 1, path, eight_bit=eight_bit)
         a, b = split_ab(whole, path)
-        src = a if direction == "AtoB" else b
-        if src.shape[2] != channels:
-            raise Pix2PixError(f"{path}: {src.shape[2]} channel(s) in each half, and the generator takes {channels}")
-        return src
+        return fit_channels(a if direction == "AtoB" else b, channels, path, "the generator's input channels")
 
     def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None):
         """Translate a file (see :meth:`read_input`): a PIL image for an 8-bit model, as ``__call__`` gives."""
@@ -283,6 +277,11 @@ class Translator:
         target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
         write_raster(target, encode(u, self.scales.output, fmt), fmt)
         return target
+
+
+def _wide(image: Image.Image) -> bool:
+    """A 16-bit or float Pillow image (not one of 8 bits)."""
+    return image.mode.startswith("I;16") or image.mode in ("I", "F")
 
 
 def input_files(inputs: list[Path]) -> list[Path]:
@@ -356,7 +355,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
         names = {"input": item["A"], "output": fake, "target": item["B"]}
         for name, t in names.items():
             preview(t).save(out / "images" / f"{stem}_{name}.png")
-        if scales.output.kind != "uint8":
+        if not image_side(scales.output, cfg.generator.out_channels):
             for name in ("output", "target"):
                 write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"), "npy")
         rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))

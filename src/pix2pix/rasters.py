@@ -45,10 +45,32 @@ Raster = Union[Image.Image, np.ndarray]  # a side: an 8-bit Pillow image, or an 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read_raster(path: Path, channels: int | None, flag: str = "--in-channels") -> Raster:
-    """The file at ``path`` as the model's ``channels`` (None: as stored, arrays only). ``flag`` names the
-    option a wrong channel count is fixed with. Every problem is one line naming the file."""
-    path = Path(path)
+def read_raster(path: Path, channels: int | None, flag: str = "--in-channels", eight_bit: bool = False) -> Raster:
+    """The file at ``path`` as the model's ``channels`` (None: as stored). ``flag`` names the option a wrong
+    channel count is fixed with. ``eight_bit``: for a side under the 8-bit scaling, a 16-bit or float grayscale
+    image comes to 8 bits as before (:func:`to_8bit`). Every problem is one line naming the file."""
+    return fit_channels(_read(Path(path)), channels, path, flag, eight_bit)
+
+
+def fit_channels(x: Raster, channels: int | None, path, flag: str = "--in-channels", eight_bit: bool = False) -> Raster:
+    """A side read from ``path`` with the model's ``channels``: an 8-bit image converted (L, RGB, RGBA), an
+    array checked to have them."""
+    if channels is None:
+        return x
+    if eight_bit and isinstance(x, np.ndarray) and x.shape[2] == 1 and x.dtype != np.uint8 and channels in MODES:
+        return to_8bit(x, channels, path)
+    if isinstance(x, Image.Image):
+        if channels not in MODES:
+            raise Pix2PixError(f"{path}: an 8-bit image holds 1, 3 or 4 channels, and {flag} is {channels}; give "
+                               "data of more bands as .npy or TIFF")
+        return x.convert(MODES[channels])
+    if x.shape[2] != channels:
+        raise Pix2PixError(f"{path}: {x.shape[2]} channel(s), and {flag} is {channels}")
+    return x
+
+
+def _read(path: Path) -> Raster:
+    """An image as it is, or a checked (H, W, C) array."""
     suffix = path.suffix.lower()
     try:
         if suffix in ARRAY_EXTS:
@@ -59,17 +81,7 @@ def read_raster(path: Path, channels: int | None, flag: str = "--in-channels") -
             arr = _read_pil(path)
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no such file") from None
-    if isinstance(arr, Image.Image):
-        if channels is None:
-            return arr
-        if channels not in MODES:
-            raise Pix2PixError(f"{path}: an 8-bit image holds 1, 3 or 4 channels, and {flag} is {channels}; give "
-                               "data of more bands as .npy or TIFF")
-        return arr.convert(MODES[channels])
-    arr = checked_array(arr, path)
-    if channels is not None and arr.shape[2] != channels:
-        raise Pix2PixError(f"{path}: {arr.shape[2]} channel(s), and {flag} is {channels}")
-    return arr
+    return arr if isinstance(arr, Image.Image) else checked_array(arr, path)
 
 
 def checked_array(arr: np.ndarray, path) -> np.ndarray:
@@ -112,7 +124,9 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_tiff(path: Path) -> Raster:
-    """8-bit grayscale, RGB(A) and palette TIFFs are images (Pillow); any other TIFF is an array (tifffile)."""
+    """8-bit and bilevel TIFFs of one page that Pillow reads as an image (grayscale or with alpha, RGB(A),
+    palette, CMYK, YCbCr) are images, as before; any other TIFF (16-bit, float, bands, pages of bands) is an
+    array (tifffile)."""
     import tifffile
 
     try:
@@ -120,12 +134,17 @@ def _read_tiff(path: Path) -> Raster:
             series = tif.series[0]
             page = tif.pages[0]
             photometric = getattr(page.photometric, "name", str(page.photometric))
-            if series.dtype == np.uint8 and (photometric in ("RGB", "PALETTE") or
-                                             (photometric == "MINISBLACK" and len(series.shape) == 2)):
+            samples = series.shape[-1] if series.axes.endswith("S") else 1
+            one_page = series.axes in ("YX", "YXS")
+            if one_page and series.dtype in (np.uint8, np.bool_) and (
+                    photometric in ("RGB", "PALETTE", "SEPARATED", "YCBCR") or
+                    (photometric in ("MINISBLACK", "MINISWHITE") and samples <= 2)):
                 return _read_pil(path)
-            shape = series.shape
-            if len(shape) >= 2 and shape[-1] * shape[-2] > MAX_IMAGE_PIXELS * 16:
-                raise Pix2PixError(f"{path}: {shape} is too large for one example here (tile it first)")
+            if "Y" in series.axes and "X" in series.axes:
+                h, w = series.shape[series.axes.index("Y")], series.shape[series.axes.index("X")]
+                if h * w > MAX_IMAGE_PIXELS:  # from the header, before decoding
+                    raise Pix2PixError(f"{path}: {w}x{h} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit "
+                                       "for one example here (tile it first)")
             arr, axes = series.asarray(), series.axes
     except Pix2PixError:
         raise
@@ -154,14 +173,33 @@ def _read_pil(path: Path) -> Raster:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
         raise Pix2PixError(f"{path}: not a readable image ({_reason(e)})") from None
+    return pil_raster(img)
+
+
+def pil_raster(img: Image.Image) -> Raster:
+    """A decoded Pillow image as a side: an 8-bit image as it is; a 16-bit one as a uint16 (H, W) array (in
+    native byte order), 32-bit integers as uint16 where they fit, float as float32."""
     if img.mode.startswith("I;16"):
-        return np.asarray(img, dtype=np.uint16)
+        return np.asarray(img).astype(np.uint16)  # I;16B is big-endian: native order here
     if img.mode == "I":  # 32-bit integers; what some Pillow versions make of a 16-bit PNG
         arr = np.asarray(img)
         return arr.astype(np.uint16) if arr.size and arr.min() >= 0 and arr.max() <= 65535 else arr
     if img.mode == "F":
         return np.asarray(img, dtype=np.float32)
     return img
+
+
+def to_8bit(x: Raster, channels: int, where) -> Image.Image:
+    """A side as an 8-bit image of ``channels`` (1, 3 or 4), as this project read any image before it kept their
+    bits: a 16-bit grayscale one scaled 0..65535 onto 0..255 and a float one taken as 0..1. What an 8-bit
+    model (one trained before scalings were stored, or the reference's) makes of such an input."""
+    if isinstance(x, np.ndarray):
+        if x.shape[2] != 1 or x.dtype.kind not in "uif":
+            raise Pix2PixError(f"{where}: {x.shape[2]} channels of {x.dtype}, not an image of 1, 3 or 4 8-bit "
+                               "channels")
+        scale = 255.0 if x.dtype.kind == "f" else 255.0 / 65535.0
+        x = Image.fromarray(np.clip(x[:, :, 0].astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8), "L")
+    return x.convert(MODES[channels])
 
 
 def _no_16_bit_colour_png(path: Path) -> None:
@@ -183,6 +221,11 @@ def _reason(e: Exception) -> str:
 
 
 # ------------------------------------------------------------------------------ the two kinds, alike
+
+
+def image_side(scale: Scale, channels: int) -> bool:
+    """Whether a side under ``scale`` with ``channels`` is an 8-bit image file's (what the reference handles)."""
+    return scale.kind == "uint8" and channels in MODES
 
 
 def size_of(x: Raster) -> tuple[int, int]:
@@ -256,8 +299,8 @@ def to_tensor(x: Raster, scale: Scale = Scale()) -> torch.Tensor:
 
 def output_format(input_path: Path | None, scale: Scale, channels: int, requested: str | None = None) -> str:
     """The format an output is written in: ``requested``, else the data's kind: an .npy input gives .npy, a
-    TIFF input TIFF, and an image input an 8-bit PNG, a 16-bit PNG (one channel) or a TIFF by the target's
-    scaling."""
+    TIFF input TIFF, and an image input an 8-bit PNG, a 16-bit PNG (one channel) or a TIFF by the target
+    data's type (whatever its scaling)."""
     fmt = requested or _natural_format(input_path, scale, channels)
     if fmt not in OUTPUT_FORMATS:
         raise Pix2PixError(f"--output-format {fmt}: choose from {', '.join(OUTPUT_FORMATS)}")
@@ -276,31 +319,35 @@ def _natural_format(input_path: Path | None, scale: Scale, channels: int) -> str
         return "npy"
     if suffix in TIFF_EXTS:
         return "tiff"
-    if scale.kind == "uint8" and channels in MODES:
+    if scale.data == "uint8" and channels in MODES:
         return "png"
-    if scale.kind == "uint16" and channels == 1:
+    if scale.data == "uint16" and channels == 1:
         return "png16"
     return "tiff"
 
 
+INTEGERS = {"png": np.uint8, "png16": np.uint16}
+
+
 def encode(u: torch.Tensor, scale: Scale, fmt: str) -> np.ndarray:
-    """A (C, H, W) output in [-1, 1] as the (H, W, C) array a ``fmt`` file holds: ``tiff`` and ``npy`` in the
-    target's units (TIFF in the data's own type, npy float32); ``png``/``png16`` of data of their bit depth
-    likewise, and of any other data the [-1, 1] range spread over 0..255 / 0..65535."""
+    """A (C, H, W) output in [-1, 1] as the (H, W, C) array a ``fmt`` file holds, in the target's units:
+    ``npy`` float32; ``tiff`` in the data's type for 8- and 16-bit data, else float32; ``png``/``png16`` of
+    data of their bit depth likewise (the 8-bit scaling truncates as the reference does, any other rounds and
+    clips), and of any other data the [-1, 1] range spread over 0..255 / 0..65535."""
     u = u.detach().float().cpu()
-    if fmt == "png":
-        data = scale.to_data(u) if scale.kind == "uint8" else from_unit(u)
-    elif fmt == "png16":
-        data = scale.to_data(u) if scale.kind == "uint16" else ((u.clamp(-1, 1) + 1) / 2 * 65535).round()
-        data = data.to(torch.int32)
-    elif fmt == "tiff":
-        data = scale.to_data(u)
+    bits = {"png": "uint8", "png16": "uint16"}.get(fmt) or (scale.data if fmt == "tiff" else None)
+    if bits == "uint8" and scale.kind == "uint8":
+        data = scale.to_data(u)  # the reference's truncation
+    elif bits in ("uint8", "uint16") and scale.data == bits:
+        top = 255 if bits == "uint8" else 65535
+        data = scale.from_unit(u).round().clamp(0, top)
+    elif fmt in INTEGERS:  # data of another type in an image file: [-1, 1] over its full range
+        top = 255 if fmt == "png" else 65535
+        data = ((u.clamp(-1, 1) + 1) / 2 * top).round() if fmt == "png16" else from_unit(u)
     else:
         data = scale.from_unit(u)
     arr = data.permute(1, 2, 0).numpy()
-    if fmt == "png16" or (fmt == "tiff" and scale.kind == "uint16"):
-        arr = arr.astype(np.uint16)
-    return arr
+    return arr.astype(np.dtype(bits)) if bits in ("uint8", "uint16") and fmt != "npy" else arr.astype(np.float32)
 
 
 def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:
@@ -314,14 +361,13 @@ def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:
         elif fmt == "tiff":
             import tifffile
 
-            c = arr.shape[2]
-            if c in (3, 4) and arr.dtype == np.uint8:
-                tifffile.imwrite(tmp, arr, photometric="rgb")
-            elif c == 1:
+            c = arr.shape[2]  # interleaved (H x W x C), as tifffile.imread gives it back
+            if c == 1:
                 tifffile.imwrite(tmp, arr[:, :, 0], photometric="minisblack")
-            else:  # bands: planar, one plane per channel
-                tifffile.imwrite(tmp, np.ascontiguousarray(arr.transpose(2, 0, 1)), photometric="minisblack",
-                                 planarconfig="separate")
+            elif c in (3, 4) and arr.dtype in (np.uint8, np.uint16):
+                tifffile.imwrite(tmp, arr, photometric="rgb", extrasamples=["unassalpha"] if c == 4 else None)
+            else:
+                tifffile.imwrite(tmp, arr, photometric="minisblack", planarconfig="contig")
         else:
             img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)  # uint16 -> I;16, uint8 -> L/RGB/RGBA
             img.save(tmp, "PNG")

@@ -28,13 +28,14 @@ from .checkpoints import (RunState, checkpoint_scales, load_checkpoint, load_int
                           save_weights)
 from .config import BETTER, LossConfig, RunConfig, resolve
 from .batches import TrainingBatches
-from .data import fit_scales, scan_split
+from .data import fit_scales, load_scaled_pair, scan_split
 from .distributed import (World, agree, gather_rng_states, join, leave, mean_over_processes, own_rng_state,
                           rank_share, set_rng_state, sync_batch_norm, world_from_env)
 from .errors import Pix2PixError
 from .losses import d_loss, g_loss, gradient_penalty
 from .networks import build_discriminator, build_generator, init_weights
 from .runs import RunFolder, read_log
+from .evaluation import image_only
 from .units import Scales
 from .validation import Validator
 from .speed import (FP32, Precision, Speed, adam, compiled, configure, fast_path, load_adam, prepare, resolve_device,
@@ -273,6 +274,15 @@ class Trainer:
             scales = checkpoint_scales(self.run.latest)
         elif cfg.train.init_from:
             scales = checkpoint_scales(Path(cfg.train.init_from))
+            if cfg.data.normalize != "auto" and self.world.main:
+                print(f"warning: --normalize {cfg.data.normalize} has no effect with --init-from: the weights keep "
+                      "the scalings they were trained with", file=sys.stderr)
+            try:  # the new data must be of the kind those weights were trained on
+                load_scaled_pair(pairs[0], cfg.data.direction, g.in_channels, g.out_channels, scales)
+            except Pix2PixError as e:
+                raise Pix2PixError(f"--init-from {cfg.train.init_from}: its model takes input "
+                                   f"{scales.input.describe()} and output {scales.output.describe()}, which this "
+                                   f"data does not fit ({e})") from None
         else:
             scales = fit_scales(pairs, cfg.data, g.in_channels, g.out_channels, progress=self.progress,
                                 skip_bad=cfg.data.skip_bad_images)
@@ -299,10 +309,11 @@ class Trainer:
                                "one with 'pix2pix datasets split', or leave --val-every out)")
         if t.val_every == 0 or not val_pairs or not self.world.main:
             return None
-        if (t.segmenter or t.inception) and not self.scales.eight_bit:
-            flag = "--segmenter" if t.segmenter else "--inception"
-            raise Pix2PixError(f"{flag}: the FCN-score and FID/KID score 8-bit images, and this run's data is "
-                               f"{self.scales.output.data}; validation scores its L1, PSNR and SSIM without them")
+        why = image_only(self.scales, g.in_channels, g.out_channels, bool(t.segmenter), bool(t.inception))
+        if why:
+            flag = "--segmenter" if t.segmenter and "FCN" in why else "--inception"
+            raise Pix2PixError(f"{flag}: {why}, and this run's data is {self.scales.output.data} with "
+                               f"{g.out_channels} output channel(s); validation scores L1, PSNR and SSIM without it")
         segmenter = Segmenter.load(Path(t.segmenter), device=self.device) if t.segmenter else None
         features = InceptionFeatures(Path(t.inception)).to(self.device) if t.inception else None
         return Validator(val_pairs, self.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric,

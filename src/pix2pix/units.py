@@ -51,8 +51,8 @@ def from_unit(y: torch.Tensor) -> torch.Tensor:
 def dtype_class(dtype: np.dtype) -> str:
     """What a side's files must agree on: ``uint8``, ``uint16``, ``int`` (other integers) or ``float``."""
     dtype = np.dtype(dtype)
-    if dtype in (np.uint8, np.uint16):
-        return dtype.name
+    if dtype.kind == "u" and dtype.itemsize in (1, 2):  # of either byte order
+        return f"uint{8 * dtype.itemsize}"
     if dtype.kind in "iu":
         return "int"
     if dtype.kind == "f":

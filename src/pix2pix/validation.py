@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from .config import BETTER
-from .data import PairDataset, load_pair
+from .data import PairDataset, load_pair, side_files
 from .units import EIGHT_BIT, Scales, from_unit
 from .errors import Pix2PixError
 from .evaluation import fid_kid, image_metrics
@@ -61,7 +61,7 @@ class Validator:
     def _truth(self, pair) -> np.ndarray:
         label_image, _ = load_pair(pair, self.data_cfg.direction, *self.channels)
         stem = Path(pair.a).stem
-        return read_truth(self.segmenter.labels, label_image, where=pair.b or pair.a,
+        return read_truth(self.segmenter.labels, label_image, where=side_files(pair, self.data_cfg.direction)[0],
                           index=Path(self.data_cfg.root) / "val" / "labels" / f"{stem}.png")
 
     def better(self, value: float) -> bool:

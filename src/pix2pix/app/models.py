@@ -12,7 +12,7 @@ from ..backends import CheckpointBackend, load_onnx
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
 from ..data import list_images, open_image
-from ..rasters import MODES, split_ab
+from ..rasters import MODES, image_side, split_ab
 from ..errors import Pix2PixError
 from ..labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
 from ..units import EIGHT_BIT, Scales
@@ -36,18 +36,23 @@ class ServedModel:
 
     @property
     def images(self) -> bool:
-        """Whether it takes and gives images (8- or 16-bit, 1, 3 or 4 channels): the page serves those; any
-        other model is served by the API alone, with .npy bodies."""
-        c = self.config
-        return (c.in_channels in MODES and c.out_channels in MODES and
-                all(s.kind in ("uint8", "uint16") for s in (self.scales.input, self.scales.output)))
+        """Whether it takes and gives 8-bit images of 1, 3 or 4 channels, as the page draws and shows them; any
+        other model is served by the API alone."""
+        return image_side(self.scales.input, self.config.in_channels) and \
+            image_side(self.scales.output, self.config.out_channels)
+
+    @property
+    def png(self) -> bool:
+        """Whether the API takes and gives it PNGs: 8-bit images, or 16-bit grayscale ones (else .npy only)."""
+        return all(image_side(s, c) or (s.kind == "uint16" and c == 1) for s, c in
+                   ((self.scales.input, self.config.in_channels), (self.scales.output, self.config.out_channels)))
 
     def describe(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name,
              "in_channels": self.config.in_channels, "out_channels": self.config.out_channels,
              "generator": self.config.arch, "step": self.step, "samples": len(self.samples),
              "classes": None, "palette": None, "page": self.images,
-             "takes": "image" if self.images else "application/x-npy"}
+             "takes": ["image/png", "application/x-npy"] if self.png else ["application/x-npy"]}
         if self.labels is not None:
             d["classes"] = list(self.labels.classes)
             d["palette"] = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in self.labels.palette]
@@ -102,7 +107,7 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
     model = ServedModel(name or _default_name(checkpoint), checkpoint, cfg, G_backend, samples=samples,
                         direction=direction, step=meta.get("step"), scales=scales)
     if not model.images:
-        model.kind, model.samples = "arrays", []
+        model.kind, model.samples = ("16-bit" if model.png else "arrays"), []
         return model
     chosen = label_set(labels) if labels else None
     if kind is not None:

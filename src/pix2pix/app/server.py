@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from PIL import Image, UnidentifiedImageError
 
-from ..rasters import MODES, as_array, checked_array, encode, to_tensor
+from ..rasters import MODES, as_array, checked_array, encode, pil_raster, to_tensor
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .models import ServedModel
@@ -339,9 +339,9 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                                      f"({NPY}), not {ctype}")
         model = model_named(fields.get("model"))
         array = ctype == NPY
-        if not array and not model.images:
-            raise HTTPException(415, f"model {model.name!r} takes {model.config.in_channels}-channel arrays: send "
-                                     f"a .npy body as {NPY}")
+        if not array and not model.png:
+            raise HTTPException(415, f"model {model.name!r} takes {model.config.in_channels}-channel arrays of "
+                                     f"{model.scales.input.data} data: send a .npy body as {NPY}")
         seed = _int_field(fields.get("seed"), "seed")
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise HTTPException(400, f"seed must be in [0, {MAX_SEED}], not {seed}")
@@ -365,7 +365,7 @@ def _to_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:
     """An uploaded image as the model's (C, H, W) input in [-1, 1] (a 16-bit one for a 16-bit model)."""
     im = decode_upload(data, max_pixels, model.backend.pad_rule)
     sixteen = im.mode.startswith("I;16") and model.scales.input.kind == "uint16"
-    side = np.asarray(im) if sixteen else im.convert(MODES[model.config.in_channels])
+    side = checked_array(pil_raster(im), "the image") if sixteen else im.convert(MODES[model.config.in_channels])
     return _scaled(side, model)
 
 

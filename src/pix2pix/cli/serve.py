@@ -160,8 +160,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if m.images:
             print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
         else:
-            print(f"model {m.name}: API only (no page): {m.config.in_channels}-channel arrays in, "
-                  f"{m.config.out_channels}-channel out, as application/x-npy bodies of POST /api/translate; "
+            bodies = "16-bit PNG or application/x-npy bodies" if m.png else "application/x-npy bodies"
+            print(f"model {m.name}: API only (no page): {m.config.in_channels}-channel {m.scales.input.data} data "
+                  f"in, {m.config.out_channels}-channel out, as {bodies} of POST /api/translate; "
                   f"{m.config.arch}, {m.backend.name}")
     if any(m.images for m in models):
         print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)

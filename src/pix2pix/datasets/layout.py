@@ -8,8 +8,8 @@ have split folders (``train``, ``val``, ``test``) each split is paired on its ow
 different sizes and unreadable images are skipped and reported, never fixed: resizing a label map to match a
 photo would silently change the labels. Arrays (``.npy``, TIFF bands, 16-bit images) are paired into one
 array of their kind, A's columns then B's (``x.npy``; a one-channel 16-bit pair as a 16-bit PNG), when both
-sides have one shape and type; other pairs of arrays keep the two-folder layout, which training reads as it
-is. Everything is written into a hidden sibling folder renamed to ``OUT`` at the end, so a folder named
+sides have one shape and type; any other pair of arrays is skipped and reported (the two-folder layout, which
+training reads as it is, is the one for it). Everything is written into a hidden sibling folder renamed to ``OUT`` at the end, so a folder named
 ``OUT`` is always complete.
 
 ``split_folder(DIR)`` moves the images of a flat folder of aligned images into ``DIR/{train,val,test}``,
