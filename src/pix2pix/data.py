@@ -170,10 +170,10 @@ def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
     """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
     (:func:`pix2pix.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
     scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored."""
-    a_ch, b_ch = (in_channels, out_channels) if direction == "AtoB" else (out_channels, in_channels)
-    a_flag, b_flag = ("--in-channels", "--out-channels")[::1 if direction == "AtoB" else -1]
-    sides = (scales.input, scales.output) if scales is not None else (None, None)
-    a_8, b_8 = (s is not None and s.kind == "uint8" for s in (sides if direction == "AtoB" else sides[::-1]))
+    in_8 = scales is not None and scales.input.kind == "uint8"
+    out_8 = scales is not None and scales.output.kind == "uint8"
+    sides = ((in_channels, "--in-channels", in_8), (out_channels, "--out-channels", out_8))
+    (a_ch, a_flag, a_8), (b_ch, b_flag, b_8) = sides if direction == "AtoB" else sides[::-1]
     if pair.b is None:
         whole = read_raster(pair.a, None)
         if a_8 and b_8 and a_ch in MODES and b_ch in MODES:
@@ -216,6 +216,8 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
     """Each side's scaling by ``--normalize`` (:func:`pix2pix.units.kind_for`), from the training pairs: the
     first readable pair says each side's kind (8-bit images get the reference's mapping without more reading);
     statistics read every pair once. Unreadable pairs are skipped with ``skip_bad``, else raised."""
+    import itertools
+
     from tqdm import tqdm
 
     def sides(todo):
@@ -228,15 +230,17 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
                 raise
             yield (as_array(x), as_array(y)), side_files(pair, cfg.direction)
 
-    first = next(sides(pairs), None)
+    read = sides(pairs)
+    first = next(read, None)
     if first is None:
         raise Pix2PixError(f"--data {cfg.root}: no readable pair in the training split")
     classes = [dtype_class(arr.dtype) for arr in first[0]]
     kinds = [kind_for(cfg.normalize, c) for c in classes]
     stats = [Statistics() if needs_statistics(k) else None for k in kinds]
-    if any(stats):
-        rest = tqdm(pairs, disable=not progress, desc="normalisation statistics", unit="pair")
-        for arrays, files in sides(rest):
+    if any(stats):  # every pair once, the first one included
+        every = tqdm(itertools.chain([first], read), total=len(pairs), disable=not progress,
+                     desc="normalisation statistics", unit="pair")
+        for arrays, files in every:
             for s, arr, where in zip(stats, arrays, files):
                 if s is not None:
                     s.add(arr, where)

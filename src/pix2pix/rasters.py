@@ -94,9 +94,7 @@ def checked_array(arr: np.ndarray, path) -> np.ndarray:
         raise Pix2PixError(f"{path}: an array of shape {arr.shape} has an empty side")
     if arr.dtype.kind not in "uif":
         raise Pix2PixError(f"{path}: values of type {arr.dtype}, not real numbers (integers or floats)")
-    if arr.shape[0] * arr.shape[1] > MAX_IMAGE_PIXELS:
-        raise Pix2PixError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-"
-                           "megapixel limit for one example here (tile it first)")
+    _fits_limit(arr.shape[1], arr.shape[0], path)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -115,12 +113,15 @@ def _read_npy(path: Path) -> np.ndarray:
         raise Pix2PixError(f"{path}: not a readable .npy file ({e})") from None
     if not isinstance(arr, np.ndarray):
         raise Pix2PixError(f"{path}: holds no single array (an .npz archive?); save one array with numpy.save")
-    if arr.dtype.kind not in "uif":
-        raise Pix2PixError(f"{path}: values of type {arr.dtype}, not real numbers (integers or floats)")
-    if arr.ndim in (2, 3) and arr.shape[0] * arr.shape[1] > MAX_IMAGE_PIXELS:
-        raise Pix2PixError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-"
-                           "megapixel limit for one example here (tile it first)")
+    if arr.ndim in (2, 3):
+        _fits_limit(arr.shape[1], arr.shape[0], path)  # from the header, before the data is read
     return np.array(arr)
+
+
+def _fits_limit(w: int, h: int, path) -> None:
+    if w * h > MAX_IMAGE_PIXELS:
+        raise Pix2PixError(f"{path}: {w}x{h} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit for one "
+                           "example here (tile it first)")
 
 
 def _read_tiff(path: Path) -> Raster:
@@ -140,11 +141,8 @@ def _read_tiff(path: Path) -> Raster:
                     photometric in ("RGB", "PALETTE", "SEPARATED", "YCBCR") or
                     (photometric in ("MINISBLACK", "MINISWHITE") and samples <= 2)):
                 return _read_pil(path)
-            if "Y" in series.axes and "X" in series.axes:
-                h, w = series.shape[series.axes.index("Y")], series.shape[series.axes.index("X")]
-                if h * w > MAX_IMAGE_PIXELS:  # from the header, before decoding
-                    raise Pix2PixError(f"{path}: {w}x{h} is over the {MAX_IMAGE_PIXELS / 1e6:.1f}-megapixel limit "
-                                       "for one example here (tile it first)")
+            if "Y" in series.axes and "X" in series.axes:  # from the header, before decoding
+                _fits_limit(series.shape[series.axes.index("X")], series.shape[series.axes.index("Y")], path)
             arr, axes = series.asarray(), series.axes
     except Pix2PixError:
         raise
@@ -233,14 +231,6 @@ def size_of(x: Raster) -> tuple[int, int]:
     return x.size if isinstance(x, Image.Image) else (x.shape[1], x.shape[0])
 
 
-def channels_of(x: Raster) -> int:
-    return len(x.getbands()) if isinstance(x, Image.Image) else x.shape[2]
-
-
-def dtype_of(x: Raster) -> np.dtype:
-    return np.dtype(np.uint8) if isinstance(x, Image.Image) else x.dtype
-
-
 def as_array(x: Raster) -> np.ndarray:
     """(H, W, C) in the data's dtype."""
     if isinstance(x, Image.Image):
@@ -326,7 +316,7 @@ def _natural_format(input_path: Path | None, scale: Scale, channels: int) -> str
     return "tiff"
 
 
-INTEGERS = {"png": np.uint8, "png16": np.uint16}
+TOPS = {"uint8": 255, "uint16": 65535}  # the integer types an output file keeps, and their largest value
 
 
 def encode(u: torch.Tensor, scale: Scale, fmt: str) -> np.ndarray:
@@ -335,19 +325,17 @@ def encode(u: torch.Tensor, scale: Scale, fmt: str) -> np.ndarray:
     data of their bit depth likewise (the 8-bit scaling truncates as the reference does, any other rounds and
     clips), and of any other data the [-1, 1] range spread over 0..255 / 0..65535."""
     u = u.detach().float().cpu()
-    bits = {"png": "uint8", "png16": "uint16"}.get(fmt) or (scale.data if fmt == "tiff" else None)
-    if bits == "uint8" and scale.kind == "uint8":
+    bits = {"png": "uint8", "png16": "uint16"}.get(fmt) or (scale.data if fmt == "tiff" and scale.data in TOPS
+                                                            else None)
+    if bits is None:  # npy, and TIFFs of other data: float32 units
+        return scale.from_unit(u).permute(1, 2, 0).numpy().astype(np.float32)
+    if scale.kind == "uint8" and bits == "uint8":
         data = scale.to_data(u)  # the reference's truncation
-    elif bits in ("uint8", "uint16") and scale.data == bits:
-        top = 255 if bits == "uint8" else 65535
-        data = scale.from_unit(u).round().clamp(0, top)
-    elif fmt in INTEGERS:  # data of another type in an image file: [-1, 1] over its full range
-        top = 255 if fmt == "png" else 65535
-        data = ((u.clamp(-1, 1) + 1) / 2 * top).round() if fmt == "png16" else from_unit(u)
-    else:
-        data = scale.from_unit(u)
-    arr = data.permute(1, 2, 0).numpy()
-    return arr.astype(np.dtype(bits)) if bits in ("uint8", "uint16") and fmt != "npy" else arr.astype(np.float32)
+    elif scale.data == bits:
+        data = scale.from_unit(u).round().clamp(0, TOPS[bits])
+    else:  # data of another type in an image file: [-1, 1] over its full range
+        data = from_unit(u) if bits == "uint8" else ((u.clamp(-1, 1) + 1) / 2 * TOPS[bits]).round()
+    return data.permute(1, 2, 0).numpy().astype(bits)
 
 
 def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:

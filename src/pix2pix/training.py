@@ -288,7 +288,7 @@ class Trainer:
                                 skip_bad=cfg.data.skip_bad_images)
         if not scales.eight_bit and self.world.main and not resume:
             print(f"scaling: input {scales.input.describe()}; output {scales.output.describe()}")
-            if cfg.data.preprocess in ("resize_and_crop", "scale_width", "scale_width_and_crop"):
+            if cfg.data.preprocess not in ("crop", "none"):  # a preprocess that resizes
                 print(f"note: --preprocess {cfg.data.preprocess} resamples the data (bicubic, in float); for pixels "
                       "that are measurements, --preprocess none (or crop) keeps them as measured")
         return scales

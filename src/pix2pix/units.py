@@ -21,7 +21,6 @@ A constant channel (hi = lo, or std = 0) divides by 1 instead.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,11 @@ from .errors import Pix2PixError
 KINDS = ("uint8", "uint16", "minmax", "meanstd", "none")
 NORMALIZE = ("auto", "minmax", "meanstd", "none")  # --normalize; auto: an image's bit depth, else minmax
 BITS = {"uint8": 255.0, "uint16": 65535.0}
+
+
+def needs_statistics(kind: str) -> bool:
+    """Whether a scaling is made of the training split's per-channel statistics."""
+    return kind in ("minmax", "meanstd")
 
 
 # The 8-bit pair, with the reference's arithmetic (its checkpoints give its outputs bit for bit).
@@ -73,7 +77,7 @@ class Scale:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise Pix2PixError(f"unknown scaling '{self.kind}' (expected one of {', '.join(KINDS)})")
-        if self.kind in ("minmax", "meanstd") and (not self.a or len(self.a) != len(self.b)):
+        if needs_statistics(self.kind) and (not self.a or len(self.a) != len(self.b)):
             raise Pix2PixError(f"a {self.kind} scaling needs one pair of statistics per channel")
 
     @property
@@ -183,10 +187,6 @@ class Scales:
 EIGHT_BIT = Scales()
 
 
-def json_scales(scales: Scales) -> str:
-    return json.dumps(scales.to_dict())
-
-
 # ------------------------------------------------------------------------------------- statistics
 
 
@@ -230,7 +230,3 @@ def kind_for(normalize: str, data: str) -> str:
     if normalize == "auto":
         return data if data in BITS else "minmax"
     return normalize
-
-
-def needs_statistics(kind: str) -> bool:
-    return kind in ("minmax", "meanstd")

@@ -70,3 +70,16 @@ def print_seed_note(args: argparse.Namespace) -> None:
     note = seed_note(args.device, args.eval, args.seed, args.fast)
     if note:
         print(note, file=sys.stderr)
+
+
+def print_rows(rows: list[dict], as_json: bool, header: str, line) -> int:
+    """A listing command's output: the rows as a JSON list, or ``header`` and ``line(row)`` for each."""
+    if as_json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(header)
+    for r in rows:
+        print(line(r))
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import non_negative, positive
+from .args import non_negative, positive, print_rows
 
 
 def add_commands(sub) -> None:
@@ -98,19 +98,12 @@ def cmd_datasets_make(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrained_list(args: argparse.Namespace) -> int:
-    import json
-
     from ..pretrained import list_published
 
-    rows = list_published()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'name':<22}{'task':<32}{'dataset, direction':<24}{'input':<8}downloaded")
-    for r in rows:
-        print(f"{r['name']:<22}{r['task']:<32}{r['dataset'] + ', ' + r['direction']:<24}{r['kind']:<8}"
-              f"{r['downloaded'] or 'no'}")
-    return 0
+    return print_rows(list_published(), args.json,
+                      f"{'name':<22}{'task':<32}{'dataset, direction':<24}{'input':<8}downloaded",
+                      lambda r: f"{r['name']:<22}{r['task']:<32}{r['dataset'] + ', ' + r['direction']:<24}"
+                                f"{r['kind']:<8}{r['downloaded'] or 'no'}")
 
 
 def cmd_pretrained_download(args: argparse.Namespace) -> int:

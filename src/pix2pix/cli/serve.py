@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
 from ..rasters import OUTPUT_FORMATS
-from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_seed_note
+from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_rows, print_seed_note
 
 
 def add_commands(sub) -> None:
@@ -121,15 +120,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    rows = describe_models()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'name':<22}{'role':<15}{'params':>12}  {'receptive field':<16}aliases")
-    for r in rows:
+    def line(r: dict) -> str:
         rf = f"{r['receptive_field']}x{r['receptive_field']}" if r["receptive_field"] else ""
-        print(f"{r['name']:<22}{r['role']:<15}{r['params']:>12,}  {rf:<16}{', '.join(r['aliases'])}")
-    return 0
+        return f"{r['name']:<22}{r['role']:<15}{r['params']:>12,}  {rf:<16}{', '.join(r['aliases'])}"
+
+    return print_rows(describe_models(), args.json,
+                      f"{'name':<22}{'role':<15}{'params':>12}  {'receptive field':<16}aliases", line)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
