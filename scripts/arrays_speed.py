@@ -26,7 +26,7 @@ from PIL import Image
 
 from pix2pix.cli import main
 from pix2pix.config import DataConfig
-from pix2pix.data import PairDataset, fit_scales, scan_split
+from pix2pix.data.pairs import PairDataset, fit_scales, scan_split
 
 SIZE, PAIRS = 128, 48
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pix2pix.plots import line_plot
-from pix2pix.runs import read_log
+from pix2pix.pages import line_plot
+from pix2pix.training.runs import read_log
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pix2pix.config import DataConfig
-from pix2pix.labels import FACADES
+from pix2pix.data.labels import FACADES
 
 # A U-Net of depth 5 with 4 filters and a 4-filter PatchGAN on 32x32 crops: a CPU step takes milliseconds.
 # Validation off: the tests of validation turn it on (a later flag wins).

@@ -19,8 +19,8 @@ from PIL import Image
 from conftest import CMP4, free_port, label_image, png
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app, server_config
-from pix2pix.inference import Translator
-from pix2pix.labels import FACADES
+from pix2pix.inference.translate import Translator
+from pix2pix.data.labels import FACADES
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -263,7 +263,7 @@ def test_the_page_in_a_real_browser(server, tmp_path):
 def test_each_answer_names_its_engine_and_a_seed_runs_pytorch(run, monkeypatch):
     """On a CPU without bf16 the served checkpoint runs ONNX Runtime; a seeded request in the paper's mode asks
     for PyTorch's exact noise, and X-Engine says which ran."""
-    import pix2pix.inference as inference
+    import pix2pix.inference.translate as inference
 
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
     model = load_served(run, device="cpu")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import BLUE, GREEN, RED, H, W, cfg, noise, save_aligned, solid
-from pix2pix.batches import EpochSampler, PreloadedPairs, collate, make_loader
-from pix2pix.data import Pair, PairDataset
+from pix2pix.data.batches import EpochSampler, PreloadedPairs, collate, make_loader
+from pix2pix.data.pairs import Pair, PairDataset
 
 
 def test_loader_output_does_not_depend_on_worker_count(twin):

@@ -11,7 +11,7 @@ from pix2pix.checkpoints import RunState, load_checkpoint, load_latest, load_sta
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig, RunConfig
 from pix2pix.errors import Pix2PixError
-from pix2pix.inference import Translator
+from pix2pix.inference.translate import Translator
 from pix2pix.networks import build_generator
 
 
@@ -52,12 +52,14 @@ def test_interrupted_save_keeps_previous_latest(tmp_path, blocks, tiny, monkeypa
                  "--max-steps", "2", *tiny]) == 0
     before = (run / "checkpoints" / "latest.safetensors").read_bytes()
 
-    def crash(tensors, path, metadata=None):
+    def crash(path, data):
         with open(path, "wb") as f:
-            f.write(b"half a checkpoint")
+            f.write(data[:100])
         raise KeyboardInterrupt  # stands for the process dying mid-write
 
-    monkeypatch.setattr(ck, "save_file", crash)
+    import pix2pix.files as files
+
+    monkeypatch.setattr(files.Path, "write_bytes", lambda self, data: crash(self, data))
     G = build_generator(GeneratorConfig(arch="unet_32", ngf=4))
     try:
         ck.save_weights(run / "checkpoints" / "latest.safetensors", G, GeneratorConfig(arch="unet_32", ngf=4))
@@ -118,22 +120,27 @@ def test_latest_names_its_state_and_both_hold_the_step_and_the_run(tmp_path, blo
     ckpt, state = load_latest(run / "checkpoints")
     assert ckpt.meta["state"] == "state_00000003.pt" and ckpt.meta["step"] == state.step == 3
     assert RunConfig.from_dict(ckpt.meta["config"]) == RunConfig.load(run / "config.json")
-    assert state.opt_D is not None and len(state.schedulers) == 2 and state.rng_cuda is None
+    assert state.opt_D is not None and len(state.rng) == 1 and state.rng[0]["cuda"] is None
     assert state.epoch == 0 and state.batch_in_epoch == 3 and state.bad_images == []
 
 
 def test_run_state_round_trips_and_an_older_state_file_still_loads(tmp_path):
     state = RunState(step=7, epoch=1, batch_in_epoch=3, opt_G={"state": {}, "param_groups": []}, opt_D=None,
-                     schedulers=[{"last_epoch": 7}], rng_cpu=torch.get_rng_state(), bad_images=["x.png: broken"])
+                     rng=[{"cpu": torch.get_rng_state(), "cuda": None}], bad_images=["x.png: broken"])
     save_state(tmp_path / "s.pt", state)
     back = load_state(tmp_path / "s.pt")
     assert (back.step, back.epoch, back.batch_in_epoch, back.bad_images) == (7, 1, 3, ["x.png: broken"])
-    assert torch.equal(back.rng_cpu, state.rng_cpu)
+    assert torch.equal(back.rng[0]["cpu"], state.rng[0]["cpu"])
     # A state written before RunState existed: a plain dict with the same keys and none of the later ones.
+    cpu = torch.get_rng_state()
     old = {"step": 2, "epoch": 0, "batch_in_epoch": 2, "opt_G": {}, "opt_D": None, "schedulers": [],
-           "rng_cpu": torch.get_rng_state(), "rng_cuda": None}
+           "rng_cpu": cpu, "rng_cuda": None}
     torch.save(old, tmp_path / "old.pt")
-    assert load_state(tmp_path / "old.pt").rng_processes is None
+    upgraded = load_state(tmp_path / "old.pt")
+    assert len(upgraded.rng) == 1 and torch.equal(upgraded.rng[0]["cpu"], cpu) and upgraded.version == 2
+    # Version 1 with every process's states: each process keeps its own.
+    torch.save(old | {"rng_processes": [{"cpu": cpu, "cuda": None}] * 2}, tmp_path / "two.pt")
+    assert len(load_state(tmp_path / "two.pt").rng) == 2
     with pytest.raises(Pix2PixError, match="no training state"):
         load_state(tmp_path / "missing.pt")
 

@@ -13,7 +13,7 @@ from conftest import one_line_error as _one_line_error
 from conftest import train_tiny as _train
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
-from pix2pix.runs import read_log
+from pix2pix.training.runs import read_log
 
 
 def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):
@@ -27,7 +27,7 @@ def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):
     ckpt = run / "checkpoints"
     assert {p.name for p in ckpt.iterdir()} == {"latest.safetensors", "state_00000006.pt", "epoch_001.safetensors",
                                                 "best.safetensors"}  # validated at step 4
-    assert [r["step"] for r in read_log(run / "val.csv")] == [4]
+    assert [r["step"] for r in read_log(run / "val.csv")] == [4, 6]  # step 4, and the final state
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     page = (run / "web" / "index.html").read_text()
     assert "step 6" in page and "step 3" in page

@@ -16,8 +16,8 @@ from PIL import Image
 from pix2pix.cli import main
 from conftest import BASE_SIZE, BLUE, GREEN, RED, as_uint8, cfg, noise, pixels, save, save_aligned, solid
 from conftest import one_line_message as one_line_error
-from pix2pix.data import Pair, PairDataset, check_dataset, load_pair, open_image, scan_split, to_image
-from pix2pix.rasters import to_tensor
+from pix2pix.data.pairs import Pair, PairDataset, check_dataset, load_pair, open_image, scan_split, to_image
+from pix2pix.data.rasters import to_tensor
 from pix2pix.errors import Pix2PixError
 
 FACADES = Path("/work/shared/data/facades")
@@ -491,8 +491,8 @@ def test_facades_btoa_input_is_the_label_map():
 def test_an_image_over_the_pixel_limit_is_one_line_before_it_is_decoded(tmp_path, monkeypatch):
     """Pillow only warns below twice its bomb threshold (a 144-megapixel image decodes): here it is an error,
     read from the header."""
-    import pix2pix.data as data
-    import pix2pix.rasters as rasters
+    import pix2pix.data.pairs as data
+    import pix2pix.data.rasters as rasters
 
     monkeypatch.setattr(rasters, "MAX_IMAGE_PIXELS", 1000)
     path = tmp_path / "big.png"

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.data import scan_split
+from pix2pix.data.pairs import scan_split
 from pix2pix.datasets import download
 from pix2pix.datasets.download import STANDARD, cityscapes_instructions, download_dataset
 from pix2pix.errors import Pix2PixError

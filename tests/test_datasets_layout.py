@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.data import load_pair, scan_split
+from pix2pix.data.pairs import load_pair, scan_split
 from pix2pix.datasets.layout import CombineReport, combine, split_folder
 from pix2pix.errors import Pix2PixError
 

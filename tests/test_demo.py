@@ -12,7 +12,7 @@ from PIL import Image
 from pix2pix.cli import main
 from pix2pix.datasets.facades_synth import make_facades_synth
 from pix2pix.demo import run_demo
-from pix2pix.plots import line_plot
+from pix2pix.pages import line_plot
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from pix2pix.checkpoints import load_checkpoint
-from pix2pix.distributed import SyncBatchNorm2d, World, rank_share, sync_batch_norm, world_from_env
+from pix2pix.training.distributed import SyncBatchNorm2d, World, rank_share, sync_batch_norm, world_from_env
 
 from conftest import free_port, make_aligned_dataset, train_tiny
 
@@ -135,7 +135,7 @@ def test_an_unreachable_master_is_one_line_and_exit_2(tmp_path, tiny):
 def test_cpu_sync_batch_norm_accumulates_in_fp32_under_autocast(monkeypatch):
     """Under bf16 autocast the sums and the count (961 here, which bf16 rounds to 960) stay fp32: the
     statistics equal fp32 batch norm's on the same input."""
-    import pix2pix.distributed as D
+    import pix2pix.training.distributed as D
 
     monkeypatch.setattr(D.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(D.dist, "get_world_size", lambda: 2)
@@ -153,7 +153,7 @@ def test_cpu_sync_batch_norm_accumulates_in_fp32_under_autocast(monkeypatch):
 def test_rng_state_is_this_process_own_gpus(monkeypatch):
     """Saved and restored for the process's own device only: get_rng_state_all() would hold every visible GPU's
     and raise IndexError on a machine with fewer."""
-    import pix2pix.distributed as D
+    import pix2pix.training.distributed as D
 
     calls = []
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every GPU's state"))

@@ -14,10 +14,10 @@ from conftest import TINY, make_aligned_dataset, one_line_error, train_tiny
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
 from pix2pix.errors import Pix2PixError
-from pix2pix.evaluation import (PSNR_CAP, InceptionFeatures, evaluate_folders, fid_kid, gradient_magnitude,
+from pix2pix.evaluation.metrics import (PSNR_CAP, InceptionFeatures, evaluate_folders, fid_kid, gradient_magnitude,
                                 image_metrics, mean_image_l1, results_l1)
-from pix2pix.labels import CITYSCAPES, FACADES
-from pix2pix.segmentation import SegmenterConfig, train_segmenter
+from pix2pix.data.labels import CITYSCAPES, FACADES
+from pix2pix.evaluation.segmentation import SegmenterConfig, train_segmenter
 
 
 def test_results_l1_is_the_mean_absolute_error_in_unit_pixels(tmp_path):

@@ -14,7 +14,7 @@ from conftest import label_image, one_line_error, png
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app
 from pix2pix.cli import main
-from pix2pix.inference import Translator
+from pix2pix.inference.translate import Translator
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from conftest import make_pair
 from conftest import train_tiny as _train
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
-from pix2pix.rasters import to_tensor
-from pix2pix.inference import Translator, exportable, per_image, set_test_mode
+from pix2pix.data.rasters import to_tensor
+from pix2pix.inference.translate import Translator, exportable, per_image, set_test_mode
 from pix2pix.networks import build_generator, init_weights
 
 
@@ -88,11 +88,11 @@ def test_fast_inference_is_within_a_few_levels_of_fp32():
 
 @pytest.mark.slow
 def test_importing_inference_loads_no_training_torchrun_or_app_module():
-    code = ("import sys, pix2pix.inference; from pix2pix import Translator; "
+    code = ("import sys, pix2pix.inference.translate; from pix2pix import Translator; "
             "print(sorted(m for m in sys.modules if m.startswith('pix2pix')))")
     loaded = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert not [m for m in loaded if m.split(".")[1:2] in (["training"], ["distributed"], ["app"], ["cli"], ["bench"])], loaded
-    assert "pix2pix.inference" in loaded
+    assert "pix2pix.inference.translate" in loaded
 
 
 def test_per_image_statistics_equal_batch_norm_on_each_image_alone():
@@ -131,7 +131,7 @@ def test_padding_reflects_then_replicates_past_the_image():
 def test_the_cpu_engine_is_the_faster_one_for_its_kind(monkeypatch, bf16, fast, engine):
     """ONNX Runtime fp32 on CPUs without bf16 hardware (measured faster there: README), PyTorch's bf16 fast
     path where AVX512-BF16/AMX exist, and PyTorch fp32 bit for bit with fast off."""
-    import pix2pix.inference as inference
+    import pix2pix.inference.translate as inference
 
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: bf16)
     assert inference.engine_for(torch.device("cpu"), fast) == engine
@@ -163,7 +163,7 @@ def test_onnxruntime_engine_equals_torch_in_eval_and_draws_its_own_noise_in_pape
 def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsys, monkeypatch):
     """On a CPU where ONNX Runtime is the engine, --seed asks for PyTorch's exact noise: the CLI says so, and
     the outputs are PyTorch's (the same seed gives the same pixels)."""
-    import pix2pix.inference as inference
+    import pix2pix.inference.translate as inference
 
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
@@ -182,7 +182,7 @@ def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsy
 
 
 def test_a_run_of_a_few_images_or_a_seed_keeps_pytorch():
-    from pix2pix.inference import ONNX_PAYS_FROM, engine_for_run
+    from pix2pix.inference.translate import ONNX_PAYS_FROM, engine_for_run
 
     assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM) == "auto"
     assert engine_for_run(eval=True, seed=3, images=500) == "auto"  # eval mode has no noise to match
@@ -194,7 +194,7 @@ def test_a_run_of_a_few_images_or_a_seed_keeps_pytorch():
 def test_the_default_noise_repeats_run_after_run(tmp_path, blocks, tiny, monkeypatch, engine):
     """Without --seed, test (and eval, which translates the same way) still gives the same images twice, on
     either engine: PyTorch's noise of seed 0, or ONNX Runtime's seeded graph."""
-    import pix2pix.inference as inference
+    import pix2pix.inference.translate as inference
 
     monkeypatch.setattr(inference, "engine_for_run", lambda eval, seed, images=0: "torch" if engine == "torch" else "auto")
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: engine == "torch")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pix2pix.errors import Pix2PixError
-from pix2pix.labels import CITYSCAPES, FACADES, IGNORE, label_set
+from pix2pix.data.labels import CITYSCAPES, FACADES, IGNORE, label_set
 
 REAL = Path("/work/shared/data/facades/train")
 CLASSES, PALETTE, nearest_class = FACADES.classes, FACADES.palette, FACADES.class_map

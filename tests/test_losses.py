@@ -10,7 +10,7 @@ from torch import nn
 
 from pix2pix.config import DiscriminatorConfig
 from pix2pix.errors import Pix2PixError
-from pix2pix.losses import d_loss, g_loss, gradient_penalty
+from pix2pix.training.losses import d_loss, g_loss, gradient_penalty
 from pix2pix.networks import build_discriminator, init_weights
 
 LOG2 = math.log(2.0)

@@ -74,11 +74,34 @@ def test_no_import_cycles():
 def test_layers_run_one_way():
     graph = import_graph()
     below = {m: reaches(graph, m) for m in graph}
-    assert {"pix2pix.inference", "pix2pix.backends"} <= below["pix2pix.app.models"]
-    assert "pix2pix.inference" in below["pix2pix.export"]
-    assert "pix2pix.networks" in below["pix2pix.inference"]
-    for low, high in [("pix2pix.inference", "pix2pix.training"), ("pix2pix.inference", "pix2pix.distributed"),
-                      ("pix2pix.inference", "pix2pix.app.models"), ("pix2pix.export", "pix2pix.app.models"),
-                      ("pix2pix.networks", "pix2pix.config"), ("pix2pix.config", "pix2pix.training"),
-                      ("pix2pix.checkpoints", "pix2pix.training"), ("pix2pix.data", "pix2pix.distributed")]:
+    assert {"pix2pix.inference.translate", "pix2pix.inference.backends"} <= below["pix2pix.app.models"]
+    assert "pix2pix.inference.translate" in below["pix2pix.inference.export"]
+    assert "pix2pix.networks" in below["pix2pix.inference.translate"]
+    for low, high in [("pix2pix.inference.translate", "pix2pix.training.loop"),
+                      ("pix2pix.inference.translate", "pix2pix.training.distributed"),
+                      ("pix2pix.inference.translate", "pix2pix.app.models"), ("pix2pix.inference.export", "pix2pix.app.models"),
+                      ("pix2pix.networks", "pix2pix.config"), ("pix2pix.config", "pix2pix.training.loop"),
+                      ("pix2pix.checkpoints", "pix2pix.training.loop"), ("pix2pix.data.pairs", "pix2pix.training.distributed")]:
         assert high not in below[low], f"{low} imports {high}"
+
+
+def _home(module: str) -> str:
+    """The home a module belongs to: its subpackage (pix2pix.training.loop -> training), else itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "pix2pix"
+
+
+def test_the_homes_import_one_way():
+    """The subpackages and top-level modules form layers: networks and config at the bottom, data, checkpoints,
+    inference, evaluation, training, the jobs that train (demo, ablation, bench), app and cli at the top; no home
+    imports one above it, directly or round a loop."""
+    homes: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        homes.setdefault(_home(module), set()).update(_home(t) for t in targets if _home(t) != _home(module))
+    below = {h: reaches(homes, h) for h in homes}
+    cycles = sorted(h for h in homes if h in below[h] and h != "pix2pix")
+    assert cycles == [], cycles
+    order = ["errors", "files", "networks", "config", "data", "checkpoints", "inference", "evaluation", "training",
+             "demo", "app", "cli"]
+    for i, low in enumerate(order):
+        assert not set(order[i + 1:]) & below[low], f"{low} imports {set(order[i + 1:]) & below[low]}"

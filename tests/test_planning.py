@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import make_aligned_dataset
 from pix2pix.config import RunConfig
-from pix2pix.planning import measure_step_seconds, plan_epochs
+from pix2pix.training.planning import measure_step_seconds, plan_epochs
 from pix2pix.speed import PLAIN
 
 

@@ -19,11 +19,11 @@ from safetensors.torch import load_file, save_file
 from conftest import make_16bit_dataset, make_array_dataset, one_line_error, train_tiny
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
-from pix2pix.data import Pair, PairDataset, fit_scales, load_pair, scan_split
+from pix2pix.data.pairs import Pair, PairDataset, fit_scales, load_pair, scan_split
 from pix2pix.errors import Pix2PixError
-from pix2pix.inference import Translator
-from pix2pix.rasters import encode, read_raster, resize, write_raster
-from pix2pix.units import Scale
+from pix2pix.inference.translate import Translator
+from pix2pix.data.rasters import encode, read_raster, resize, write_raster
+from pix2pix.data.units import Scale
 
 ARRAYS = ["--in-channels", "5", "--out-channels", "2"]
 
@@ -156,7 +156,7 @@ def test_a_two_folder_npy_dataset_trains_tests_and_translates_in_its_units(tmp_p
     """Reported: a dataset of .npy arrays was refused ("not an image file")."""
     data = make_array_dataset(tmp_path / "bands", {"train": 4, "val": 2, "test": 2})
     run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--preprocess", "none", "--max-steps", "4")
-    assert "scaling: input minmax" in capsys.readouterr().out
+    assert "scaling: input minmax" in capsys.readouterr().err
     scales = load_checkpoint(run).scales
     train_b = np.stack([np.load(data / "B" / "train" / f"{i}.npy") for i in range(1, 5)])
     assert scales.output.kind == "minmax" and scales.output.a == pytest.approx(tuple(train_b.min((0, 1, 2))))
@@ -220,7 +220,7 @@ def test_a_checkpoint_whose_scaling_does_not_fit_its_generator_is_one_line(tmp_p
 def test_a_resumed_array_run_keeps_its_scalings(tmp_path, tiny, capsys):
     data = make_array_dataset(tmp_path / "bands", {"train": 4})
     run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--max-steps", "2")
-    assert "--preprocess none (or crop) keeps them as measured" in capsys.readouterr().out
+    assert "--preprocess none (or crop) keeps them as measured" in capsys.readouterr().err
     before = load_checkpoint(run).scales
     np.save(data / "B" / "train" / "1.npy", np.load(data / "B" / "train" / "1.npy") * 10)  # new data, same run
     assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
@@ -261,7 +261,7 @@ def test_a_btoa_array_run_scales_its_input_by_the_b_side(tmp_path, tiny):
 
 
 def test_preloaded_arrays_are_the_loaders_batches_bit_for_bit(tmp_path):
-    from pix2pix.batches import EpochSampler, PreloadedPairs, make_loader
+    from pix2pix.data.batches import EpochSampler, PreloadedPairs, make_loader
     from pix2pix.config import DataConfig
 
     data = make_array_dataset(tmp_path / "bands", {"train": 4}, size=40)

@@ -21,7 +21,7 @@ from torch import nn
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
 from pix2pix.errors import Pix2PixError
-from pix2pix.inference import Translator
+from pix2pix.inference.translate import Translator
 
 # ------------------------------------------------------------------------------------ the replica
 

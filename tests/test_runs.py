@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from conftest import one_line_error, train_tiny
 from pix2pix.cli import main
 from pix2pix.errors import Pix2PixError
-from pix2pix.runs import RunFolder, RunLock, read_log
+from pix2pix.training.runs import RunFolder, RunLock, read_log
 
 
 def test_a_second_writer_of_a_run_is_one_line_naming_the_pid(tmp_path, blocks, tiny, capsys):
@@ -39,7 +39,7 @@ def test_a_second_writer_of_a_run_is_one_line_naming_the_pid(tmp_path, blocks, t
 
 def test_the_lock_dies_with_its_process(tmp_path):
     """An OS lock: a killed holder leaves no stale lock behind."""
-    code = (f"import time; from pix2pix.runs import RunLock; lock = RunLock({str(tmp_path)!r}); lock.acquire(); "
+    code = (f"import time; from pix2pix.training.runs import RunLock; lock = RunLock({str(tmp_path)!r}); lock.acquire(); "
             "print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -91,7 +91,9 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_is_untouched(tmp_pa
 
     monkeypatch.setattr(checkpoints.torch, "save", full)
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
+    import pix2pix.files as files
+
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
     msg = one_line_error(capsys, main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]),
                          "no space left")
     assert "4.0 KB free" in msg and "nothing written before is touched" in msg
@@ -133,30 +135,32 @@ def test_run_folder_knows_its_lock_file(tmp_path):
     assert RunFolder(tmp_path).lock.path == tmp_path / ".lock"
 
 
-def test_a_signal_in_the_middle_of_a_save_saves_again(tmp_path, blocks, tiny, monkeypatch):
-    """SIGTERM can land while latest is being written: that write is dropped (atomically) and the run's final
-    save writes it again, so the run still ends with its latest."""
-    import pix2pix.training as training
+def test_a_signal_in_the_middle_of_a_save_does_not_cut_it(tmp_path, blocks, monkeypatch):
+    """SIGTERM is a flag read between steps: one that lands while latest is being written lets that save finish,
+    and the run stops at the next step boundary with the step it saved."""
+    import os
+
+    import pix2pix.training.loop as loop
     from pix2pix.checkpoints import load_checkpoint
     from pix2pix.config import RunConfig, resolve
+    from pix2pix.training import train
 
-    real, calls = training.save_latest, []
+    real, calls = loop.save_run, []
 
-    def cut_short(*args, **kwargs):
+    def signalled(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise training.Terminated()
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by now: the save goes on
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "save_latest", cut_short)
+    monkeypatch.setattr(loop, "save_run", signalled)
     cfg = RunConfig()
     cfg.data.root, cfg.out, cfg.name = str(blocks), str(tmp_path / "runs"), "r"
     cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = "unet_32", 4, 4
-    cfg.data.crop_size, cfg.data.load_size, cfg.train.max_steps = 32, 32, 6
-    result = training.train(resolve(cfg), progress=False)  # an epoch is 4 steps: its save is the one cut short
-    assert result.terminated and len(calls) == 2
+    cfg.data.crop_size, cfg.data.load_size, cfg.train.max_steps, cfg.train.val_every = 32, 32, 6, 0
+    result = train(resolve(cfg), progress=False)  # an epoch is 4 steps: its save is the one signalled
+    assert result.terminated and len(calls) == 1
     assert load_checkpoint(tmp_path / "runs" / "r").meta["step"] == result.step == 4
-
 
 
 def test_a_forked_child_does_not_keep_the_lock(tmp_path):
@@ -181,7 +185,7 @@ def test_a_forked_child_does_not_keep_the_lock(tmp_path):
 
 
 def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch, capsys):
-    import pix2pix.runs as runs
+    import pix2pix.training.runs as runs
 
     def no_locks(f):
         raise OSError(errno.ENOLCK, "No locks available")

@@ -13,8 +13,8 @@ from PIL import Image
 
 from conftest import make_aligned_dataset
 from pix2pix.errors import Pix2PixError
-from pix2pix.labels import FACADES, IGNORE
-from pix2pix.segmentation import (Segmenter, SegmenterConfig, build_segmenter, confusion, evaluate_segmenter,
+from pix2pix.data.labels import FACADES, IGNORE
+from pix2pix.evaluation.segmentation import (Segmenter, SegmenterConfig, build_segmenter, confusion, evaluate_segmenter,
                                   fcn_scores, split_examples, train_segmenter)
 
 CMP4 = FACADES.palette[[0, 1, 2, 3]]  # background, facade, window, door
@@ -65,7 +65,7 @@ def test_class_maps_come_from_colours_or_from_labels_folder(facades_like):
 
 
 def test_labels_of_other_classes_are_refused(tmp_path, facades_like):
-    from pix2pix.labels import CITYSCAPES
+    from pix2pix.data.labels import CITYSCAPES
     other = make_aligned_dataset(tmp_path / "other", {"train": 2}, colours=CITYSCAPES.palette[[2, 8, 10, 13]])
     with pytest.raises(Pix2PixError, match="not the 'facades' label colours"):
         split_examples(other, "train", "BtoA", FACADES)

@@ -12,11 +12,11 @@ from PIL import Image
 from conftest import make_pair, one_line_error
 from pix2pix.cli import main
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-from pix2pix.rasters import to_tensor
-from pix2pix.inference import Translator
+from pix2pix.data.rasters import to_tensor
+from pix2pix.inference.translate import Translator
 from pix2pix.networks import build_discriminator, build_generator, init_weights
 from pix2pix.speed import PLAIN, Precision, Speed, adam, fast_path, inference_path
-from pix2pix.training import train_step
+from pix2pix.training.step import Networks, train_step
 
 CPU = torch.device("cpu")
 
@@ -47,7 +47,7 @@ def test_both_paths_learn_with_fp32_weights(speed):
     amp = Precision(CPU, speed)
     first = None
     for _ in range(120):
-        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig().loss, amp=amp)
+        losses, fake = train_step(A, B, Networks(G, D, opt_G, opt_D), TrainConfig().loss, amp=amp)
         first = first if first is not None else float(losses["G_l1"])
     assert all(torch.isfinite(v) for v in losses.values())
     assert float(losses["G_l1"]) < 0.5 * first

@@ -10,10 +10,10 @@ from safetensors.torch import load_file
 
 from conftest import make_pair, one_line_error, train_tiny
 from pix2pix.cli import main
-from pix2pix.rasters import to_tensor
+from pix2pix.data.rasters import to_tensor
 from pix2pix.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from pix2pix.networks import build_discriminator, build_generator, init_weights
-from pix2pix.training import lr_factor, train_step
+from pix2pix.training.step import Networks, lr_factor, train_step
 
 
 def _nets(objective: str = "l1+cgan", gan_loss: str = "vanilla"):
@@ -36,7 +36,7 @@ def test_overfit_one_pair_lowers_l1():
     A, B = to_tensor(Image.fromarray(label))[None], to_tensor(Image.fromarray(photo))[None]
     first = None
     for _ in range(120):
-        losses, _ = train_step(A, B, G, D, opt_G, opt_D, cfg.loss)
+        losses, _ = train_step(A, B, Networks(G, D, opt_G, opt_D), cfg.loss)
         first = first if first is not None else float(losses["G_l1"])
     last = float(losses["G_l1"])
     assert last < 0.5 * first, (first, last)
@@ -49,7 +49,7 @@ def test_each_objective_trains_the_terms_it_names():
     for objective, keys in expected.items():
         G, D, opt_G, opt_D = _nets(objective)
         g_before = [p.clone() for p in G.parameters()]
-        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(objective=objective).loss)
+        losses, fake = train_step(A, B, Networks(G, D, opt_G, opt_D), TrainConfig(objective=objective).loss)
         assert set(losses) == keys, objective
         assert fake.shape == B.shape
         assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())), objective
@@ -61,7 +61,7 @@ def test_each_gan_loss_updates_d_and_wgangp_reports_its_penalty():
     for gan_loss in ("vanilla", "lsgan", "hinge", "wgangp"):
         G, D, opt_G, opt_D = _nets()
         d_before = [p.clone() for p in D.parameters()]
-        losses, _ = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss=gan_loss).loss)
+        losses, _ = train_step(A, B, Networks(G, D, opt_G, opt_D), TrainConfig(gan_loss=gan_loss).loss)
         assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())), gan_loss
         assert ("D_gp" in losses) == (gan_loss == "wgangp")
         # D is frozen after the step so that the G step leaves its gradients alone.
@@ -78,7 +78,7 @@ def test_wgangp_critic_loss_is_gulrajanis_on_one_scale():
     opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
     A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     D0, loss = copy.deepcopy(D), TrainConfig(gan_loss="wgangp", lambda_gp=10.0).loss
-    losses, fake = train_step(A, B, G, D, opt_G, opt_D, loss)
+    losses, fake = train_step(A, B, Networks(G, D, opt_G, opt_D), loss)
     with torch.no_grad():
         wasserstein = D0(torch.cat([A, fake], 1)).mean() - D0(torch.cat([A, B], 1)).mean()
     assert float(losses["D_gp"]) > 0
@@ -88,12 +88,12 @@ def test_wgangp_critic_loss_is_gulrajanis_on_one_scale():
 def test_g_step_does_not_touch_d_and_d_step_sees_detached_fake():
     G, D, opt_G, opt_D = _nets()
     A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
-    train_step(A, B, G, D, opt_G, opt_D, TrainConfig().loss)
+    train_step(A, B, Networks(G, D, opt_G, opt_D), TrainConfig().loss)
     # After the G step, D's gradients are those of its own step only (none from the G loss).
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in D.parameters())
     d_params = [p.clone() for p in D.parameters()]
     opt_G.zero_grad()
-    train_step(A, B, G, None, opt_G, None, TrainConfig(objective="l1").loss)
+    train_step(A, B, Networks(G, None, opt_G, None), TrainConfig(objective="l1").loss)
     assert all(torch.equal(a, b) for a, b in zip(d_params, D.parameters()))
 
 
@@ -146,12 +146,12 @@ def test_a_preloaded_split_trains_exactly_as_the_loader_does(tmp_path, blocks, t
 
 
 def test_a_batch_that_does_not_fit_is_one_line(tmp_path, blocks, tiny, capsys, monkeypatch):
-    import pix2pix.training as training
+    import pix2pix.training.loop as loop
 
     def too_big(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(training, "train_step", too_big)
+    monkeypatch.setattr(loop, "train_step", too_big)
     code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--batch-size", "4"])
     one_line_error(capsys, code, "batch 4 at 32x32 does not fit in cpu memory; lower --batch-size")
 
@@ -178,7 +178,7 @@ def test_a_full_schedule_ends_with_its_last_epoch_saved(tmp_path, blocks, tiny):
 
 def test_an_epoch_whose_last_image_is_unreadable_still_ends(tmp_path, blocks, tiny):
     # With --no-flip and the seed's order known, make the last example of epoch 0 the bad one.
-    from pix2pix.batches import EpochSampler
+    from pix2pix.data.batches import EpochSampler
 
     last = int(EpochSampler(4, seed=0).order(0)[-1])
     (blocks / "train" / f"{last + 1}.png").write_bytes(b"not a png")
@@ -191,7 +191,7 @@ def test_an_epoch_whose_last_image_is_unreadable_still_ends(tmp_path, blocks, ti
 
 
 def test_a_bad_image_after_the_last_step_does_not_stop_the_run(tmp_path, blocks, tiny):
-    from pix2pix.batches import EpochSampler
+    from pix2pix.data.batches import EpochSampler
 
     order = EpochSampler(4, seed=0).order(0)
     (blocks / "train" / f"{int(order[2]) + 1}.png").write_bytes(b"not a png")  # the third example of epoch 0
@@ -216,24 +216,28 @@ def test_resuming_at_an_epochs_end_ends_that_epoch_first(tmp_path, blocks, tiny)
     assert (run / "checkpoints" / "epoch_001.safetensors").exists()
     state = _state(run)
     assert (state.step, state.epoch, state.batch_in_epoch) == (5, 1, 1)
-    assert torch.is_tensor(state.rng_cpu)
+    assert torch.is_tensor(state.rng[0]["cpu"])
 
 
 def test_no_fast_on_resume_really_switches_adams_kernel(tmp_path, blocks, tiny):
     """The saved optimizer state carries the fused flag of the run that saved it; a resume keeps its own."""
     from pix2pix.config import RunConfig
-    from pix2pix.training import Trainer
+    from pix2pix.training.loop import fit
+    from pix2pix.training.setup import setup
 
     run = train_tiny(tmp_path, blocks, tiny, "--max-steps", "2")
     saved = torch.load(next((run / "checkpoints").glob("state_*.pt")), weights_only=True)
     assert saved["opt_G"]["param_groups"][0]["fused"] is True  # the fast path's kernel
     cfg = RunConfig.load(run / "config.json")
     cfg.train.fast, cfg.train.max_steps = False, 3
-    trainer = Trainer(cfg, resume=True, progress=False)
-    for opt in (trainer.nets.opt_G, trainer.nets.opt_D):
-        assert not opt.param_groups[0]["fused"] and not opt.param_groups[0]["foreach"]
-        assert opt.state_dict()["state"], "the moments were loaded"
-    assert trainer.fit().step == 3
+    s = setup(cfg, resume=True, progress=False)
+    try:
+        for opt in (s.nets.opt_G, s.nets.opt_D):
+            assert not opt.param_groups[0]["fused"] and not opt.param_groups[0]["foreach"]
+            assert opt.state_dict()["state"], "the moments were loaded"
+        assert fit(s).step == 3
+    finally:
+        s.close()
 
 
 def test_the_fp16_step_scales_gradients_and_trains(tmp_path):
@@ -250,11 +254,11 @@ def test_the_fp16_step_scales_gradients_and_trains(tmp_path):
     A, B = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     d_before = [p.clone() for p in D.parameters()]
     for _ in range(3):
-        losses, fake = train_step(A, B, G, D, opt_G, opt_D, TrainConfig(gan_loss="wgangp").loss, amp=amp)
+        losses, fake = train_step(A, B, Networks(G, D, opt_G, opt_D), TrainConfig(gan_loss="wgangp").loss, amp=amp)
     assert all(torch.isfinite(v) for v in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     assert amp.state_dict()["D"]["scale"] > 0
-    from pix2pix.losses import gradient_penalty
+    from pix2pix.training.losses import gradient_penalty
 
     torch.manual_seed(5)
     gp32 = gradient_penalty(D, A, B, fake)
@@ -266,7 +270,7 @@ def test_the_fp16_step_scales_gradients_and_trains(tmp_path):
 
 def test_the_gradient_penalty_runs_through_the_eager_d():
     """Under torch.compile or DistributedDataParallel the D step's module cannot be differentiated twice: the
-    penalty goes through the bare D the trainer passes as D_eager, the D step's two passes through D."""
+    penalty goes through the bare D (Networks.D), the D step's two passes through its view (Networks.D_step)."""
     class Counted(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -279,7 +283,7 @@ def test_the_gradient_penalty_runs_through_the_eager_d():
     G, D, opt_G, opt_D = _nets()
     stepped, eager, frozen = Counted(D), Counted(D), Counted(D)
     A, B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
-    train_step(A, B, G, stepped, opt_G, opt_D, TrainConfig(gan_loss="wgangp").loss, D_frozen=frozen, D_eager=eager)
+    train_step(A, B, Networks(G, eager, opt_G, opt_D, D_step=stepped, D_frozen=frozen), TrainConfig(gan_loss="wgangp").loss)
     assert (stepped.calls, eager.calls, frozen.calls) == (2, 1, 1)
 
 
@@ -294,6 +298,7 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tmp_path, blocks,
             str(source), "--crop-size", "32", "--load-size", "32", "--max-steps", "1", "--lr", "1e-30",
             "--no-progress"]
     assert main(args) == 0
+    assert "trains with its --generator unet_32, --ngf 4" in capsys.readouterr().err  # said in one line
     tuned = load_checkpoint(tmp_path / "runs" / "tuned")
     src = load_checkpoint(source)
     assert tuned.meta["step"] == 1 and tuned.generator == src.generator  # ngf 4 from the source, not 64
@@ -313,7 +318,7 @@ def test_a_resume_may_lengthen_the_schedule(tmp_path, blocks, tiny, capsys):
     """4 pairs at batch 1: 1 + 1 epochs end at step 8; resumed with 2 + 2, the run goes on to step 16, the lr
     recomputed from the new totals at the saved step; a schedule that would end before it is one line."""
     from pix2pix.checkpoints import load_checkpoint
-    from pix2pix.runs import read_log
+    from pix2pix.training.runs import read_log
 
     run = train_tiny(tmp_path, blocks, tiny, "--epochs", "1", "--epochs-decay", "1", "--log-every", "1")
     assert load_checkpoint(run).meta["step"] == 8

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pix2pix.errors import Pix2PixError
-from pix2pix.units import EIGHT_BIT, Scale, Scales, Statistics, from_unit, kind_for, to_unit
+from pix2pix.data.units import EIGHT_BIT, Scale, Scales, Statistics, from_unit, kind_for, to_unit
 
 
 def test_the_8_bit_scaling_is_the_references_arithmetic_bit_for_bit():

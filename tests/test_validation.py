@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 from conftest import CMP4, make_aligned_dataset, one_line_error, train_tiny
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
-from pix2pix.runs import read_log
+from pix2pix.training.runs import read_log
 from pix2pix.config import BETTER
-from pix2pix.validation import Validator
+from pix2pix.training.validation import Validator
 
 
 def test_each_epoch_end_is_scored_and_the_best_is_kept(tmp_path, blocks, tiny, capsys):
@@ -40,7 +40,8 @@ def test_validation_leaves_an_exact_resume_exact(tmp_path, blocks, tiny):
     a = load_file(str(tmp_path / "runs" / "straight" / "checkpoints" / "latest.safetensors"))
     b = load_file(str(tmp_path / "runs" / "split" / "checkpoints" / "latest.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [r["step"] for r in read_log(tmp_path / "runs" / "split" / "val.csv")] == [2, 4, 6]
+    # Every 2 steps, and the final state of each session (the --max-steps stop at 3, the end at 7).
+    assert [r["step"] for r in read_log(tmp_path / "runs" / "split" / "val.csv")] == [2, 3, 4, 6, 7]
 
 
 def test_val_every_without_a_val_split_is_one_line(tmp_path, tiny, capsys):
@@ -62,21 +63,18 @@ def test_which_way_each_metric_is_better(metric, values, best):
     assert v.best == best and BETTER[metric] in ("lower", "higher")
 
 
-def test_a_collapsed_d_or_a_flat_g_is_one_warning_each(capsys):
-    from pix2pix.distributed import World
-    from pix2pix.training import Trainer
+def test_a_collapsed_d_or_a_flat_g_is_one_warning_each():
+    from pix2pix.training.guards import CollapseWatch
 
-    t = object.__new__(Trainer)
-    t.step, t.world = 100, World()
-    for _ in range(7):
-        t._watch({"D": 1e-5, "G": 3.0}, torch.zeros(1, 3, 8, 8))
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2 and "discriminator has won" in warnings[0] and "stopped varying" in warnings[1]
-    t2 = object.__new__(Trainer)
-    t2.step, t2.world = 5, World()
-    for _ in range(7):
-        t2._watch({"D": 0.6, "G": 30.0}, torch.rand(1, 3, 8, 8))
-    assert "warning:" not in capsys.readouterr().err
+    watch = CollapseWatch()
+    said = [line for _ in range(7) for line in watch.see(100, {"D": 1e-5, "G": 3.0}, torch.zeros(1, 3, 8, 8))]
+    assert len(said) == 2 and "discriminator has won" in said[0] and "stopped varying" in said[1]
+    healthy = CollapseWatch()
+    assert [line for _ in range(7) for line in healthy.see(5, {"D": 0.6, "G": 30.0}, torch.rand(1, 3, 8, 8))] == []
+    # Four logs in a row are not five: a watch that recovers says nothing.
+    flaky = CollapseWatch()
+    for i in range(12):
+        assert flaky.see(i, {"D": 1e-5 if i % 5 else 0.5, "G": 3.0}, torch.rand(1, 3, 8, 8)) == []
 
 
 def test_validation_does_not_change_what_training_draws(tmp_path, blocks, tiny):
@@ -92,9 +90,9 @@ def test_validation_does_not_change_what_training_draws(tmp_path, blocks, tiny):
 def test_when_validation_costs_too_much_it_scores_fewer_images_and_compares_like_with_like(capsys, monkeypatch):
     """The first validation finds it costs over a tenth of training: the next ones take fewer images, and it is
     recorded on those images too (L1 on other images does not compare)."""
-    import pix2pix.validation as validation
+    import pix2pix.training.validation as validation
 
-    v = Validator(list(range(10)), None, 3, 3, None, "l1")
+    v = Validator(list(range(40)), None, 3, 3, None, "l1")
     clock = iter([0.0, 5.0])  # the validation takes 5 s
     monkeypatch.setattr(validation.time, "perf_counter", lambda: next(clock))
     monkeypatch.setattr(validation, "PairDataset", lambda pairs, *a, **k: [])
@@ -103,14 +101,18 @@ def test_when_validation_costs_too_much_it_scores_fewer_images_and_compares_like
                         lambda pairs: scored.append(len(pairs)) or {"l1": 0.1, "psnr": 20.0, "ssim": 0.5,
                                                                      "count": len(pairs)})
     metrics = v.score(torch.nn.Identity(), torch.device("cpu"), train_seconds=10.0)
-    assert v.images == 2 and metrics["count"] == scored[-1]  # recorded on the images the next ones score
-    assert "score the first 2 of 10 val images" in capsys.readouterr().err
+    # 40 images at 5 s against 10 s of training would be 8 for a tenth; a cut never goes under 10.
+    assert v.images == 10 and metrics["count"] == scored[-1]  # recorded on the images the next ones score
+    assert "score the first 10 of 40 val images" in capsys.readouterr().err
+    clock = iter([0.0, 50.0])  # a later validation, however costly, keeps the run's set: rows stay comparable
+    v.score(torch.nn.Identity(), torch.device("cpu"), train_seconds=1.0)
+    assert v.images == 10
 
 
 def test_the_fcn_score_and_fid_are_validated_and_the_best_is_kept_by_one(tmp_path, tiny, stand_in, capsys):
     """With --segmenter and --inception each validation also scores the FCN-score and FID/KID, as
     'pix2pix eval' scores the same checkpoint's val translations; --best-metric class_iou keeps the best by it."""
-    from pix2pix.segmentation import SegmenterConfig, train_segmenter
+    from pix2pix.evaluation.segmentation import SegmenterConfig, train_segmenter
 
     data = make_aligned_dataset(tmp_path / "facadeish", {"train": 4, "val": 3}, colours=CMP4)
     seg = tmp_path / "seg.safetensors"

@@ -2,7 +2,7 @@
 
 from .config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from .errors import Pix2PixError
-from .inference import Translator
+from .inference.translate import Translator
 
 __all__ = ["Translator", "Pix2PixError", "RunConfig", "GeneratorConfig", "DiscriminatorConfig", "DataConfig",
            "TrainConfig"]

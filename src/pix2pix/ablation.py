@@ -24,10 +24,10 @@ from PIL import Image
 
 from .config import RunConfig
 from .errors import Pix2PixError
-from .evaluation import evaluate_run
-from .plots import image_grid, score_bars
-from .segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
-from .planning import plan_epochs, steps_in_minutes
+from .evaluation.metrics import evaluate_run
+from .pages import image_grid, score_bars
+from .evaluation.segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
+from .training.planning import plan_epochs, steps_in_minutes
 from .training import train
 
 FCN_KEYS = ("per_pixel_acc", "per_class_acc", "class_iou")

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from .batches import EpochSampler, PreloadedPairs, make_loader
+from .data.batches import EpochSampler, PreloadedPairs, make_loader
 from .config import RunConfig
-from .data import PairDataset, scan_split
+from .data.pairs import PairDataset, scan_split
 from .errors import Pix2PixError
-from .inference import Translator, engine_for
+from .inference.translate import Translator, engine_for
 from .networks import build_generator, init_weights
-from .onnx_graph import onnxruntime_available
+from .inference.onnx_graph import onnxruntime_available
 from .speed import PLAIN, Speed, fast_path, inference_path, resolve_device, synchronize
-from .planning import measure_step_seconds
+from .training.planning import measure_step_seconds
 
 
 BASELINE = ("the reference's step: fp32 eager, torch's default Adam (no foreach/fused argument), torch's default "

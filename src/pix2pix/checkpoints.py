@@ -11,78 +11,28 @@ is written to a temporary name and renamed, so a crash mid-write never leaves a 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
-import os
 import pickle
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
 from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, section_from_dict
 from .errors import Pix2PixError
+from .files import atomic_write, write_bytes
 from .networks import build_discriminator, build_generator
 from .published import resolve_published
-from .units import EIGHT_BIT, Scales
+from .data.units import EIGHT_BIT, Scales
 
 FORMAT = "pix2pix/1"
 # Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
 METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published",
                  "val", "scales"}
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``: ``path`` is either the old file or
-    the new one, never half of one. A full disk is one line (the previous file is untouched)."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise _disk_error(path, e, 0) if disk_full(e, path.parent) else e from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as e:
-        written = Path(tmp).stat().st_size if Path(tmp).exists() else 0
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, Exception) and disk_full(e, path.parent):
-            raise _disk_error(path, e, max(written, path.stat().st_size if path.exists() else 0)) from None
-        raise
-
-
-def disk_full(e: BaseException, folder: Path) -> bool:
-    """Whether a write failed for want of space: ENOSPC (or a quota), or a writer's own words for it (torch.save:
-    "unexpected pos", safetensors: "StorageFull") on a disk with next to nothing left."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    said = str(e)
-    if any(words in said for words in ("No space left", "StorageFull", "os error 28", "Disk quota exceeded",
-                                       "os error 122")):
-        return True
-    return "unexpected pos" in said and shutil.disk_usage(folder).free < 64 * 2**20
-
-
-def _disk_error(path: Path, e: BaseException, needed: int) -> Pix2PixError:
-    free = shutil.disk_usage(path.parent).free
-    need = f", and this file needs about {human_bytes(needed)}" if needed else ""
-    return Pix2PixError(f"{path}: no space left on the device ({human_bytes(free)} free{need}); nothing written "
-                        "before is touched: free some space and run again (--resume for a run)")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None = None,
@@ -93,38 +43,56 @@ def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module 
     metadata = {"format": FORMAT, "generator": json.dumps(dataclasses.asdict(G_cfg)),
                 "discriminator": json.dumps(dataclasses.asdict(D_cfg)) if D_cfg is not None else "null"}
     metadata |= {k: json.dumps(v) for k, v in meta.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    # The bytes, then one write of our own: safetensors' save_file would write its own temporary file.
+    write_bytes(path, save(tensors, metadata=metadata))
 
 
 # ------------------------------------------------------------------------------------- run state
+
+STATE_VERSION = 2
 
 
 @dataclass
 class RunState:
     """What an exact resume needs beyond the weights: ``state_STEP.pt`` (plain tensors and containers, so it
-    loads with ``weights_only=True``). ``rng_processes`` holds every process's random state under torchrun
-    (None after an interrupt, when only the main process saved)."""
+    loads with ``weights_only=True``). ``rng`` holds every process's random state, ``{"cpu", "cuda"}`` per rank
+    (one entry for a single process); there is no schedule state: the lr is a function of the step."""
 
     step: int
     epoch: int
     batch_in_epoch: int
     opt_G: dict
     opt_D: dict | None
-    schedulers: list[dict]
-    rng_cpu: torch.Tensor
-    rng_cuda: torch.Tensor | list | None = None  # this process's GPU's state (a list of every GPU's before)
-    rng_processes: list | None = None
+    rng: list[dict]
     bad_images: list[str] = field(default_factory=list)
     scalers: dict | None = None  # the fp16 gradient scalers' states (CUDA 7.x), else None
+    version: int = STATE_VERSION
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "training state") -> RunState:
-        """Missing fields take their defaults (older state files); an unknown one is one line."""
+        """A state of this version or any earlier one (:func:`upgrade_state`); an unknown key is one line."""
+        d = upgrade_state(d)
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise Pix2PixError(f"{where}: unknown key '{unknown[0]}' in the training state (written by another "
                                "version of pix2pix?)")
         return cls(**d)
+
+
+def upgrade_state(d: dict[str, Any]) -> dict[str, Any]:
+    """The one place old state files are brought up to date. Version 1 (no ``version`` key) also held the lr
+    schedulers' states (dropped: the lr is recomputed from the step) and its random states as ``rng_cpu``,
+    ``rng_cuda`` (in its first form a list of every visible GPU's) and ``rng_processes`` (every rank's, or
+    None when only the main process had saved)."""
+    d = dict(d)
+    if d.get("version", 1) == 1:
+        d.pop("schedulers", None)
+        processes, cpu, cuda = d.pop("rng_processes", None), d.pop("rng_cpu", None), d.pop("rng_cuda", None)
+        if isinstance(cuda, list):
+            cuda = cuda[0] if cuda else None
+        d["rng"] = list(processes) if processes else [{"cpu": cpu, "cuda": cuda}]
+        d["version"] = STATE_VERSION
+    return d
 
 
 def save_state(path: Path, state: RunState) -> None:
@@ -155,9 +123,9 @@ def _load_failure(e: Exception) -> str:
     return f"{e.__class__.__name__}: {first[:200]}" if first else e.__class__.__name__
 
 
-def save_latest(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
-                D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, snapshot: str | None = None,
-                scales: Scales = EIGHT_BIT) -> Path:
+def save_run(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
+             D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, scales: Scales = EIGHT_BIT,
+             snapshot: str | None = None) -> Path:
     """Write ``latest.safetensors`` and its ``state_STEP.pt`` (and a snapshot ``SNAPSHOT.safetensors``).
 
     The state file is named by its step and the weights name theirs: a crash between the two writes leaves the
@@ -173,6 +141,22 @@ def save_latest(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Modu
     if snapshot:
         save_weights(ckpt_dir / f"{snapshot}.safetensors", G, G_cfg, D, D_cfg, **meta)
     return latest
+
+
+def restore_run(ckpt_dir: Path, G: nn.Module, D: nn.Module | None, opt_G: torch.optim.Optimizer,
+                opt_D: torch.optim.Optimizer | None, what: tuple[str, str]) -> RunState:
+    """The other half of :func:`save_run`: ``latest``'s weights into G and D, the optimizers' states into
+    theirs (keeping this run's Adam kernel), and the rest of the run state returned for the loop to take up.
+    ``what``: how messages name G and D (``generator unet_256``)."""
+    from .speed import load_adam
+
+    ckpt, state = load_latest(ckpt_dir)
+    load_into(G, ckpt.generator_state, ckpt.path, what[0])
+    load_adam(opt_G, state.opt_G)
+    if D is not None:
+        load_into(D, ckpt.discriminator_state, ckpt.path, what[1])
+        load_adam(opt_D, state.opt_D)
+    return state
 
 
 def load_latest(ckpt_dir: Path) -> tuple[Checkpoint, RunState]:

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from .errors import Pix2PixError
+from .files import write_text
 from .networks import build_discriminator, build_generator, canonical_discriminator
-from .units import NORMALIZE
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -36,19 +36,23 @@ PRELOAD = ("auto", "yes", "no")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 DROPOUT_PLACEMENTS = ("paper", "reference")
+NORMALIZE = ("auto", "minmax", "meanstd", "none")  # --normalize (pix2pix.data.units); auto: by bit depth, else minmax
 MAX_SEED = 2**63 - 1
 
 
 def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
-           check: str | None = None, switches: tuple = (), resumable: bool = False):
+           check: str | None = None, switches: tuple = (), resumable: bool = False, session: bool = False):
     """A configuration field and everything the CLI and :func:`resolve` need to know about it.
 
     ``flag``: the command-line flag ("" derives ``--field-name``; None: no flag of its own). ``choices``: the
     valid values. ``check``: a range, one of ``CHECKS``. ``switches``: extra flags that store a constant,
     ``(flag, value, help)``, e.g. ``--no-flip``.
     ``resumable``: the flag may change when a run is resumed (how long and where it runs, not what it is).
+    ``session``: a limit of one session (``--max-steps``, ``--max-minutes``), not of the run: it is not recorded
+    in config.json or checkpoints, so a later resume runs to the schedule's end unless it is given again.
     """
-    meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, resumable=resumable)
+    meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, resumable=resumable or session,
+                session=session)
     return field(default=default, metadata=meta)
 
 
@@ -105,7 +109,7 @@ class DataConfig:
     # fits (a quarter of free GPU memory, an eighth of RAM), "yes", or "no" (loader processes).
     preload: str = option("auto", "hold the decoded training split on the device: auto (fast path, when it "
                           "fits), yes, no", choices=PRELOAD, resumable=True)
-    # How each side's values map to [-1, 1] (pix2pix.units): the statistics are computed over the training
+    # How each side's values map to [-1, 1] (pix2pix.data.units): the statistics are computed over the training
     # split when a run starts and stored in every checkpoint.
     normalize: str = option("auto", "how values map to [-1, 1]: auto (8- and 16-bit images: their full range; "
                             "other data: minmax), minmax, meanstd (per channel, over the training split), none",
@@ -157,9 +161,10 @@ class TrainConfig:
     epochs: int = option(100, "epochs at constant lr (a resume may lengthen the schedule)", check="non_negative",
                          resumable=True)
     epochs_decay: int = option(100, "then epochs of linear decay to 0", check="non_negative", resumable=True)
-    max_steps: int | None = option(None, "stop after this many optimizer steps", check="positive", resumable=True)
-    max_minutes: float | None = option(None, "stop (and save) after this much training time", check="positive",
-                                       resumable=True)
+    max_steps: int | None = option(None, "stop this session at this optimizer step (not recorded: a resume "
+                                   "goes on to the schedule's end)", check="positive", session=True)
+    max_minutes: float | None = option(None, "stop this session (and save) after this much training time (not "
+                                       "recorded)", check="positive", session=True)
     seed: int = option(0, "seed for init, data order, jitter and dropout", check="seed")
     device: str = option("auto", "where to train", choices=DEVICES, resumable=True)
     init: str = option("normal", "weight init (normal: N(0, --init-gain))", choices=INITS)
@@ -213,6 +218,13 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def record(self) -> dict[str, Any]:
+        """What config.json and checkpoints hold: :meth:`to_dict` without one session's limits."""
+        d = self.to_dict()
+        for section, name in session_fields():
+            d[section][name] = None
+        return d
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "run configuration") -> RunConfig:
         """From ``to_dict``'s form (config.json, a checkpoint's metadata). Missing fields take their defaults
@@ -225,7 +237,8 @@ class RunConfig:
         return RunConfig.from_dict(self.to_dict())
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`record` as JSON, atomically (a full disk or a kill leaves the previous file)."""
+        write_text(path, json.dumps(self.record(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
@@ -250,6 +263,11 @@ def _no_unknown_keys(d: Any, known: set[str], where: str, prefix: str) -> None:
     if unknown:
         raise Pix2PixError(f"{where}: unknown key '{prefix}{unknown[0]}' (written by another version of pix2pix, "
                            "or edited by hand?)")
+
+
+def session_fields() -> list[tuple[str, str]]:
+    """(section, field) of each limit that belongs to one session (``option(session=True)``)."""
+    return [(s, f.name) for s, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.metadata.get("session")]
 
 
 def flag_of(section: str, name: str) -> str:
@@ -352,7 +370,7 @@ def _check_section(section: str, values) -> None:
                 raise Pix2PixError(f"{flag}: must be {says}, not {value}")
 
 
-MAX_CHANNELS = 1024  # bands of an array; an image file holds 1, 3 or 4 (pix2pix.rasters)
+MAX_CHANNELS = 1024  # bands of an array; an image file holds 1, 3 or 4 (pix2pix.data.rasters)
 
 
 def _check_architectures(cfg: RunConfig) -> None:

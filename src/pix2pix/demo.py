@@ -19,15 +19,15 @@ from typing import Iterator
 import numpy as np
 
 from .config import RunConfig, cpu_recipe
-from .data import PairDataset, scan_split
+from .data.pairs import PairDataset, scan_split
 from .errors import Pix2PixError
-from .evaluation import mean_image_l1, results_l1
-from .inference import test_split
-from .plots import line_plot
-from .runs import read_log
-from .planning import plan_epochs, steps_in_minutes
+from .evaluation.metrics import mean_image_l1, results_l1
+from .inference.translate import test_split
+from .pages import line_plot
+from .training.runs import read_log
+from .training.planning import plan_epochs, steps_in_minutes
 from .training import train
-from .webpage import write_page
+from .pages import write_page
 
 SAMPLES_ON_PAGE = 12
 

@@ -1,4 +1,4 @@
-"""The models a server holds: each with its backend (:mod:`pix2pix.backends`), what its input looks like
+"""The models a server holds: each with its backend (:mod:`pix2pix.inference.backends`), what its input looks like
 (label map, sketch or photo), its classes and colours, and sample inputs from its own val split."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import CheckpointBackend, load_onnx
+from ..inference.backends import CheckpointBackend, load_onnx
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
-from ..data import list_images, open_image
-from ..rasters import MODES, image_side, split_ab
+from ..data.pairs import list_images, open_image
+from ..data.rasters import MODES, image_side, split_ab
 from ..errors import Pix2PixError
-from ..labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
-from ..units import EIGHT_BIT, Scales
+from ..data.labels import FACADES, MIN_MATCHING, LabelSet, colour_match, label_set
+from ..data.units import EIGHT_BIT, Scales
 
 KINDS = ("labels", "sketch", "photo")
 SAMPLES = 24  # sample inputs offered from a model's val split

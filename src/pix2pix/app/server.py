@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from PIL import Image, UnidentifiedImageError
 
-from ..rasters import MODES, as_array, checked_array, encode, pil_raster, to_tensor
+from ..data.rasters import MODES, as_array, checked_array, encode, pil_raster, to_tensor
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .models import ServedModel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 
 from ..errors import Pix2PixError
@@ -29,8 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Say(logging.Handler):
+    """The library's log records as the command's own lines on stderr (whatever sys.stderr is now): warnings
+    as ``warning: ...``, the rest as they are."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno == logging.WARNING else ""
+        print(prefix + record.getMessage(), file=sys.stderr)
+
+
+def _say_library_logs() -> None:
+    logger = logging.getLogger("pix2pix")
+    if not any(isinstance(h, _Say) for h in logger.handlers):
+        logger.addHandler(_Say())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _say_library_logs()
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
@@ -42,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pix2pix: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # a full disk anywhere not already said in our words: one line naming the file
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         print(f"pix2pix: error: {e.filename or 'a file'}: no space left on the device; free some space and "
               "run again", file=sys.stderr)

@@ -65,7 +65,7 @@ def print_seed_note(args: argparse.Namespace) -> None:
     """Say so when a --seed moves the translation from ONNX Runtime to PyTorch."""
     import sys
 
-    from ..inference import seed_note
+    from ..inference.translate import seed_note
 
     note = seed_note(args.device, args.eval, args.seed, args.fast)
     if note:

@@ -75,7 +75,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_datasets_check(args: argparse.Namespace) -> int:
-    from ..data import check_dataset
+    from ..data.pairs import check_dataset
 
     kinds: dict[str, str] = {}
     count, problems = check_dataset(Path(args.dir), args.in_channels, args.out_channels, kinds)
@@ -98,7 +98,7 @@ def cmd_datasets_make(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrained_list(args: argparse.Namespace) -> int:
-    from ..pretrained import list_published
+    from ..inference.pretrained import list_published
 
     return print_rows(list_published(), args.json,
                       f"{'name':<22}{'task':<32}{'dataset, direction':<24}{'input':<8}downloaded",
@@ -107,7 +107,7 @@ def cmd_pretrained_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrained_download(args: argparse.Namespace) -> int:
-    from ..pretrained import download_published
+    from ..inference.pretrained import download_published
 
     path = download_published(args.name, Path(args.out) if args.out else None, url=args.url, sha256=args.sha256)
     print(f"{args.name}: {path} (use it as --checkpoint {args.name})")

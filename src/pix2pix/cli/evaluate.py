@@ -70,7 +70,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_segmenter_train(args: argparse.Namespace) -> int:
-    from ..segmentation import SegmenterConfig, evaluate_segmenter, train_segmenter
+    from ..evaluation.segmentation import SegmenterConfig, evaluate_segmenter, train_segmenter
 
     cfg = SegmenterConfig(label_set=args.label_set, arch=f"unet_{args.size}", ngf=args.ngf, size=args.size,
                           direction=args.direction)
@@ -86,7 +86,7 @@ def cmd_segmenter_train(args: argparse.Namespace) -> int:
 
 
 def cmd_segmenter_eval(args: argparse.Namespace) -> int:
-    from ..segmentation import Segmenter, evaluate_segmenter
+    from ..evaluation.segmentation import Segmenter, evaluate_segmenter
 
     seg = Segmenter.load(Path(args.segmenter), device=args.device)
     scores = evaluate_segmenter(seg, Path(args.data), args.split, progress=not args.json)
@@ -98,8 +98,8 @@ def cmd_segmenter_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_folders, evaluate_run, inception_path
-    from ..segmentation import Segmenter
+    from ..evaluation.metrics import evaluate_folders, evaluate_run, inception_path
+    from ..evaluation.segmentation import Segmenter
     from ..speed import resolve_device
 
     if bool(args.run) == bool(args.pred or args.target):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from ..rasters import OUTPUT_FORMATS
+from ..data.rasters import OUTPUT_FORMATS
 from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_rows, print_seed_note
 
 
@@ -80,7 +80,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from ..inference import test_split
+    from ..inference.translate import test_split
 
     print_seed_note(args)
     page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device, fast=args.fast)
@@ -91,7 +91,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..inference import Translator, engine_for_run, input_files
+    from ..inference.translate import Translator, engine_for_run, input_files
 
     files = input_files(args.input)
     print_seed_note(args)
@@ -169,7 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import EXPORTERS
+    from ..inference.export import EXPORTERS
 
     report = EXPORTERS[args.format](Path(args.checkpoint), Path(args.out), eval=args.eval)
     print(f"wrote {args.out} ({report['mode']} mode{', dropout noise from ONNX Runtime' if report['dropout'] else ''}); "

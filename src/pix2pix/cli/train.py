@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from .. import config as C
-from ..distributed import world_from_env
+from ..training.distributed import world_from_env
 from ..errors import Pix2PixError
+from ..training import rules
 from .args import add_device, non_negative, positive
 
 SECTION_TITLES = {"generator": "model: generator", "discriminator": "model: discriminator", "data": "data",
@@ -66,9 +67,6 @@ def config_fields():
             yield section, f
 
 
-META = {(s, f.name): f.metadata for s, f in config_fields()}
-
-
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per configuration field that has one (plus its switches, e.g. --no-flip), each defaulting to
     None ("not given"): defaults live in the dataclasses and presets, and the help says them."""
@@ -97,7 +95,7 @@ def apply_flags(cfg: C.RunConfig, values: dict) -> None:
 
 
 def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
-    """Paper defaults <- preset <- explicit flags, resolved."""
+    """Paper defaults <- preset <- explicit flags (<- what an --init-from source was trained for), resolved."""
     if args.data is None:
         raise Pix2PixError("train: --data DIR is required (or --resume RUN_DIR)")
     cfg = C.RunConfig()
@@ -111,59 +109,25 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
         cfg.discriminator.arch = f"n_layers_{args.n_layers_d}"  # the reference's name; resolve makes it ours
     if not Path(args.data).is_dir():
         raise Pix2PixError(f"--data {args.data}: no such folder")
-    cfg.data.root = str(Path(args.data).resolve())  # absolute, so that --resume works from anywhere
+    cfg.data.root = args.data
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
     cfg.out = args.out or "runs"
     if cfg.train.init_from:
-        take_architecture(cfg, given(args))
-    absolute_files(cfg)
+        preset = C.PRESETS.get(args.preset or "", {})  # a preset's settings are stated too
+        stated = set(given(args)) | {(s, k) for s, cls in C.SECTIONS.items() for k in preset if hasattr(cls, k)}
+        rules.fine_tune(cfg, stated)  # before resolve(): the crop size may fit only the source's generator
+    rules.absolute_files(cfg)  # so that --resume works from anywhere
     return C.resolve(cfg)
-
-
-def absolute_files(cfg: C.RunConfig) -> None:
-    """The validation's segmenter and Inception file as absolute paths, so that --resume finds them anywhere."""
-    for name in ("segmenter", "inception"):
-        if getattr(cfg.train, name):
-            setattr(cfg.train, name, str(Path(getattr(cfg.train, name)).resolve()))
-
-
-def take_architecture(cfg: C.RunConfig, values: dict) -> None:
-    """--init-from: the networks' architecture comes from the checkpoint unless a flag states it; a stated one
-    that does not match is one line. The file read is what config.json records."""
-    import dataclasses
-
-    from ..checkpoints import load_checkpoint
-
-    ckpt = load_checkpoint(Path(cfg.train.init_from))
-    cfg.train.init_from = str(ckpt.path.resolve())
-    for section, source in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator)):
-        if source is None:
-            continue
-        for f in dataclasses.fields(source):
-            if f.name == "in_channels" and section == "discriminator":
-                continue  # derived from the objective
-            theirs = getattr(source, f.name)
-            if (section, f.name) in values and values[(section, f.name)] != theirs and section == "generator":
-                raise Pix2PixError(f"--init-from {ckpt.path}: its generator has {C.flag_of(section, f.name)} "
-                                   f"{theirs}, not {values[(section, f.name)]}")
-            if (section, f.name) not in values:
-                setattr(getattr(cfg, section), f.name, theirs)
 
 
 def resumed_config(args: argparse.Namespace) -> C.RunConfig:
     """The run's own configuration, with only what may change on a resume (how long and where it runs)."""
-    run_dir = Path(args.resume)
-    cfg = C.RunConfig.load(run_dir / "config.json")
-    values = given(args)
-    changed = [C.flag_of(*key) for key in values if not META[key]["resumable"]]
-    changed += ["--" + d.replace("_", "-") for d in RUN_FLAGS if getattr(args, d) is not None]
-    if changed:
-        allowed = ", ".join(C.flag_of(*key) for key, m in META.items() if m["resumable"])
-        raise Pix2PixError(f"{changed[0]} cannot change when resuming {run_dir}; only {allowed} can")
-    apply_flags(cfg, values)
-    absolute_files(cfg)
-    cfg.out, cfg.name = str(run_dir.parent), run_dir.name
-    return C.resolve(cfg)
+    run_flags = ["--" + d.replace("_", "-") for d in RUN_FLAGS if getattr(args, d) is not None]
+    if run_flags:
+        cfg = C.RunConfig.load(Path(args.resume) / "config.json")  # a missing run is said first
+        raise Pix2PixError(f"{run_flags[0]} cannot change when resuming {args.resume} (its {cfg.name} keeps its "
+                           "own); leave it out")
+    return rules.resumed_config(Path(args.resume), given(args))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -179,9 +143,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, resume=bool(args.resume), progress=args.progress)
     if not main_process:
         return exit_status(result)
+    if result.stopped == "nothing":
+        print(f"{result.run_dir}: already at step {result.step}, the end of its schedule; nothing to do (lengthen it "
+              "with --epochs/--epochs-decay); no file was changed")
+        return 0
     rate = result.images / max(result.seconds, 1e-9)
-    how = ("terminated (SIGTERM); saved" if result.terminated else "interrupted; saved" if result.interrupted
-           else "stopped at --max-minutes;" if result.out_of_time else "done:")
+    how = {"SIGTERM": "terminated (SIGTERM); saved", "SIGINT": "interrupted; saved",
+           "max_minutes": "stopped at --max-minutes;", "max_steps": "stopped at --max-steps;"}.get(result.stopped,
+                                                                                                 "done:")
     print(f"{how} step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
     if result.bad_images:
         print(f"skipped {len(result.bad_images)} bad image(s):")

@@ -39,7 +39,7 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-from ..data import SPLITS
+from ..data.pairs import SPLITS
 from ..errors import Pix2PixError
 
 logger = logging.getLogger(__name__)

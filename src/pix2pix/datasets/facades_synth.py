@@ -34,7 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import Pix2PixError
-from ..labels import FACADES
+from ..data.labels import FACADES
 
 CLASSES, PALETTE = FACADES.classes, FACADES.palette
 

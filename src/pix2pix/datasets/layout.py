@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data import SPLITS, list_images
-from ..rasters import as_array, read_raster
+from ..data.pairs import SPLITS, list_images
+from ..data.rasters import as_array, read_raster
 from ..errors import Pix2PixError
 
 

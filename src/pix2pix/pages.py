@@ -1,6 +1,8 @@
-"""Every figure a run or a report shows, drawn with matplotlib (Agg, no display) into PNG files that the
-HTML pages and Markdown reports embed, so they are viewable offline.
+"""The pages and figures the project writes: static HTML pages of image rows (input | output | target) with
+an introduction, and figures drawn with matplotlib (Agg, no display) into PNG files that the pages and Markdown
+reports embed, so they are viewable offline.
 
+* :func:`write_page`: rows of images under headings;
 * :func:`line_plot`: named (x, y) series, e.g. the loss curves on the demo's page;
 * :func:`image_grid`: rows of images under one column of labels (the ablation's samples);
 * :func:`score_bars`: grouped bars with a dashed reference line per group (the ablation's FCN-scores).
@@ -8,11 +10,29 @@ HTML pages and Markdown reports embed, so they are viewable offline.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoints import atomic_write
+from .files import atomic_write
+
+_STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}"
+          "table{border-collapse:collapse}td{padding:4px;text-align:center;vertical-align:top}"
+          "img{width:256px;image-rendering:pixelated;border:1px solid #ccc}h2{font-size:1em;margin:1em 0 .3em}"
+          "table.kv td{text-align:left;padding:2px 12px 2px 0}img.plot{width:auto;border:0;margin:4px}")
+
+
+def write_page(path: Path, title: str, rows: list[tuple[str, list[tuple[str, str]]]], intro: str = "") -> None:
+    """``rows``: (heading, [(caption, image path relative to the page), ...]) in display order.
+    ``intro``: HTML placed under the title (already escaped by the caller)."""
+    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{_STYLE}</style>",
+             f"<h1>{html.escape(title)}</h1>", intro]
+    for heading, images in rows:
+        cells = "".join(f'<td><a href="{html.escape(src)}"><img src="{html.escape(src)}" loading=lazy></a>'
+                        f"<br>{html.escape(caption)}</td>" for caption, src in images)
+        parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>{cells}</tr></table>")
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text("\n".join(parts) + "\n"))
 
 
 def _pyplot():

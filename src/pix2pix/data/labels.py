@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import Pix2PixError
+from ..errors import Pix2PixError
 
 IGNORE = 255  # class index of pixels that no score counts
 # A label image is taken to be of a label set when at least MIN_MATCHING of its pixels lie within

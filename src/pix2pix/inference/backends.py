@@ -1,7 +1,7 @@
 """Serving backends: a generator ready to translate batches, in PyTorch or in ONNX Runtime. Each is a callable
 ``(x, eval, seed) -> y`` on (B, C, H, W) float32 arrays in [-1, 1], of any H and W, that the server batches
 requests into (the server scales the data's units to and from [-1, 1] by the model's ``scales``). Both take
-test mode from :mod:`pix2pix.inference`.
+test mode from :mod:`pix2pix.inference.translate`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import GeneratorConfig, section_from_dict
-from .errors import Pix2PixError
-from .inference import Translator
-from .networks.generators import pad_to_multiple
+from ..config import GeneratorConfig, section_from_dict
+from ..errors import Pix2PixError
+from .translate import Translator
+from ..networks.generators import pad_to_multiple
 from .onnx_graph import onnx_session
-from .units import EIGHT_BIT, Scales
+from ..data.units import EIGHT_BIT, Scales
 
 ONNX_FORMAT = "pix2pix-onnx/1"  # the metadata tag of a file written by ``pix2pix export``
 

@@ -1,6 +1,6 @@
 """A generator as an ONNX graph, and ONNX Runtime sessions that run one.
 
-The graph is the whole generator in a test mode (:func:`pix2pix.inference.exportable`): the padding to its
+The graph is the whole generator in a test mode (:func:`pix2pix.inference.translate.exportable`): the padding to its
 multiple and the crop back are inside it (Shape, Pad in reflect mode, Slice), so the file takes any batch,
 height and width in any ONNX runtime. The exporter is torch's TorchScript-based one: it records the sizes the
 padding is computed from as graph values, where the torch.export-based one specialises the U-Net's input size.

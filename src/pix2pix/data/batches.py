@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .config import DataConfig
-from .data import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, load_scaled_pair, resize_pair
+from ..config import DataConfig
+from .pairs import Pair, PairDataset, crops, draw_jitter, jitter_rng, load_pair, load_scaled_pair, resize_pair
 from .rasters import Raster, as_array
 from .units import EIGHT_BIT, Scales
-from .errors import Pix2PixError
-from .speed import device_free_bytes
+from ..errors import Pix2PixError
+from ..speed import device_free_bytes
 
 
 def collate(items: list[dict]) -> dict:

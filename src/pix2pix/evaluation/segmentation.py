@@ -4,7 +4,7 @@ labels generated photos. If it finds the input's classes in a generated photo, t
 The paper used an FCN-8s trained on Cityscapes; this project reuses its own U-Net with a class-logit head
 (the generator with ``num_classes`` outputs and no tanh) and cross-entropy, so nothing is downloaded.
 
-Class maps (the truth) come from :func:`pix2pix.labels.read_truth`: a split's ``labels/STEM.png`` index
+Class maps (the truth) come from :func:`pix2pix.data.labels.read_truth`: a split's ``labels/STEM.png`` index
 images when present (the procedural facades write them), else the colours of the label images.
 Scores follow the FCN paper and pix2pix's Cityscapes evaluation: a confusion matrix summed over the split,
 then per-pixel accuracy, per-class accuracy (mean over the classes present in the truth) and class IoU
@@ -25,19 +25,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoints import FORMAT as CHECKPOINT_FORMAT
-from .checkpoints import atomic_write, load_into, read_safetensors
-from .config import DIRECTIONS, GeneratorConfig, jittered_load_size
-from .data import load_pair, scan_split
-from .rasters import to_tensor
-from .units import to_unit
-from .errors import Pix2PixError
-from .labels import IGNORE, LabelSet, label_set, read_truth, resize_classes
-from .networks import build_generator
+from ..checkpoints import FORMAT as CHECKPOINT_FORMAT
+from ..checkpoints import load_into, read_safetensors
+from ..files import write_bytes
+from ..config import DIRECTIONS, GeneratorConfig, jittered_load_size
+from ..data.pairs import load_pair, scan_split
+from ..data.rasters import to_tensor
+from ..data.units import to_unit
+from ..errors import Pix2PixError
+from ..data.labels import IGNORE, LabelSet, label_set, read_truth, resize_classes
+from ..networks import build_generator
 
 FORMAT = "pix2pix-segmenter/1"
 
@@ -144,7 +145,7 @@ class Segmenter:
                     "classes": json.dumps(list(self.labels.classes)),
                     **{k: json.dumps(v) for k, v in {**self.meta, **meta}.items()}}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        write_bytes(Path(path), save(tensors, metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> Segmenter:

@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import Pix2PixError
+from ..errors import Pix2PixError
 
 KINDS = ("uint8", "uint16", "minmax", "meanstd", "none")
-NORMALIZE = ("auto", "minmax", "meanstd", "none")  # --normalize; auto: an image's bit depth, else minmax
 BITS = {"uint8": 255.0, "uint16": 65535.0}
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import Pix2PixError
+from ..errors import Pix2PixError
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:

@@ -1,13 +1,13 @@
 """``pix2pix export --format onnx``: the generator as one ONNX graph that takes any batch, height and width
-in any ONNX runtime (:mod:`pix2pix.onnx_graph`: the padding to the U-Net's multiple and the crop back are in
-the graph), run here by :class:`pix2pix.backends.OnnxBackend` (``pix2pix serve --backend onnx``).
+in any ONNX runtime (:mod:`pix2pix.inference.onnx_graph`: the padding to the U-Net's multiple and the crop back are in
+the graph), run here by :class:`pix2pix.inference.backends.OnnxBackend` (``pix2pix serve --backend onnx``).
 
 Two modes, as at test time in PyTorch: the paper's (dropout on, each image normalised by its own statistics;
 the default) or ``--eval`` (deterministic). Every export is checked against PyTorch with ONNX Runtime on
 several sizes, none of them a multiple of the U-Net's, before it is kept.
 
 What the graph takes: an 8-bit model's graph takes and gives [-1, 1] (``io`` metadata ``unit``), as before; any
-other model's holds its stored scalings (:mod:`pix2pix.units`), so it takes float32 values in the data's
+other model's holds its stored scalings (:mod:`pix2pix.data.units`), so it takes float32 values in the data's
 units and gives the target's (``io`` ``data``): a user of plain ONNX Runtime needs nothing but the file.
 """
 
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from .backends import ONNX_FORMAT
-from .checkpoints import load_checkpoint
-from .config import GeneratorConfig
-from .errors import Pix2PixError
-from .inference import exportable
+from ..checkpoints import load_checkpoint
+from ..config import GeneratorConfig
+from ..errors import Pix2PixError
+from .translate import exportable
 from .onnx_graph import onnx_session, write_graph
-from .units import Scales
+from ..data.units import Scales
 
 
 def export_onnx(checkpoint: Path, out: Path, eval: bool = False,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .checkpoints import load_reference_checkpoint, save_weights
-from .datasets.download import MAX_BYTES, fetch
-from .errors import Pix2PixError
-from .published import PUBLISHED, model_path
+from ..checkpoints import load_reference_checkpoint, save_weights
+from ..datasets.download import MAX_BYTES, fetch
+from ..errors import Pix2PixError
+from ..published import PUBLISHED, model_path
 
 
 def list_published(folder: Path | None = None) -> list[dict]:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig, resolve
-from .data import scan_split
-from .speed import PLAIN, Precision, Speed, compiled, configure, fast_path, resolve_device, synchronize, to_device
-from .training import build, train_step
+from ..config import RunConfig, resolve
+from ..data.pairs import scan_split
+from ..speed import PLAIN, Precision, Speed, compiled, configure, fast_path, resolve_device, synchronize, to_device
+from .setup import build_networks
+from .step import Networks, train_step
 
 
 def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed: Speed | None = None) -> float:
@@ -26,8 +27,9 @@ def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed:
     device = resolve_device(cfg.train.device)
     speed = fast_path(device, cfg.train.fast) if speed is None else speed
     configure(device, speed)
-    nets = build(cfg, device, speed)
-    G_step, D_step = compiled(nets.G, speed), compiled(nets.D, speed) if nets.D else None
+    bare = build_networks(cfg, device, speed)
+    nets = Networks(bare.G, bare.D, bare.opt_G, bare.opt_D, G_step=compiled(bare.G, speed),
+                    D_step=compiled(bare.D, speed) if bare.D else None)
     g, n, size = cfg.generator, cfg.data.batch_size, cfg.data.crop_size
     A = to_device(torch.rand(n, g.in_channels, size, size) * 2 - 1, device, speed)
     B = to_device(torch.rand(n, g.out_channels, size, size) * 2 - 1, device, speed)
@@ -36,8 +38,7 @@ def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed:
         if i == warmup:
             synchronize(device)  # the warm-up's queued work is not this timer's
             start = time.perf_counter()
-        losses, _ = train_step(A, B, G_step, D_step, nets.opt_G, nets.opt_D, cfg.train.loss, amp=amp,
-                               D_eager=nets.D)
+        losses, _ = train_step(A, B, nets, cfg.train.loss, amp=amp)
         if speed == PLAIN:
             float(losses["G"])  # a host sync: the reference reads its losses every step, the fast path not
     synchronize(device)

@@ -37,16 +37,16 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoints import Checkpoint, load_checkpoint
-from .config import GeneratorConfig, RunConfig
-from .data import PairDataset, is_data_file, scan_split, to_image
-from .rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
+from ..checkpoints import Checkpoint, load_checkpoint
+from ..config import GeneratorConfig, RunConfig
+from ..data.pairs import PairDataset, is_data_file, scan_split, to_image
+from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
                       output_format, pil_raster, preview, read_raster, split_ab, to_tensor, write_raster)
-from .units import EIGHT_BIT, Scales
-from .errors import Pix2PixError
+from ..data.units import EIGHT_BIT, Scales
+from ..errors import Pix2PixError
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
-from .speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
-from .webpage import write_page
+from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
+from ..pages import write_page
 
 # ------------------------------------------------------------------------------------------ test mode
 
@@ -136,7 +136,7 @@ def engine_for(device: torch.device, fast: bool = True) -> str:
 class Translator:
     """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) array in the data's units, or a
     (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing. The model's stored
-    scalings (:class:`pix2pix.units.Scales`) map arrays to [-1, 1] and back: an 8-bit model takes and gives
+    scalings (:class:`pix2pix.data.units.Scales`) map arrays to [-1, 1] and back: an 8-bit model takes and gives
     uint8 as the reference does; any other gives its output in the target's kind (uint16 for 16-bit data,
     float32 units otherwise), and a PIL image only where one holds it (8-bit, or 16-bit grayscale), else an
     (H, W, C) array.
@@ -270,7 +270,7 @@ class Translator:
 
     def write(self, path: Path, out_dir: Path, direction: str | None = None, seed: int | None = None,
               fmt: str | None = None) -> Path:
-        """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.rasters.output_format`,
+        """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.data.rasters.output_format`,
         or ``fmt``); returns the path written."""
         u = self.translate_unit(self.read_input(path, direction), seed, where=path)
         fmt = output_format(path, self.scales.output, u.shape[0], fmt)
@@ -323,7 +323,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
                     device: str = "auto", progress: bool = True, fast: bool = True) -> tuple[Path, str, list]:
     """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
     (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``: the images, or for other data their
-    :func:`pix2pix.rasters.preview` pictures beside ``STEM_output.npy`` and ``STEM_target.npy`` in the target's
+    :func:`pix2pix.data.rasters.preview` pictures beside ``STEM_output.npy`` and ``STEM_target.npy`` in the target's
     units). Returns (folder, page title, page rows).
     ``seed``: the paper's mode draws PyTorch's exact noise of that seed; None: the faster engine's own noise,
     repeatable too (PyTorch's of seed 0, or ONNX Runtime's seeded graph)."""

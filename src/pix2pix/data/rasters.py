@@ -10,7 +10,7 @@ outputs written back in the data's own kind.
   TIFF (read with tifffile: bands interleaved or planar, any real dtype), a ``.npy`` file (H x W or H x W x C,
   channel last, loaded without pickles). Its channel count must be the model's.
 
-The transforms of :mod:`pix2pix.data` take either (:func:`size_of`, :func:`resize`, :func:`crop`,
+The transforms of :mod:`pix2pix.data.pairs` take either (:func:`size_of`, :func:`resize`, :func:`crop`,
 :func:`flip`): an array is resized channel by channel in float (8-bit arrays in 8 bits, as images are), so
 nothing is quantised on the way. Outputs (:func:`encode`, :func:`write_raster`) are ``png`` (8-bit),
 ``png16`` (16-bit grayscale), ``tiff`` (the target's units, any channels) or ``npy`` (float32 units).
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import Pix2PixError
+from ..errors import Pix2PixError
 from .units import Scale, from_unit
 
 PIL_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -340,7 +340,7 @@ def encode(u: torch.Tensor, scale: Scale, fmt: str) -> np.ndarray:
 
 def write_raster(path: Path, arr: np.ndarray, fmt: str) -> None:
     """Write an (H, W, C) array from :func:`encode` as ``fmt`` (atomically: a reader never sees half a file)."""
-    from .checkpoints import atomic_write
+    from ..files import atomic_write
 
     def write(tmp: str) -> None:
         if fmt == "npy":

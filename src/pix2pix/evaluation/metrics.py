@@ -8,7 +8,7 @@ Over a split, each figure is the mean over images of the per-image figure, with 
 * ``sharpness``: the outputs' mean gradient magnitude over the targets' (1 = as sharp as the real photos;
   L1-trained generators blur, so theirs is well under 1);
 * ``fcn`` (with a segmenter): ``per_pixel_acc``, ``per_class_acc``, ``class_iou`` of the segmenter's labels
-  of the outputs against the input labels (see :mod:`pix2pix.segmentation`);
+  of the outputs against the input labels (see :mod:`pix2pix.evaluation.segmentation`);
 * ``fid``, ``kid``, ``kid_std`` (with an Inception feature extractor file, see :class:`InceptionFeatures`):
   torchmetrics' Fréchet and kernel Inception distances between outputs and targets.
 
@@ -33,10 +33,10 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from .data import list_images
-from .rasters import as_array, image_side, read_raster
-from .errors import Pix2PixError
-from .labels import LabelSet, read_truth
+from ..data.pairs import list_images
+from ..data.rasters import as_array, image_side, read_raster
+from ..errors import Pix2PixError
+from ..data.labels import LabelSet, read_truth
 
 PSNR_CAP = 100.0  # dB: the PSNR of an exact copy, which is otherwise infinite
 INCEPTION_ENV = "PIX2PIX_INCEPTION"
@@ -138,7 +138,7 @@ def image_only(scales, in_channels: int, out_channels: int, segmenter: bool, inc
 
 
 def scaling_spans(scale) -> np.ndarray:
-    """Per channel, the data-unit width of a :class:`pix2pix.units.Scale`'s [-1, 1]: what "normalised" divides by."""
+    """Per channel, the data-unit width of a :class:`pix2pix.data.units.Scale`'s [-1, 1]: what "normalised" divides by."""
     ends = scale.from_unit(torch.tensor([-1.0, 1.0]).reshape(1, 1, 2).expand(scale.channels or 1, 1, 2))
     return (ends[:, 0, 1] - ends[:, 0, 0]).double().numpy()
 
@@ -292,11 +292,11 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
                  seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
     """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
     it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
-    from .checkpoints import checkpoint_scales
-    from .config import RunConfig
-    from .data import load_pair, scan_split
-    from .inference import translate_split
-    from .webpage import write_page
+    from ..checkpoints import checkpoint_scales
+    from ..config import RunConfig
+    from ..data.pairs import load_pair, scan_split
+    from ..inference.translate import translate_split
+    from ..pages import write_page
 
     run_dir = Path(run_dir)
     # What can fail fails before the translation: a missing Inception file, labels of other classes.

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.nn.functional import all_reduce
 
-from .errors import Pix2PixError
+from ..errors import Pix2PixError
 
 DEFAULT_TIMEOUT_S = 180.0  # joining the group, and any collective; PIX2PIX_DIST_TIMEOUT overrides it
 
@@ -167,13 +167,43 @@ def mean_over_processes(values: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return dict(zip(keys, stacked))
 
 
-def agree(flag: bool, device: torch.device) -> bool:
-    """True on every process if it is true on the main one: keeps time-based stops in step."""
+def any_process(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag true on every process if it is true on any (one all-reduce; the flags themselves for a single
+    process): a signal that reached one process, or the time cap of one, stops them all at the same step."""
     if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def waiting_room(hours: float = 24.0):
+    """A gloo group whose collectives wait ``hours``: the other processes wait in it while the main one alone
+    does something long (validation), which the training group's timeout would otherwise cut (its watchdog
+    ends the run). Every process must create it, at the same point; None for a single process."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    return dist.new_group(backend="gloo", timeout=timedelta(hours=hours))
+
+
+def wait_for_main(group) -> None:
+    """Every process waits here until the main process arrives (a broadcast on ``group``'s CPU tensors)."""
+    if group is not None:
+        dist.broadcast(torch.zeros(1), 0, group=group)
+
+
+def plain_batch_norm(module: nn.Module) -> nn.Module:
+    """``module`` with every cross-process batch norm (ours or torch's SyncBatchNorm) turned back into a plain
+    BatchNorm2d with its parameters and statistics: a copy one process can run alone, with no collective."""
+    for name, child in module.named_children():
+        if isinstance(child, (SyncBatchNorm2d, nn.SyncBatchNorm)):
+            plain = nn.BatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats)
+            plain.load_state_dict(child.state_dict())
+            setattr(module, name, plain.to(next(child.buffers(), torch.zeros(0)).device))
+        else:
+            plain_batch_norm(child)
+    return module
 
 
 def own_rng_state(device: torch.device) -> dict:

@@ -6,11 +6,11 @@ Layouts under a dataset root ``DATA``:
   (arrays too: ``H x 2W x C``);
 * two folders: ``DATA/A/{split}/x.png`` and ``DATA/B/{split}/x.png`` (or ``.npy``, ``.tif``), paired by name.
 
-A side is an 8-bit Pillow image or an (H, W, C) array (:mod:`pix2pix.rasters`); each side maps to [-1, 1] by
-its scaling (:mod:`pix2pix.units`), fitted to the training split by :func:`fit_scales`. Random crop and flip
+A side is an 8-bit Pillow image or an (H, W, C) array (:mod:`pix2pix.data.rasters`); each side maps to [-1, 1] by
+its scaling (:mod:`pix2pix.data.units`), fitted to the training split by :func:`fit_scales`. Random crop and flip
 are drawn once per example and applied to A and B alike. The draw depends only on (seed, epoch, example
 index), so it is the same whatever the number of loader workers and after a resume. Unreadable files become
-error records (they travel through the loader, see :mod:`pix2pix.batches`), so the user sees one clear line
+error records (they travel through the loader, see :mod:`pix2pix.data.batches`), so the user sees one clear line
 instead of a worker traceback."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .config import DataConfig
-from .errors import Pix2PixError
+from ..config import DataConfig
+from ..errors import Pix2PixError
 from .rasters import (DATA_EXTS, MODES, Raster, as_array, crop, fit_channels, flip, read_raster, resize, size_of,
                       split_ab, to_8bit, to_tensor)
 from .units import EIGHT_BIT, Scale, Scales, Statistics, dtype_class, from_unit, kind_for, needs_statistics
@@ -52,7 +52,7 @@ def open_image(path: Path, channels: int) -> Image.Image:
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
-    """(C, H, W) in [-1, 1] -> 8-bit PIL image (:func:`pix2pix.units.from_unit`)."""
+    """(C, H, W) in [-1, 1] -> 8-bit PIL image (:func:`pix2pix.data.units.from_unit`)."""
     arr = from_unit(t.cpu()).permute(1, 2, 0).numpy()
     channels = arr.shape[2]
     if channels not in (1, 3, 4):
@@ -64,7 +64,7 @@ def to_image(t: torch.Tensor) -> Image.Image:
 
 
 def is_data_file(path: Path) -> bool:
-    """An image, TIFF or .npy file (:mod:`pix2pix.rasters`)."""
+    """An image, TIFF or .npy file (:mod:`pix2pix.data.rasters`)."""
     return path.suffix.lower() in DATA_EXTS
 
 
@@ -168,7 +168,7 @@ def side_files(pair: Pair, direction: str) -> tuple[Path, Path]:
 def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
               scales: Scales | None = None) -> tuple[Raster, Raster]:
     """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
-    (:func:`pix2pix.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
+    (:func:`pix2pix.data.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
     scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored."""
     in_8 = scales is not None and scales.input.kind == "uint8"
     out_8 = scales is not None and scales.output.kind == "uint8"
@@ -213,7 +213,7 @@ def load_scaled_pair(pair: Pair, direction: str, in_channels: int, out_channels:
 
 def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channels: int,
                progress: bool = False, skip_bad: bool = False) -> Scales:
-    """Each side's scaling by ``--normalize`` (:func:`pix2pix.units.kind_for`), from the training pairs: the
+    """Each side's scaling by ``--normalize`` (:func:`pix2pix.data.units.kind_for`), from the training pairs: the
     first readable pair says each side's kind (8-bit images get the reference's mapping without more reading);
     statistics read every pair once. Unreadable pairs are skipped with ``skip_bad``, else raised."""
     import itertools

@@ -13,18 +13,23 @@ its writers), and only one process at a time: it holds the folder's :class:`RunL
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 import sys
 from pathlib import Path
 
 import torch
 
-from .rasters import preview
-from .errors import Pix2PixError
-from .webpage import write_page
+from ..data.rasters import preview
+from ..errors import Pix2PixError
+from ..files import remove_debris, write_text
+from ..pages import write_page
+
+log = logging.getLogger(__name__)
 
 SAMPLE_NAMES = ("input", "output", "target")
-# val.csv: one row per validation (pix2pix.validation). The FCN-scores and FID/KID are blank when no segmenter or
+# val.csv: one row per validation (pix2pix.training.validation). The FCN-scores and FID/KID are blank when no segmenter or
 # Inception file was given.
 VAL_OPTIONAL = ("per_pixel_acc", "per_class_acc", "class_iou", "fid", "kid")
 VAL_FIELDS = ("step", "epoch", "l1", "psnr", "ssim", *VAL_OPTIONAL, "images", "seconds")
@@ -54,8 +59,8 @@ class RunLock:
             raise Pix2PixError(f"{self.path.parent}: another pix2pix process (PID {pid}) is writing this run; "
                                "wait for it to end, or choose another --name") from None
         except OSError as e:  # a file system without locks (NFS without lockd, Lustre without -o flock)
-            print(f"warning: {self.path}: this file system cannot lock ({e.strerror or e}); nothing stops a second "
-                  "process from writing the same run", file=sys.stderr)
+            log.warning(f"{self.path}: this file system cannot lock ({e.strerror or e}); nothing stops a second "
+                        "process from writing the same run")
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -133,9 +138,8 @@ class RunFolder:
         other process can be writing them)."""
         self.checkpoints.mkdir(exist_ok=True)
         (self.web / "images").mkdir(parents=True, exist_ok=True)
-        for folder in (self.path, self.checkpoints, self.web):
-            for debris in folder.glob(".*.tmp"):
-                debris.unlink(missing_ok=True)
+        for folder in (self.path, self.checkpoints, self.web, self.web / "images"):
+            remove_debris(folder)
 
     # -------------------------------------------------------------------------------- while training
 
@@ -144,7 +148,11 @@ class RunFolder:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         self.truncate_log(step)
-        self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=step or None)
+        try:
+            self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=step or None)
+        except OSError as e:  # a full disk, a file-size limit: one line, before any step
+            raise Pix2PixError(f"{self.path / 'tensorboard'}: cannot write TensorBoard's log ({e.strerror or e}); "
+                               "free some space and run again (--resume for a run)") from None
 
     def close(self) -> None:
         if self.writer is not None:
@@ -173,24 +181,26 @@ class RunFolder:
         for k, v in scores.items():
             self.writer.add_scalar(f"val/{k}", v, step)
         row = {"step": step, "epoch": epoch, **scores, "images": int(metrics["count"]), "seconds": metrics["seconds"]}
-        with self.val.open("a+", newline="") as f:
-            f.seek(0)
-            header = f.readline().strip()
-            old = []
-            if header and header.split(",") != list(VAL_FIELDS):
-                old = list(csv.DictReader([header, *f.read().splitlines()]))
-                f.seek(0)
-                f.truncate()
+        header = ""
+        if self.val.exists():
+            with self.val.open(newline="") as f:
+                header = f.readline().strip()
+        if header and header.split(",") != list(VAL_FIELDS):  # an older version's columns: rewritten whole
+            with self.val.open(newline="") as f:
+                old = list(csv.DictReader(f))
+            write_text(self.val, _csv_text(list(VAL_FIELDS), old + [row]))
+            return scores
+        with self.val.open("a", newline="") as f:
             out = csv.DictWriter(f, fieldnames=list(VAL_FIELDS), restval="", extrasaction="ignore")
-            if not header or old:
+            if not header:
                 out.writeheader()
-            out.writerows(old + [row])
+            out.writerow(row)
         return scores
 
     def sample(self, step: int, title: str, real_A: torch.Tensor, fake_B: torch.Tensor, real_B: torch.Tensor) -> None:
         """(C, H, W) input, output and target of one step: in TensorBoard side by side when they are images of
         one channel count, and as PNGs on the web page of every step's samples (rewritten, newest first; data of
-        other channel counts as :func:`pix2pix.rasters.preview` pictures)."""
+        other channel counts as :func:`pix2pix.data.rasters.preview` pictures)."""
         if real_A.shape[0] == real_B.shape[0] and real_A.shape[0] in (1, 3, 4):
             self.writer.add_image("samples/input_output_target", (torch.cat([real_A, fake_B, real_B], 2) + 1) / 2,
                                   step)
@@ -221,20 +231,27 @@ class RunFolder:
 
 
 def _truncate(path: Path, step: int) -> None:
+    """Rewrite ``path`` (whole, atomically: a kill or a full disk leaves the old file) without rows past ``step``
+    and unreadable rows; a file that needs neither is not touched."""
     bad: list[int] = []
     rows = read_log(path, bad)
     if bad:
-        print(f"warning: {path}: dropped {len(bad)} unreadable row{'s' * (len(bad) > 1)} (lines "
-              f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)", file=sys.stderr)
+        log.warning(f"{path}: dropped {len(bad)} unreadable row{'s' * (len(bad) > 1)} (lines "
+                    f"{', '.join(map(str, bad))}: cut short by a crash or a full disk?)")
     if bad or (rows and rows[-1]["step"] > step):
         kept = [r for r in rows if r["step"] <= step]
         with path.open(newline="") as f:
             fields = next(csv.reader(f), None) or list(kept[0] if kept else [])
-        with path.open("w", newline="") as f:
-            if kept:
-                out = csv.DictWriter(f, fieldnames=fields, restval="")
-                out.writeheader()
-                out.writerows({k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()} for r in kept)
+        write_text(path, _csv_text(fields, [{k: (int(v) if k in ("step", "epoch") else v) for k, v in r.items()}
+                                            for r in kept]) if kept else "")
+
+
+def _csv_text(fields: list[str], rows: list[dict]) -> str:
+    buffer = io.StringIO(newline="")
+    out = csv.DictWriter(buffer, fieldnames=fields, restval="", extrasaction="ignore")
+    out.writeheader()
+    out.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_log(path: Path, bad: list[int] | None = None) -> list[dict[str, float]]:

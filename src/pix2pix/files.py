@@ -1,0 +1,90 @@
+"""Files a user owns: written whole or not at all, with the permissions the umask gives, and a write that fails
+for want of space (a full disk, a quota, a file-size limit) said in one line.
+
+Every file is written to ``.NAME.XXXXXXXX.tmp`` beside it and renamed over it, so a crash, a kill or a full disk
+leaves either the old file or the new one, never half of one. What a crash can leave is the temporary file;
+:func:`remove_debris` (run when a run folder is opened, under its lock) removes those, and the ``.tmpXXXXXX``
+files that safetensors' own ``save_file`` left in versions of pix2pix that called it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from .errors import Pix2PixError
+
+# errno values that mean "no room for this write": a full disk, a quota, and `ulimit -f` (Python ignores
+# SIGXFSZ, so a write past the limit fails with EFBIG instead of killing the process).
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a new temporary file beside ``path``, then rename it over ``path``. The
+    temporary file is created with mode 0666 less the umask, as a plain ``open`` would create ``path``."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise no_room(path, e, 0) if is_no_room(e, path.parent) else e from None
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    except BaseException as e:
+        written = tmp.stat().st_size if tmp.exists() else 0
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and is_no_room(e, path.parent):
+            raise no_room(path, e, max(written, path.stat().st_size if path.exists() else 0)) from None
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def remove_debris(folder: Path) -> None:
+    """The temporary files a crash left in ``folder`` (no other process may be writing there)."""
+    for pattern in (".*.tmp", ".tmp*"):
+        for debris in folder.glob(pattern):
+            if debris.is_file():
+                debris.unlink(missing_ok=True)
+
+
+def is_no_room(e: BaseException, folder: Path) -> bool:
+    """Whether a write failed for want of space: ENOSPC, a quota or a file-size limit, or a writer's own words
+    for it (torch.save: "unexpected pos", safetensors: "StorageFull") on a disk with next to nothing left."""
+    if isinstance(e, OSError) and e.errno in NO_ROOM:
+        return True
+    said = str(e)
+    if any(words in said for words in ("No space left", "StorageFull", "os error 28", "Disk quota exceeded",
+                                       "os error 122", "File too large", "os error 27")):
+        return True
+    return "unexpected pos" in said and shutil.disk_usage(folder).free < 64 * 2**20
+
+
+def no_room(path: Path, e: BaseException, needed: int) -> Pix2PixError:
+    """The one line for a write that found no room; nothing written before is touched."""
+    need = f", and this file needs about {human_bytes(needed)}" if needed else ""
+    if (isinstance(e, OSError) and e.errno == errno.EFBIG) or "File too large" in str(e) or "os error 27" in str(e):
+        why = f"larger than this process may write (a file-size limit, ulimit -f{need})"
+    else:
+        why = f"no space left on the device ({human_bytes(shutil.disk_usage(path.parent).free)} free{need})"
+    return Pix2PixError(f"{path}: {why}; nothing written before is touched: free some space (or lift the limit) "
+                        "and run again (--resume for a run)")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
