@@ -222,6 +222,7 @@ def test_resuming_at_an_epochs_end_ends_that_epoch_first(tmp_path, blocks, tiny)
 def test_no_fast_on_resume_really_switches_adams_kernel(tmp_path, blocks, tiny):
     """The saved optimizer state carries the fused flag of the run that saved it; a resume keeps its own."""
     from pix2pix.config import RunConfig
+    from pix2pix.training.guards import StopRequests
     from pix2pix.training.loop import fit
     from pix2pix.training.setup import setup
 
@@ -235,7 +236,7 @@ def test_no_fast_on_resume_really_switches_adams_kernel(tmp_path, blocks, tiny):
         for opt in (s.nets.opt_G, s.nets.opt_D):
             assert not opt.param_groups[0]["fused"] and not opt.param_groups[0]["foreach"]
             assert opt.state_dict()["state"], "the moments were loaded"
-        assert fit(s).step == 3
+        assert fit(s, StopRequests()).step == 3
     finally:
         s.close()
 

@@ -27,6 +27,7 @@ from .pages import line_plot
 from .training.runs import read_log
 from .training.planning import plan_epochs, steps_in_minutes
 from .training import train
+from .training.runs import RunLock
 from .pages import write_page
 
 SAMPLES_ON_PAGE = 12
@@ -42,14 +43,27 @@ def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunCo
     return cfg
 
 
+DEMO_MARK = ".demo"  # written into a demo's run folder first: the folder a later demo may replace
+
+
 def _clear_previous(out: Path) -> None:
-    """The demo owns its run folder: a previous demo run there is replaced; anything else is left alone."""
-    if not out.exists():
-        return
-    if (out / "config.json").exists() or (out / "metrics.json").exists():
-        shutil.rmtree(out)
-    elif any(out.iterdir()):
-        raise Pix2PixError(f"--out {out}: the folder holds something other than a demo run; choose another --out")
+    """The demo owns its run folder: a previous demo run there is replaced, under the run's lock (a demo never
+    pulls a folder from under a process that is writing it); a training run, or anything else, is left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out)
+    lock.acquire()  # one line if another process holds it
+    try:
+        entries = [p for p in out.iterdir() if p.name != ".lock"]
+        demo = (out / DEMO_MARK).exists() or (out / "metrics.json").exists()
+        if (out / "config.json").exists() and not demo:
+            raise Pix2PixError(f"--out {out}: the folder holds a training run, not a demo; choose another --out")
+        if entries and not demo:
+            raise Pix2PixError(f"--out {out}: the folder holds something other than a demo run; choose another --out")
+        for p in entries:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        (out / DEMO_MARK).write_text("a pix2pix demo run: 'pix2pix demo' replaces it\n")
+    finally:
+        lock.release()
 
 
 def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-synth"), minutes: float = 8.0,

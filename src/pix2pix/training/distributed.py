@@ -95,9 +95,17 @@ def _wait_for(host: str, port: str, timeout: float, where: str, world: World) ->
         time.sleep(0.5)
 
 
-def leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def leave(wait: bool = True) -> None:
+    """Leave the group: after a barrier when ``wait`` (a clean end: no process tears down while another still
+    talks to it); after an error at once, so that torchrun ends the others rather than a collective's timeout."""
+    if not dist.is_initialized():
+        return
+    import gc
+
+    gc.collect()  # DDP's reducers and gloo's work objects, before their group goes
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 class SyncBatchNorm2d(nn.BatchNorm2d):

@@ -26,13 +26,17 @@ SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 
 
 class StopRequests:
-    """``with StopRequests(max_minutes) as stop:`` catches SIGTERM and SIGINT as flags (only in the main thread,
-    where signals can be caught) and knows the time cap; :meth:`reason` says why the run should stop now."""
+    """``with StopRequests() as stop:`` catches SIGTERM and SIGINT as flags (only in the main thread, where
+    signals can be caught) from the moment a run starts being built; :meth:`start_clock` starts the time cap with
+    the first step; :meth:`reason` says why the run should stop now."""
 
-    def __init__(self, max_minutes: float | None = None):
+    def __init__(self) -> None:
         self.signal: str | None = None
-        self.deadline = time.perf_counter() + 60 * max_minutes if max_minutes else math.inf
+        self.deadline = math.inf
         self._previous: dict = {}
+
+    def start_clock(self, max_minutes: float | None) -> None:
+        self.deadline = time.perf_counter() + 60 * max_minutes if max_minutes else math.inf
 
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():

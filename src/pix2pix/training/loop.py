@@ -80,31 +80,35 @@ class Meter:
 
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train ``cfg``'s run from its start, or (``resume``) from where its folder's ``latest`` stopped."""
-    s = setup(cfg, resume, progress)
-    try:
-        if s.nothing_to_do:
-            return _result(s, Meter(), "nothing")
-        return fit(s)
-    finally:
-        s.close()
-
-
-def fit(s: Setup) -> TrainResult:
-    t, meter = s.cfg.train, Meter()
-    with StopRequests(t.max_minutes) as stop:
-        if s.world.main:
-            s.folder.open(s.at.step)
-        bar = tqdm(total=s.total_steps, initial=s.at.step, disable=not s.progress, unit="step", dynamic_ncols=True)
+    """Train ``cfg``'s run from its start, or (``resume``) from where its folder's ``latest`` stopped. A signal
+    from the moment this starts (while the run is being built too) stops it at its first step boundary."""
+    with StopRequests() as stop:
+        s = setup(cfg, resume, progress)
         try:
-            stopped = steps(s, stop, meter, bar)
-        except (torch.OutOfMemoryError, RuntimeError) as e:
-            if out_of_memory(e):
-                raise too_big(s.cfg.data.batch_size, s.cfg.data.crop_size, s.device) from None
+            result = _result(s, Meter(), "nothing") if s.nothing_to_do else fit(s, stop)
+        except BaseException:
+            s.close(clean=False)
             raise
-        finally:
-            bar.close()
-        finish(s, stopped, meter)
+        s.close()
+        return result
+
+
+def fit(s: Setup, stop: StopRequests) -> TrainResult:
+    """Take the steps to the schedule's end (or a stop), then :func:`finish`."""
+    meter = Meter()
+    if s.world.main:
+        s.folder.open(s.at.step)
+    stop.start_clock(s.cfg.train.max_minutes)
+    bar = tqdm(total=s.total_steps, initial=s.at.step, disable=not s.progress, unit="step", dynamic_ncols=True)
+    try:
+        stopped = steps(s, stop, meter, bar)
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if out_of_memory(e):
+            raise too_big(s.cfg.data.batch_size, s.cfg.data.crop_size, s.device) from None
+        raise
+    finally:
+        bar.close()
+    finish(s, stopped, meter)
     return _result(s, meter, stopped)
 
 

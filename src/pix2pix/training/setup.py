@@ -70,14 +70,20 @@ class Setup:
     def total_epochs(self) -> int:
         return self.cfg.train.epochs + self.cfg.train.epochs_decay
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
+        """Release what the run holds. Under torchrun the networks (and DistributedDataParallel's pending work
+        with them) go before the process group, and after a clean end every process waits for the others first:
+        gloo's threads must not outlive the interpreter's teardown (a SIGABRT at exit otherwise)."""
         self.folder.close()
         self.folder.lock.release()
-        leave()
+        self.nets = self.data = None
+        leave(wait=clean)
 
 
 def setup(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Setup:
     """Build the run (and hold its lock, on the main process, until :meth:`Setup.close`)."""
+    if cfg.train.init_from and not resume:
+        fine_tune(cfg, stated=None)  # for a Python caller (the CLI has filled it already); before resolve()
     cfg = resolve(cfg)
     world = world_from_env()
     device = resolve_device(cfg.train.device)
@@ -91,7 +97,7 @@ def setup(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Setup:
     try:
         _build(s, resume)
     except BaseException:
-        s.close()
+        s.close(clean=False)
         raise
     return s
 
@@ -103,8 +109,6 @@ def _build(s: Setup, resume: bool) -> None:
     elif s.folder.holds_a_run():
         raise Pix2PixError(f"{s.folder.path} already holds a run; continue it with --resume {s.folder.path}, "
                            "or choose another --name")
-    elif cfg.train.init_from:
-        resolve(fine_tune(cfg, stated=None))  # for a Python caller; what the CLI has filled stays
     pairs = _train_pairs(s)
     s.steps_per_epoch = math.ceil(len(pairs) / (cfg.data.batch_size * s.world.size))
     s.total_steps = min(s.steps_per_epoch * s.total_epochs, cfg.train.max_steps or math.inf)
