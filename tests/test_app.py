@@ -383,6 +383,13 @@ def _npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _npy_header(shape: tuple) -> bytes:
+    """A .npy header that declares ``shape`` (float32), and 64 bytes of body."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + b"\0" * 64
+
+
 def test_an_array_model_is_served_by_the_api_alone_with_npy_bodies(bands_run):
     model = load_served(bands_run)
     assert not model.images and model.describe()["takes"] == ["application/x-npy"] and not model.describe()["page"]
@@ -405,7 +412,9 @@ def test_an_array_model_is_served_by_the_api_alone_with_npy_bodies(bands_run):
                 (_npy(x[:, :, :4]), npy, 400, "has 4 channel(s); model 'bands' takes 5"),
                 (_npy(bad), npy, 400, "NaN or infinite"),
                 (_npy(x.astype(np.uint8)), npy, 400, "its values are uint8 (uint8)"),
-                (b"not an array", npy, 400, "not a .npy array")]:
+                (b"not an array", npy, 400, "not a .npy array"),
+                (_npy_header((60000, 60000, 5)), npy, 400, "the array is 60000x60000: at most"),  # never allocated
+                (_npy_header((32, 32, 10**9)), npy, 400, "and the body holds 64")]:
             r = c.post("/api/translate", content=body, headers=headers)
             assert r.status_code == status and needle in r.json()["error"], r.json()
 

@@ -111,3 +111,24 @@ def test_an_array_models_export_takes_and_gives_the_datas_units_in_plain_onnxrun
     u = np.random.default_rng(0).uniform(-1, 1, (1, 5, 40, 24)).astype(np.float32)
     torch_u = Translator.load(bands_run, eval=True, device="cpu", fast=False).translate_tensor(torch.from_numpy(u))
     assert np.abs(served.backend(u, eval=True, seed=None) - torch_u.numpy()).max() < 1e-4
+
+
+def test_an_export_that_cannot_be_written_leaves_the_file_that_was_there(run, tmp_path, capsys, monkeypatch):
+    """The graph is built in a temporary folder (maybe on another file system) and copied beside --out before
+    a rename: a copy cut short by a full disk is one line, and the previous export is untouched."""
+    import errno
+
+    import pix2pix.inference.export as export
+
+    out = tmp_path / "g.onnx"
+    out.write_bytes(b"a good export")
+
+    def full(src, dst):
+        with open(dst, "wb") as f:
+            f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(export.shutil, "copyfile", full)
+    one_line_error(capsys, main(["export", "--checkpoint", str(run), "--out", str(out)]), "no space left")
+    assert out.read_bytes() == b"a good export"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"]

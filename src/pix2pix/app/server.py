@@ -372,6 +372,7 @@ def _to_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:
 def _array_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:
     """A .npy body (H x W or H x W x C, the data's units) as the model's (C, H, W) input in [-1, 1]."""
     try:
+        _check_npy_header(data, max_pixels)
         arr = np.load(io.BytesIO(data), allow_pickle=False)
         arr = checked_array(np.asarray(arr), "the array")
     except Pix2PixError as e:
@@ -390,6 +391,21 @@ def _array_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray
         raise HTTPException(400, f"the array has {c} channel(s); model {model.name!r} takes "
                                  f"{model.config.in_channels}")
     return _scaled(arr, model)
+
+
+def _check_npy_header(data: bytes, max_pixels: int) -> None:
+    """The header of a .npy body, before numpy allocates what it declares: a shape over the pixel limit, or one
+    that needs more bytes than the body holds, is a 400 (not a MemoryError, a 500)."""
+    buf = io.BytesIO(data)
+    version = np.lib.format.read_magic(buf)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(buf)
+    if len(shape) in (2, 3) and shape[0] * shape[1] > max_pixels:
+        raise HTTPException(400, f"the array is {shape[1]}x{shape[0]}: at most {max_pixels:,} pixels")
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if need > len(data) - buf.tell():
+        raise HTTPException(400, f"the .npy header declares {'x'.join(map(str, shape))} {dtype}, {need:,} bytes, "
+                                 f"and the body holds {len(data) - buf.tell():,}")
 
 
 def _scaled(side, model: ServedModel) -> np.ndarray:

@@ -14,7 +14,7 @@ units and gives the target's (``io`` ``data``): a user of plain ONNX Runtime nee
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +26,7 @@ from .backends import ONNX_FORMAT
 from ..checkpoints import load_checkpoint
 from ..config import GeneratorConfig
 from ..errors import Pix2PixError
+from ..files import atomic_write
 from .translate import exportable
 from .onnx_graph import onnx_session, write_graph
 from ..data.units import Scales
@@ -74,12 +75,9 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False,
         got = onnx_session(tmp_out).run(None, {"x": np.zeros(odd, np.float32)})[0]
         if got.shape != (2, cfg.out_channels, *odd[2:]) or not np.isfinite(got).all():
             raise Pix2PixError("the exported graph does not run cleanly in ONNX Runtime; not written")
-        try:
-            os.replace(tmp_out, out)
-        except OSError:
-            import shutil
-
-            shutil.copyfile(tmp_out, out)
+        # Copied to a temporary file beside --out, then renamed over it: the folder built here may be on another
+        # file system, and a copy that fails (a full disk) must leave a file that was there as it was.
+        atomic_write(Path(out), lambda dest: shutil.copyfile(tmp_out, dest))
     return {"max_abs_diff": worst, "sizes": sizes, "mode": "eval" if eval else "paper", "dropout": keep_dropout}
 
 
