@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,11 @@ def test_the_default_noise_repeats_run_after_run(tmp_path, blocks, tiny, monkeyp
         assert main(["test", "--run", str(run), "--split", "val", "--device", "cpu"]) == 0
         outs.append({p.name: p.read_bytes() for p in (run / "results" / "val" / "images").glob("*_output.png")})
     assert outs[0] and outs[0] == outs[1]
+
+
+def test_test_of_a_published_model_or_a_checkpoint_file_is_one_line_saying_what_works(tmp_path, capsys):
+    from conftest import one_line_error
+
+    for target in ("facades_label2photo", str(tmp_path / "latest.safetensors")):
+        Path(target).touch() if target.endswith(".safetensors") else None
+        one_line_error(capsys, main(["test", "--run", target]), f"pix2pix translate --checkpoint {target}")

@@ -190,6 +190,21 @@ def test_a_16_bit_png_dataset_translates_to_16_bit_pngs(tmp_path, tiny):
     assert levels > 256
 
 
+@pytest.mark.parametrize("normalize", ["minmax", "meanstd"])
+def test_the_translator_gives_16_bit_data_back_in_16_bits_whatever_its_scaling(tmp_path, tiny, normalize):
+    """Reported: with --normalize minmax or meanstd, Translator returned float32 for 16-bit data (the CLI wrote
+    16-bit PNGs of the same model)."""
+    data = make_16bit_dataset(tmp_path / "scans", {"train": 4, "test": 1})
+    run = train_tiny(tmp_path, data, tiny, "--in-channels", "1", "--out-channels", "1", "--max-steps", "2",
+                     "--normalize", normalize)
+    translator = Translator.load(run, eval=True, device="cpu", fast=False)
+    with Image.open(data / "A" / "test" / "1.png") as im:
+        picture = translator(im)
+        array = translator(np.asarray(im))
+    assert picture.mode.startswith("I;16") and array.dtype == np.uint16
+    assert np.array_equal(np.asarray(picture), array[:, :, 0])
+
+
 def test_bad_array_data_is_one_line_and_skip_bad_images_skips_it(tmp_path, tiny, capsys):
     data = make_array_dataset(tmp_path / "bands", {"train": 4})
     bad = np.load(data / "A" / "train" / "2.npy")
@@ -302,3 +317,14 @@ def test_an_8_bit_model_takes_a_16_bit_image_as_8_bits_as_before(labels_run, tmp
     out = translator.translate_file(tmp_path / "g16.png")
     eight = Image.fromarray(np.full((40, 48), round(40000 * 255 / 65535), np.uint8)).convert("RGB")
     assert np.array_equal(np.asarray(out), np.asarray(translator(eight)))
+
+
+def test_an_8_bit_two_band_tiff_keeps_both_bands_and_gray_with_alpha_stays_an_image(tmp_path):
+    """Reported: an 8-bit 2-band TIFF (as the project writes for 2-channel 8-bit outputs) lost its second band
+    through Pillow, so the project's own outputs could not be read back."""
+    bands = np.stack([np.full((4, 5), 10, np.uint8), np.full((4, 5), 200, np.uint8)], 2)
+    write_raster(tmp_path / "two.tif", bands, "tiff")
+    back = read_raster(tmp_path / "two.tif", None)
+    assert isinstance(back, np.ndarray) and back.shape == (4, 5, 2) and np.array_equal(back, bands)
+    tifffile.imwrite(tmp_path / "la.tif", bands, photometric="minisblack", extrasamples=["unassalpha"])
+    assert isinstance(read_raster(tmp_path / "la.tif", None), Image.Image)  # gray + alpha: an image, as before

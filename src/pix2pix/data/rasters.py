@@ -139,7 +139,7 @@ def _read_tiff(path: Path) -> Raster:
             one_page = series.axes in ("YX", "YXS")
             if one_page and series.dtype in (np.uint8, np.bool_) and (
                     photometric in ("RGB", "PALETTE", "SEPARATED", "YCBCR") or
-                    (photometric in ("MINISBLACK", "MINISWHITE") and samples <= 2)):
+                    (photometric in ("MINISBLACK", "MINISWHITE") and (samples == 1 or _alpha(page, samples)))):
                 return _read_pil(path)
             if "Y" in series.axes and "X" in series.axes:  # from the header, before decoding
                 _fits_limit(series.shape[series.axes.index("X")], series.shape[series.axes.index("Y")], path)
@@ -154,6 +154,13 @@ def _read_tiff(path: Path) -> Raster:
     if arr.ndim == 3 and not axes.endswith("S"):
         arr = arr.transpose(1, 2, 0)  # bands first (planar, or one page per band) -> channel last
     return arr
+
+
+def _alpha(page, samples: int) -> bool:
+    """Whether a 2-sample grayscale page is gray and alpha (its extra sample marked as alpha), which Pillow reads
+    as LA; two bands of data (no such mark) are read as an array, or Pillow would drop the second."""
+    extra = tuple(getattr(page, "extrasamples", ()) or ())
+    return samples == 2 and len(extra) == 1 and int(extra[0]) in (1, 2)  # associated or unassociated alpha
 
 
 def _read_pil(path: Path) -> Raster:

@@ -44,6 +44,7 @@ from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, enco
                       output_format, pil_raster, preview, read_raster, split_ab, to_tensor, write_raster)
 from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
+from ..published import PUBLISHED
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
@@ -227,11 +228,13 @@ class Translator:
             img = image.convert(MODES[c.in_channels])
             return to_image(self.translate_tensor(to_tensor(img)[None], seed)[0])
         u = self.translate_unit(self._side(image, "the input"), seed)
-        data = self.scales.output.to_data(u).permute(1, 2, 0).numpy()
-        if self.scales.output.kind == "uint16":
-            data = data.astype(np.uint16)
-        if isinstance(image, Image.Image) and (image_side(self.scales.output, data.shape[2]) or
-                                               (self.scales.output.kind == "uint16" and data.shape[2] == 1)):
+        out = self.scales.output
+        # In the target data's type, as the CLI writes it: 8- and 16-bit data as 8- and 16-bit whatever their
+        # scaling (rounded, clipped), any other data as float32 in its units.
+        fmt = {"uint8": "png", "uint16": "png16"}.get(out.data)
+        data = encode(u, out, fmt) if fmt else out.to_data(u).permute(1, 2, 0).numpy()
+        if isinstance(image, Image.Image) and (image_side(out, data.shape[2]) or
+                                               (out.data == "uint16" and data.shape[2] == 1)):
             return Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data)
         return data
 
@@ -329,6 +332,10 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     repeatable too (PyTorch's of seed 0, or ONNX Runtime's seeded graph)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
+        if str(run_dir) in PUBLISHED or run_dir.is_file():  # a checkpoint has no dataset or folder to test into
+            raise Pix2PixError(f"--run {run_dir}: a checkpoint, not a run folder; translate a split's aligned "
+                               f"images with: pix2pix translate --checkpoint {run_dir} --input DATA/{split} "
+                               "--direction BtoA --output DIR")
         raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
     cfg = RunConfig.load(run_dir / "config.json")
     ckpt = load_checkpoint(run_dir)
