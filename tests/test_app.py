@@ -145,13 +145,12 @@ def test_concurrent_requests_are_batched_without_mixing_images(run):
 # ---------------------------------------------------------------------------------- a running server
 
 
-@pytest.fixture(scope="module")
-def server(run):
+def _serving(run, header_timeout: float, body_timeout: float):
     import uvicorn
 
     port = free_port()
     app = create_app([load_served(run)], max_upload_bytes=2**20)
-    srv = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout=1.0, body_timeout=8.0))
+    srv = uvicorn.Server(server_config(app, "127.0.0.1", port, header_timeout, body_timeout))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -163,13 +162,27 @@ def server(run):
     thread.join(10)
 
 
+@pytest.fixture(scope="module")
+def server(run):
+    """A server whose deadlines no client of these tests comes near, however busy the machine (the client's
+    loop shares this process, and a stall of a second between a response and the next request on a kept-alive
+    connection is ordinary on a loaded 2-core machine)."""
+    yield from _serving(run, header_timeout=30.0, body_timeout=30.0)
+
+
+@pytest.fixture(scope="module")
+def strict_server(run):
+    """A server with short deadlines, for the tests of slow clients being cut off."""
+    yield from _serving(run, header_timeout=1.0, body_timeout=2.0)
+
+
 @pytest.mark.slow
 def test_load_200_requests_at_concurrency_16_all_answered(server):
     from pix2pix.app.loadtest import run_load
 
     result = asyncio.run(run_load(server, png(label_image(64, 64)), n=200, concurrency=16,
                                   check=lambda r: Image.open(io.BytesIO(r.content)).size == (64, 64)))
-    assert result.ok == 200
+    assert result.ok == 200, result.summary()
     print("\n" + result.summary())
 
 
@@ -330,10 +343,10 @@ def test_urllib_reads_the_413_of_an_oversized_upload(server):
 
 
 @pytest.mark.parametrize("stall", ["headers", "body"])
-def test_slow_headers_and_bodies_are_cut_off(server, stall):
+def test_slow_headers_and_bodies_are_cut_off(strict_server, stall):
     import socket
 
-    host, port = server.removeprefix("http://").split(":")
+    host, port = strict_server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=15) as slow:
         head = b"POST /api/translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         slow.sendall(head if stall == "headers" else head + b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
@@ -342,11 +355,11 @@ def test_slow_headers_and_bodies_are_cut_off(server, stall):
         assert time.perf_counter() - t < 14
 
 
-def test_slow_headers_on_a_kept_alive_connection_are_cut_off_too(server):
+def test_slow_headers_on_a_kept_alive_connection_are_cut_off_too(strict_server):
     """After one complete request, the next request's headers have the same deadline."""
     import socket
 
-    host, port = server.removeprefix("http://").split(":")
+    host, port = strict_server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=15) as c:
         c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert c.recv(4096).startswith(b"HTTP/1.1 200")

@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -18,11 +18,13 @@ class LoadResult:
     ok: int
     seconds: float
     latencies: list[float]
+    failures: list[str] = field(default_factory=list)  # what went wrong with the others, one line each
 
     def summary(self) -> str:
-        q = statistics.quantiles(self.latencies, n=20)
+        q = statistics.quantiles(self.latencies, n=20) if len(self.latencies) > 1 else [0.0] * 19
+        failed = f"; failed: {self.failures[0]} (and {len(self.failures) - 1} more)" if self.failures else ""
         return (f"{self.requests} requests, {self.ok} answered 200: {self.requests / self.seconds:.1f} requests/s, "
-                f"p50 {statistics.median(self.latencies) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms")
+                f"p50 {statistics.median(self.latencies or [0.0]) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms{failed}")
 
 
 async def run_load(url: str, body: bytes, n: int = 200, concurrency: int = 16, check=None) -> LoadResult:
@@ -30,19 +32,26 @@ async def run_load(url: str, body: bytes, n: int = 200, concurrency: int = 16, c
     judge each answer (default: status 200)."""
     import httpx
 
-    latencies, sem, ok = [], asyncio.Semaphore(concurrency), 0
+    latencies, failures, sem, ok = [], [], asyncio.Semaphore(concurrency), 0
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         async def one():
             nonlocal ok
             async with sem:
                 t = time.perf_counter()
-                r = await client.post("/api/translate", content=body, headers={"content-type": "image/png"})
+                try:
+                    r = await client.post("/api/translate", content=body, headers={"content-type": "image/png"})
+                except httpx.HTTPError as e:  # counted, not raised: the other requests still report
+                    failures.append(f"{type(e).__name__}: {e}")
+                    return
                 latencies.append(time.perf_counter() - t)
-                ok += r.status_code == 200 and (check is None or check(r))
+                good = r.status_code == 200 and (check is None or check(r))
+                ok += good
+                if not good:
+                    failures.append(f"HTTP {r.status_code}: {r.text[:100]}")
 
         start = time.perf_counter()
         await asyncio.gather(*[one() for _ in range(n)])
-    return LoadResult(n, ok, time.perf_counter() - start, latencies)
+    return LoadResult(n, ok, time.perf_counter() - start, latencies, failures)
 
 
 def main() -> None:
