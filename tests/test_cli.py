@@ -149,3 +149,26 @@ def test_grayscale_input_to_colour_output(tmp_path, blocks, tiny):
                  "--output", str(tmp_path / "o")]) == 0
     out = Image.open(tmp_path / "o" / "grey.png")
     assert out.mode == "RGB" and out.size == (40, 30)
+
+
+def test_bench_and_translate_take_trains_own_flags():
+    """One vocabulary: a flag that train, bench and translate share is declared once (from the configuration),
+    with one name, one set of choices and one check, wherever it appears."""
+    from pix2pix.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+
+    def flags(name):
+        return {s: a for a in commands[name]._actions for s in a.option_strings}
+
+    train = flags("train")
+    for name, expected in (("bench", {"--generator", "--ngf", "--ndf", "--discriminator", "--batch-size",
+                                      "--workers", "--preload", "--device"}),
+                           ("translate", {"--generator", "--ngf", "--norm", "--dropout", "--no-dropout",
+                                          "--dropout-placement", "--direction"})):
+        mine = flags(name)
+        assert expected <= set(mine), (name, expected - set(mine))
+        for flag in expected:
+            assert mine[flag].dest == train[flag].dest and mine[flag].choices == train[flag].choices, (name, flag)
+            if mine[flag].type is not None:
+                assert mine[flag].type("3") == train[flag].type("3"), (name, flag)

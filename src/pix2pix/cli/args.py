@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
+from .. import config as C
 from ..config import DEVICES
 
 
@@ -83,3 +85,53 @@ def print_rows(rows: list[dict], as_json: bool, header: str, line) -> int:
     for r in rows:
         print(line(r))
     return 0
+
+
+# ------------------------------------------------------------------------------- flags from config
+
+SECTION_TITLES = {"generator": "model: generator", "discriminator": "model: discriminator", "data": "data",
+                  "train": "objective, optimisation, schedule and logging"}
+TYPES = {"int": int, "float": float, "str": str}  # by config.field_kind
+
+
+def config_fields():
+    """(section, field) of every configuration field, in declaration order."""
+    for section, cls in C.SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            yield section, f
+
+
+def add_config_flags(p: argparse.ArgumentParser, only: set[tuple[str, str]] | None = None,
+                     helps: dict[tuple[str, str], str] | None = None) -> None:
+    """One flag per configuration field that has one (plus its switches, e.g. --no-flip), each defaulting to
+    None ("not given"): defaults live in the dataclasses and presets, and the help says them. Every command
+    that takes a configuration field (train, bench, translate) declares it here, from the field, so a flag has
+    one name, type and set of choices everywhere; ``only`` picks the fields, ``helps`` says what a flag means
+    to that command where that differs (no default is then shown: the command's own text says it)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for section, f in config_fields():
+        if only is not None and (section, f.name) not in only:
+            continue
+        group = groups.get(section) or groups.setdefault(section, p.add_argument_group(SECTION_TITLES[section]))
+        m, dest, own = f.metadata, f"{section}.{f.name}", (helps or {}).get((section, f.name))
+        if m["flag"] is not None:
+            flag = C.flag_of(section, f.name)
+            default = "" if f.default is None or own else f" (default {f.default})"
+            metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
+            kind = TYPES[C.field_kind(f)]
+            checked = {"positive": positive, "non_negative": non_negative}.get(m["check"])
+            group.add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
+                               type=checked(kind) if checked else kind, help=(own or m["help"]) + default)
+        for flag, value, help in m["switches"]:
+            group.add_argument(flag, dest=dest, action="store_const", const=value, help=help)
+
+
+def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:
+    """The configuration fields the command line set: (section, field) -> value."""
+    return {(s, f.name): getattr(args, f"{s}.{f.name}") for s, f in config_fields()
+            if getattr(args, f"{s}.{f.name}", None) is not None}
+
+
+def apply_flags(cfg: C.RunConfig, values: dict) -> None:
+    for (section, name), value in values.items():
+        setattr(getattr(cfg, section), name, value)

@@ -8,7 +8,12 @@ from pathlib import Path
 from .. import config as C
 from ..errors import Pix2PixError
 from ..data.rasters import OUTPUT_FORMATS
-from .args import add_device, add_no_fast, add_seed, non_negative, port, positive, print_rows, print_seed_note
+from .args import (add_config_flags, add_device, add_no_fast, add_seed, given, non_negative, port, positive,
+                   print_rows, print_seed_note)
+
+# What `translate` may state about a checkpoint, in train's own flags.
+TRANSLATE_FLAGS = {("data", "direction"), ("generator", "arch"), ("generator", "ngf"), ("generator", "norm"),
+                   ("generator", "dropout"), ("generator", "dropout_placement")}
 
 
 def add_commands(sub) -> None:
@@ -28,19 +33,16 @@ def add_commands(sub) -> None:
     p.add_argument("--output-format", choices=OUTPUT_FORMATS,
                    help="png (8-bit), png16 (16-bit grayscale), tiff or npy (the target's units); default: the "
                         "data's kind (.npy for .npy inputs, TIFF for TIFF, else PNG of the target's bit depth)")
-    p.add_argument("--direction", choices=C.DIRECTIONS,
-                   help="inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p, "; image i uses seed + i")
     add_device(p)
-    p.add_argument("--dropout-placement", choices=C.DROPOUT_PLACEMENTS,
-                   help="override where dropout sits (reference .pth files load as 'reference')")
-    p.add_argument("--generator", help="state the architecture instead of reading it off the checkpoint")
-    p.add_argument("--ngf", type=positive(int), help="state the generator width")
-    p.add_argument("--norm", choices=C.NORMS, help="state the normalisation")
-    p.add_argument("--no-dropout", dest="dropout", action="store_const", const=0.0,
-                   help="the model was trained without dropout (a reference .pth cannot tell)")
     add_no_fast(p)
+    stated = "state it instead of reading it off the checkpoint"
+    add_config_flags(p, only=TRANSLATE_FLAGS, helps={
+        ("data", "direction"): "inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)",
+        ("generator", "arch"): f"the architecture: {stated}", ("generator", "ngf"): f"the generator width: {stated}",
+        ("generator", "norm"): f"the normalisation: {stated}", ("generator", "dropout"): f"the dropout rate: {stated}",
+        ("generator", "dropout_placement"): "where dropout sits (reference .pth files load as 'reference')"})
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("models", help="list generators and discriminators with parameter counts")
@@ -95,9 +97,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     files = input_files(args.input)
     print_seed_note(args)
-    given = {"arch": args.generator, "ngf": args.ngf, "norm": args.norm, "dropout": args.dropout,
-             "dropout_placement": args.dropout_placement}
-    overrides = {k: v for k, v in given.items() if v is not None}
+    values = given(args)
+    overrides = {name: v for (section, name), v in values.items() if section == "generator"}
+    direction = values.get(("data", "direction"))
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
                                  engine=engine_for_run(args.eval, args.seed, len(files)), **overrides)
     out = Path(args.output)
@@ -112,7 +114,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
         seed = None if args.seed is None else args.seed + i
         try:
-            translator.write(f, out, args.direction, seed, args.output_format)
+            translator.write(f, out, direction, seed, args.output_format)
         except OSError as e:
             raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
     print(f"translated {len(files)} file(s) into {out}")

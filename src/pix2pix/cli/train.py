@@ -14,13 +14,13 @@ from .. import config as C
 from ..training.distributed import world_from_env
 from ..errors import Pix2PixError
 from ..training import rules
-from .args import add_device, non_negative, positive
+from .args import add_config_flags, apply_flags, given, positive
 
-SECTION_TITLES = {"generator": "model: generator", "discriminator": "model: discriminator", "data": "data",
-                  "train": "objective, optimisation, schedule and logging"}
-TYPES = {"int": int, "float": float, "str": str}  # by config.field_kind
 # Flags of `train` that are not configuration fields, and never change a resumed run.
 RUN_FLAGS = ("data", "name", "out", "preset", "n_layers_d")
+# What `bench` times: the networks, the batch, the input path and the device, in train's own flags.
+BENCH_FLAGS = {("generator", "arch"), ("generator", "ngf"), ("discriminator", "arch"), ("discriminator", "ndf"),
+               ("data", "batch_size"), ("data", "workers"), ("data", "preload"), ("train", "device")}
 
 
 def add_commands(sub) -> None:
@@ -41,57 +41,14 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="time the fast path against a plain fp32 eager baseline, side by side")
-    add_device(p)
-    p.add_argument("--batch-size", type=positive(int), default=1, help="training batch (default 1, the paper's)")
     p.add_argument("--infer-batch-size", type=positive(int), help="inference batch (default: --batch-size)")
     p.add_argument("--size", type=positive(int), default=256, help="image side (default 256)")
-    p.add_argument("--generator", help="default unet_SIZE")
-    p.add_argument("--discriminator", default="patch70", help="default patch70")
-    p.add_argument("--ngf", type=positive(int), default=64, help="generator width (default 64)")
-    p.add_argument("--ndf", type=positive(int), help="discriminator width (default: --ngf)")
     p.add_argument("--steps", type=positive(int), default=10, help="timed steps of each (default 10)")
     p.add_argument("--data", help="time the input path on this dataset (default: a few procedural facades)")
-    p.add_argument("--workers", type=non_negative(int), default=2, help="loader processes with --preload no")
-    p.add_argument("--preload", choices=C.PRELOAD, default="auto", help="the input path to time (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config_flags(p, only=BENCH_FLAGS, helps={("generator", "arch"): "the generator (default unet_SIZE)",
+                                                ("discriminator", "ndf"): "discriminator width (default: --ngf)"})
     p.set_defaults(func=cmd_bench)
-
-
-# ------------------------------------------------------------------------------- flags from config
-
-
-def config_fields():
-    """(section, field) of every configuration field, in declaration order."""
-    for section, cls in C.SECTIONS.items():
-        for f in dataclasses.fields(cls):
-            yield section, f
-
-
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per configuration field that has one (plus its switches, e.g. --no-flip), each defaulting to
-    None ("not given"): defaults live in the dataclasses and presets, and the help says them."""
-    groups = {s: p.add_argument_group(title) for s, title in SECTION_TITLES.items()}
-    for section, f in config_fields():
-        m, dest = f.metadata, f"{section}.{f.name}"
-        if m["flag"] is not None:
-            flag = C.flag_of(section, f.name)
-            default = "" if f.default is None else f" (default {f.default})"
-            metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
-            groups[section].add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
-                                         type=TYPES[C.field_kind(f)], help=m["help"] + default)
-        for flag, value, help in m["switches"]:
-            groups[section].add_argument(flag, dest=dest, action="store_const", const=value, help=help)
-
-
-def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:
-    """The configuration fields the command line set: (section, field) -> value."""
-    return {(s, f.name): getattr(args, f"{s}.{f.name}") for s, f in config_fields()
-            if getattr(args, f"{s}.{f.name}", None) is not None}
-
-
-def apply_flags(cfg: C.RunConfig, values: dict) -> None:
-    for (section, name), value in values.items():
-        setattr(getattr(cfg, section), name, value)
 
 
 def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
@@ -187,13 +144,11 @@ def launch_torchrun(nproc: int, command: list[str]) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import format_result, run_bench
 
-    cfg = C.RunConfig()
-    cfg.generator.arch = args.generator or f"unet_{args.size}"
-    cfg.discriminator.arch = args.discriminator
-    cfg.generator.ngf, cfg.discriminator.ndf = args.ngf, args.ndf or args.ngf
-    cfg.data.batch_size, cfg.data.crop_size = args.batch_size, args.size
-    cfg.data.workers, cfg.data.preload = args.workers, args.preload
-    cfg.train.device = args.device
+    cfg, values = C.RunConfig(), given(args)
+    apply_flags(cfg, values)
+    cfg.generator.arch = values.get(("generator", "arch"), f"unet_{args.size}")
+    cfg.discriminator.ndf = values.get(("discriminator", "ndf"), cfg.generator.ngf)
+    cfg.data.crop_size = args.size
     result = run_bench(C.resolve(cfg), steps=args.steps, infer_batch=args.infer_batch_size,
                        data=Path(args.data) if args.data else None)
     print(json.dumps(result.to_dict()) if args.json else format_result(result))
