@@ -105,3 +105,16 @@ def test_the_homes_import_one_way():
              "demo", "app", "cli"]
     for i, low in enumerate(order):
         assert not set(order[i + 1:]) & below[low], f"{low} imports {set(order[i + 1:]) & below[low]}"
+
+
+def test_training_reads_in_screens():
+    """Training is functions a reader takes in at once: none over 60 lines, and the loop itself on one screen."""
+    import ast
+
+    longest = {}
+    for path in (ROOT / "training").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                longest[f"{path.stem}.{node.name}"] = node.end_lineno - node.lineno + 1
+    assert longest["loop.steps"] <= 40, longest["loop.steps"]
+    assert {k: v for k, v in longest.items() if v > 60} == {}

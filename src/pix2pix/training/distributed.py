@@ -11,6 +11,7 @@ the same examples per step, batch-norm statistics over all of them (SyncBatchNor
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
+from torch.distributed.nn.functional import all_reduce as _all_reduce
 
 from ..errors import Pix2PixError
 
@@ -39,6 +40,15 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
+
+
+def all_reduce(t: torch.Tensor) -> torch.Tensor:
+    """A sum over processes that autograd differentiates (its backward is the same sum of the gradients). torch
+    marks this function deprecated in favour of a private module whose autograd support is not documented, so
+    it is kept, without the warning it would print at every batch norm of every step."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*all_reduce is deprecated", category=FutureWarning)
+        return _all_reduce(t)
 
 
 def world_from_env() -> World:
