@@ -310,3 +310,22 @@ def test_the_demo_never_replaces_a_training_run(tmp_path, data, capsys):
         list(run_demo(out=run, data=data, minutes=0.01, size=32, progress=False))
     assert "not a demo" in str(e.value) or "holds a training run" in str(e.value)
     assert (run / "checkpoints" / "latest.safetensors").exists()
+
+
+def test_a_python_resume_meets_the_rules_too_and_an_old_stored_limit_is_not_the_schedule(tmp_path, data):
+    import json
+
+    from pix2pix.config import RunConfig
+    from pix2pix.errors import Pix2PixError
+    from pix2pix.training import train
+
+    run = _train(tmp_path, data, "r", "--epochs", "1", "--epochs-decay", "1", "--max-steps", "3", "--val-every", "0")
+    cfg = RunConfig.load(run / "config.json")
+    cfg.train.lr = 1e-3  # what a run is cannot change on a resume, whoever asks
+    with pytest.raises(Pix2PixError, match="--lr 0.001 cannot change when resuming"):
+        train(cfg, resume=True, progress=False)
+    stored = json.loads((run / "config.json").read_text())
+    stored["train"]["max_steps"] = 3  # as versions before this one recorded a session's limit
+    (run / "config.json").write_text(json.dumps(stored))
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert _meta(run / "checkpoints" / "latest.safetensors")["step"] == 8

@@ -1,1 +1,1 @@
-"""Evaluation: image metrics, the FCN-score's segmenter, FID/KID and the paper's ablations."""
+"""Evaluation: image metrics, the FCN-score's segmenter and FID/KID."""

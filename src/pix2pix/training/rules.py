@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from ..checkpoints import load_checkpoint
-from ..config import SECTIONS, RunConfig, flag_of, resolve
+from ..config import SECTIONS, RunConfig, flag_of, resolve, session_fields
 from ..errors import Pix2PixError
 
 Key = tuple[str, str]  # (section, field)
@@ -29,6 +29,8 @@ def resumed_config(run_dir: Path, changes: dict[Key, object]) -> RunConfig:
     """The run's own configuration (config.json) with ``changes``, which may touch only resumable fields."""
     run_dir = Path(run_dir)
     cfg = RunConfig.load(run_dir / "config.json")
+    for section, name in session_fields():  # a limit an older version recorded was one session's, not the run's
+        setattr(getattr(cfg, section), name, None)
     for key in changes:
         if not resumable(key):
             raise _not_resumable(flag_of(*key), run_dir)
