@@ -90,6 +90,44 @@ def test_two_processes_validate_each_epoch_finish_and_resume_bit_for_bit(tmp_pat
     assert _same(_weights(straight), _weights(tmp_path / "runs" / "split")) == []
 
 
+@pytest.mark.slow
+def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
+    """A scheduler's SIGTERM to `pix2pix train --nproc 2` reaches both processes: they stop at the same step, save
+    it, and the resume ends where an unbroken two-process run ends."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 24})  # 12 steps an epoch over 2 processes
+    common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "2",
+              "--epochs-decay", "2", "--log-every", "1", "--sample-every", "1000", "--seed", "4"]  # 48 steps
+    done = _torchrun(*common, "--name", "straight")
+    assert done.returncode == 0, done.stderr[-3000:]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PIX2PIX_DIST_TIMEOUT="40")
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "train", "--nproc", "2", *common, "--name", "sig"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    losses, deadline = tmp_path / "runs" / "sig" / "losses.csv", time.monotonic() + 120
+    while not losses.exists() or len(_rows(losses)) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    run = tmp_path / "runs" / "sig"
+    assert 3 <= _meta(run / "checkpoints" / "latest.safetensors")["step"] < 48  # saved where it stopped
+    done = _torchrun("--resume", str(run), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _same(_weights(tmp_path / "runs" / "straight"), _weights(run)) == []
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_validate_arrays(tmp_path):
+    from conftest import make_array_dataset
+
+    data = make_array_dataset(tmp_path / "bands", {"train": 4, "val": 2})
+    done = _torchrun("--data", str(data), "--out", str(tmp_path / "runs"), "--name", "bands", *TINY, "--device",
+                     "cpu", "--in-channels", "5", "--out-channels", "2", "--epochs", "1", "--epochs-decay", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "runs" / "bands"
+    assert [r["step"] for r in _rows(run / "val.csv")] == ["2", "4"]
+    assert _meta(run / "checkpoints" / "latest.safetensors")["scales"]["input"]["kind"] == "minmax"
+
+
 # ------------------------------------------------------------------------------- signals x exact resume
 
 
@@ -281,6 +319,16 @@ def test_init_from_a_btoa_source_trains_btoa_at_its_size_and_says_so(tmp_path, d
     train(cfg, progress=False)
     cfg = _meta(tmp_path / "runs" / "py" / "checkpoints" / "latest.safetensors")["config"]
     assert cfg["data"]["direction"] == "BtoA" and cfg["generator"]["ngf"] == 4
+
+
+def test_a_fine_tuning_run_resumes_bit_for_bit(tmp_path, data):
+    source = _train(tmp_path, data, "source", "--direction", "BtoA", "--max-steps", "2")
+    common = ["--init-from", str(source), "--epochs", "1", "--epochs-decay", "1", "--seed", "9"]
+    straight = _weights(_train(tmp_path, data, "straight", *common))
+    run = _train(tmp_path, data, "split", *common, "--max-steps", "3")
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert _same(straight, _weights(run)) == []
+    assert _meta(run / "checkpoints" / "latest.safetensors")["config"]["data"]["direction"] == "BtoA"
 
 
 # ------------------------------------------------------------------------------- resume of a finished run

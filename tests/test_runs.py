@@ -214,3 +214,16 @@ def test_val_csv_keeps_blank_scores_blank_and_takes_an_older_files_rows(tmp_path
     assert run.val.read_text().splitlines()[0].split(",")[5:10] == ["per_pixel_acc", "per_class_acc", "class_iou",
                                                                    "fid", "kid"]
     assert [r["step"] for r in read_log(run.val)] == [4, 8] and read_log(run.val)[1]["fid"] == 30.0
+
+
+def test_a_full_disk_under_tensorboard_is_one_line_without_its_threads_traceback(tmp_path, blocks, tiny, capsys,
+                                                                                 monkeypatch):
+    from tensorboard.summary.writer import record_writer
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "2"])
+    msg = one_line_error(capsys, code, "cannot write TensorBoard's log")
+    assert "No space left" in msg

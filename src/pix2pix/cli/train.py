@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,16 @@ def launch_torchrun(nproc: int, command: list[str]) -> int:
             argv.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "pix2pix", *argv]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    # A scheduler's SIGTERM comes to this process: pass it on to torchrun, which passes it to every training
+    # process (each stops at the same step and saves). Ctrl-C in a terminal reaches all of them by itself.
+    previous = {sig: signal.signal(sig, handler) for sig, handler in (
+        (signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM)), (signal.SIGINT, signal.SIG_IGN))}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

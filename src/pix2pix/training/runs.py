@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -148,16 +149,23 @@ class RunFolder:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         self.truncate_log(step)
+        _quiet_tensorboard_threads(True)
         try:
             self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=step or None)
+            self.writer.flush()  # its first record written now: a file it cannot write is said here, once
         except OSError as e:  # a full disk, a file-size limit: one line, before any step
+            self.close()
             raise Pix2PixError(f"{self.path / 'tensorboard'}: cannot write TensorBoard's log ({e.strerror or e}); "
                                "free some space and run again (--resume for a run)") from None
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError:  # said already, where it first failed
+                pass
             self.writer = None
+        _quiet_tensorboard_threads(False)
 
     def log(self, step: int, epoch: int, lr: float, images_per_s: float, means: dict[str, float]) -> None:
         """One log interval: a row of losses.csv and the same scalars in TensorBoard."""
@@ -228,6 +236,26 @@ class RunFolder:
         and rows that cannot be read (a row cut short by a crash or a full disk), saying how many of those went."""
         for path in (self.losses, self.val):
             _truncate(path, step)
+
+
+def _quiet_tensorboard_threads(on: bool) -> None:
+    """TensorBoard writes in a thread of its own, and an OSError there (a full disk) would print that thread's
+    traceback; the writer raises the same error in the training thread at its next call, where it is said in
+    one line. While a run writes, this hook keeps the first one quiet."""
+    if on and threading.excepthook is not _hook:
+        _previous_hooks.append(threading.excepthook)
+        threading.excepthook = _hook
+    elif not on and threading.excepthook is _hook:
+        threading.excepthook = _previous_hooks.pop()
+
+
+_previous_hooks: list = []
+
+
+def _hook(args) -> None:
+    if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+        return
+    _previous_hooks[-1](args)
 
 
 def _truncate(path: Path, step: int) -> None:
