@@ -249,6 +249,7 @@ def save(s: Setup, snapshot: str | None = None) -> None:
                          rng=rng, bad_images=s.bad_images, scalers=s.amp.state_dict())
         save_run(s.folder.checkpoints, nets.G, s.cfg.generator, nets.D,
                  s.cfg.discriminator if nets.D is not None else None, state, s.cfg.record(), s.scales, snapshot)
+    wait_for_main(s.room)  # a slow disk must not run the training group's collectives out of time
     s.saved_at = s.at.step
 
 

@@ -59,7 +59,7 @@ class Setup:
     nets: Networks | None = None
     validates: bool = False  # on every process: whether the run validates (the main one holds the validator)
     validator: Validator | None = None
-    room: object = None  # where the other processes wait while the main one validates
+    room: object = None  # where the other processes wait while the main one validates or writes checkpoints
     steps_per_epoch: int = 0
     total_steps: int = 0
     bad_images: list[str] = field(default_factory=list)
@@ -123,7 +123,7 @@ def _build(s: Setup, resume: bool) -> None:
                              cfg.train.seed, s.device, cfg.train.fast, share=share, bad_images=bool(s.bad_images),
                              scales=s.scales)
     s.nets = build_networks(cfg, s.device, s.speed, s.world, views=True)
-    s.room = waiting_room() if s.validates else None
+    s.room = waiting_room()  # under torchrun: where the others wait while the main process saves or validates
     if resume:
         _restore(s)
         wait_for_main(s.room)  # while the main process may score the best checkpoint again
