@@ -13,6 +13,7 @@ beside ours), ``ablation.csv``, ``samples.png`` (the same inputs in every row) a
 from __future__ import annotations
 
 import csv
+import io
 import re
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from PIL import Image
 
 from .config import RunConfig
 from .errors import Pix2PixError
+from .files import write_text
 from .evaluation.metrics import evaluate_run
 from .pages import image_grid, score_bars
 from .evaluation.segmentation import Segmenter, SegmenterConfig, evaluate_segmenter, train_segmenter
@@ -173,16 +175,16 @@ def write_report(out: Path, table: str, heading: str, results: list[tuple[Row, d
     lines.append("| Ground truth | " + " | ".join(fmt(truth[k]) for k in FCN_KEYS) +
                  f" | {'/'.join(fmt(v) for v in PAPER_GROUND_TRUTH)} | | | 1.00 |")
     lines += ["", "![samples](samples.png)", "", "![scores](scores.png)", ""]
-    (out / "ablation.md").write_text("\n".join(lines))
+    write_text(out / "ablation.md", "\n".join(lines))
 
-    with open(out / "ablation.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["config", *FCN_KEYS, *(f"paper_{k}" for k in FCN_KEYS), "l1", "mse", "psnr", "ssim",
-                    "sharpness"])
-        for row, m, _ in results:
-            w.writerow([row.label, *(f"{m['fcn'][k]:.4f}" for k in FCN_KEYS), *(row.paper or ("",) * 3),
-                        *(f"{m[k]:.4f}" for k in ("l1", "mse", "psnr", "ssim", "sharpness"))])
-        w.writerow(["ground truth", *(f"{truth[k]:.4f}" for k in FCN_KEYS), *PAPER_GROUND_TRUTH, 0, 0, "", 1, 1])
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["config", *FCN_KEYS, *(f"paper_{k}" for k in FCN_KEYS), "l1", "mse", "psnr", "ssim", "sharpness"])
+    for row, m, _ in results:
+        w.writerow([row.label, *(f"{m['fcn'][k]:.4f}" for k in FCN_KEYS), *(row.paper or ("",) * 3),
+                    *(f"{m[k]:.4f}" for k in ("l1", "mse", "psnr", "ssim", "sharpness"))])
+    w.writerow(["ground truth", *(f"{truth[k]:.4f}" for k in FCN_KEYS), *PAPER_GROUND_TRUTH, 0, 0, "", 1, 1])
+    write_text(out / "ablation.csv", table.getvalue())
     _plots(out, heading, results, truth, split)
 
 

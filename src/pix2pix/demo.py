@@ -21,6 +21,7 @@ import numpy as np
 from .config import RunConfig, cpu_recipe
 from .data.pairs import PairDataset, scan_split
 from .errors import Pix2PixError
+from .files import write_text
 from .evaluation.metrics import mean_image_l1, results_l1
 from .inference.translate import test_split
 from .pages import line_plot
@@ -99,7 +100,7 @@ def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-
         **_validation_figures(out),
         "generator": cfg.generator.arch, "ngf": cfg.generator.ngf, "ndf": cfg.discriminator.ndf,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _write_demo_page(out, metrics, results_page)
     yield (f"val L1 {metrics['val_l1']:.4f} (always predicting the mean training photo: "
            f"{metrics['baseline_l1']:.4f})")

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from ..data.pairs import list_images
 from ..data.rasters import as_array, image_side, read_raster
 from ..errors import Pix2PixError
+from ..files import write_text
 from ..data.labels import LabelSet, read_truth
 
 PSNR_CAP = 100.0  # dB: the PSNR of an exact copy, which is otherwise infinite
@@ -319,7 +320,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         arrays = [(np.load(out / "images" / f"{s}_output.npy"), np.load(out / "images" / f"{s}_target.npy"))
                   for s in stems]
         metrics = {"split": split, **array_metrics(arrays, scaling_spans(scales.output))}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
         return metrics
     pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]
@@ -329,7 +330,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         truths = {s: read_truth(segmenter.labels, out / "images" / f"{s}_input.png",
                                 index=root / split / "labels" / f"{s}.png") for s in stems}
     metrics = {"split": split, **evaluate_images(pairs, truths, segmenter, features, progress)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
     return metrics
 

@@ -44,6 +44,7 @@ from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, enco
                       output_format, pil_raster, preview, read_raster, split_ab, to_tensor, write_raster)
 from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
+from ..files import atomic_write
 from ..published import PUBLISHED
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
@@ -361,7 +362,8 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
         stem = Path(item["path"]).stem
         names = {"input": item["A"], "output": fake, "target": item["B"]}
         for name, t in names.items():
-            preview(t).save(out / "images" / f"{stem}_{name}.png")
+            picture = preview(t)
+            atomic_write(out / "images" / f"{stem}_{name}.png", lambda tmp: picture.save(tmp, "PNG"))
         if not image_side(scales.output, cfg.generator.out_channels):
             for name in ("output", "target"):
                 write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"), "npy")

@@ -24,7 +24,7 @@ import torch
 
 from ..data.rasters import preview
 from ..errors import Pix2PixError
-from ..files import remove_debris, write_text
+from ..files import atomic_write, remove_debris, write_text
 from ..pages import write_page
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,8 @@ class RunFolder:
                                   step)
         tag = f"step{step:08d}"
         for name, img in zip(SAMPLE_NAMES, (real_A, fake_B, real_B)):
-            preview(img).save(self.web / "images" / f"{tag}_{name}.png")
+            picture = preview(img)
+            atomic_write(self.web / "images" / f"{tag}_{name}.png", lambda tmp: picture.save(tmp, "PNG"))
         steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
                        reverse=True)
         rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
