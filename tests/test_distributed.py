@@ -164,3 +164,29 @@ def test_rng_state_is_this_process_own_gpus(monkeypatch):
     D.set_rng_state(state, torch.device("cuda", 0))
     assert calls == [("get", torch.device("cuda", 1)), ("set", torch.device("cuda", 0))]
     assert torch.equal(state["cpu"], cpu_state)
+
+
+def _on_main_worker(rank: int, port: int, out: dict) -> None:
+    from pix2pix.errors import Pix2PixError
+    from pix2pix.training.distributed import on_main, waiting_room
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    room = waiting_room()
+    said = ""
+    try:
+        on_main(room, World(rank, rank, 2), lambda: 1 / 0)  # the main process's alone work fails
+    except ZeroDivisionError:
+        said = "the error itself"
+    except Pix2PixError as e:
+        said = str(e)
+    Path(out[rank]).write_text(said)
+    dist.destroy_process_group()
+
+
+def test_an_error_in_the_main_process_alone_reaches_the_others_as_one_line(tmp_path):
+    """Validation and checkpoint writes run on rank 0 while the others wait; a failure there must not leave them
+    waiting (on a group whose timeout is a day)."""
+    files = {r: str(tmp_path / f"{r}.txt") for r in range(2)}
+    mp.spawn(_on_main_worker, args=(free_port(), files), nprocs=2)
+    assert Path(files[0]).read_text() == "the error itself"
+    assert "the main process (rank 0) stopped with an error" in Path(files[1]).read_text()

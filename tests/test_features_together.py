@@ -107,7 +107,8 @@ def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-3000:]
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]  # as one process: 128 + SIGTERM
     run = tmp_path / "runs" / "sig"
     assert 3 <= _meta(run / "checkpoints" / "latest.safetensors")["step"] < 48  # saved where it stopped
     done = _torchrun("--resume", str(run), "--no-progress")
@@ -377,3 +378,55 @@ def test_a_python_resume_meets_the_rules_too_and_an_old_stored_limit_is_not_the_
     (run / "config.json").write_text(json.dumps(stored))
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert _meta(run / "checkpoints" / "latest.safetensors")["step"] == 8
+
+
+def test_a_resume_that_scores_the_best_again_stays_bit_for_bit(tmp_path, data):
+    """Scoring the best checkpoint again (another --val-images) builds a generator: its init must not draw from
+    the training's restored random state."""
+    flags = ["--epochs", "2", "--epochs-decay", "2", "--val-every", "2", "--seed", "6"]
+    straight = _weights(_train(tmp_path, data, "straight", *flags, "--val-images", "2"))
+    run = _train(tmp_path, data, "split", *flags, "--val-images", "2", "--max-steps", "8")
+    assert main(["train", "--resume", str(run), "--val-images", "1", "--no-progress"]) == 0
+    assert _same(straight, _weights(run)) == []
+
+
+def test_an_unreadable_val_image_keeps_the_runs_image_set_across_resumes(tmp_path, capsys):
+    """The set recorded is the first K of the split (an unreadable one among them is left out, said once), so it
+    stays the same across resumes instead of shrinking by the unreadable ones."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 4, "val": 3})
+    (data / "val" / "1.png").write_bytes(b"not a png")
+    run = _train(tmp_path, data, "r", "--epochs", "2", "--epochs-decay", "2", "--val-every", "2", "--max-steps", "4")
+    for stop in ("8", "12"):
+        assert main(["train", "--resume", str(run), "--max-steps", stop, "--no-progress"]) == 0
+    assert {r["images"] for r in _rows(run / "val.csv")} == {"3"} and len(_rows(run / "val.csv")) == 6
+    err = capsys.readouterr().err
+    assert "unreadable val image" in err and "scored again" not in err
+
+
+def test_stated_flags_equal_to_the_defaults_win_over_the_source(tmp_path, data):
+    source = _train(tmp_path, data, "source", "--direction", "BtoA", "--discriminator", "pixel", "--max-steps", "1")
+    _train(tmp_path, data, "tuned", "--init-from", str(source), "--direction", "AtoB", "--discriminator", "patch16",
+           "--max-steps", "1", "--val-every", "0")
+    cfg = _meta(tmp_path / "runs" / "tuned" / "checkpoints" / "latest.safetensors")["config"]
+    assert cfg["data"]["direction"] == "AtoB" and cfg["discriminator"]["arch"] == "patch16"
+
+
+def test_the_best_of_a_lost_future_keeps_its_image_set(tmp_path):
+    """No val.csv row survives (the best was written after the last save, then the run was killed): the run's set
+    is the best's, so the first validation of the resumed run neither cuts it nor compares across sets."""
+    from pix2pix.training.validation import Validator
+
+    v = Validator(list(range(40)), None, 3, 3, None, "l1")
+    assert v.take_up([], {"step": 9, "val": {"metric": "l1", "value": 0.2, "images": 12}}, stated=False)
+    assert v.images == 12 and not v.may_cut and v.best == 0.2
+
+
+def test_the_demo_refuses_a_folder_of_other_files_without_writing_into_it(tmp_path, data):
+    from pix2pix.demo import run_demo
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="something other than a demo run"):
+        list(run_demo(out=mine, data=data, minutes=0.01, size=32, progress=False))
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

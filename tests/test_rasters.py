@@ -328,3 +328,12 @@ def test_an_8_bit_two_band_tiff_keeps_both_bands_and_gray_with_alpha_stays_an_im
     assert isinstance(back, np.ndarray) and back.shape == (4, 5, 2) and np.array_equal(back, bands)
     tifffile.imwrite(tmp_path / "la.tif", bands, photometric="minisblack", extrasamples=["unassalpha"])
     assert isinstance(read_raster(tmp_path / "la.tif", None), Image.Image)  # gray + alpha: an image, as before
+
+
+@pytest.mark.parametrize("photometric, extra", [("minisblack", "assocalpha"), ("miniswhite", "unassalpha"),
+                                               ("miniswhite", "assocalpha")])
+def test_two_sample_tiffs_pillow_cannot_convert_are_read_as_bands(tmp_path, photometric, extra):
+    bands = np.stack([np.full((4, 5), 10, np.uint8), np.full((4, 5), 200, np.uint8)], 2)
+    tifffile.imwrite(tmp_path / "x.tif", bands, photometric=photometric, extrasamples=[extra])
+    back = read_raster(tmp_path / "x.tif", 2)
+    assert isinstance(back, np.ndarray) and back.shape == (4, 5, 2)

@@ -30,7 +30,7 @@ from .published import resolve_published
 from .data.units import EIGHT_BIT, Scales
 
 FORMAT = "pix2pix/1"
-# Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_latest.
+# Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_run.
 METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published",
                  "val", "scales"}
 

@@ -50,21 +50,29 @@ DEMO_MARK = ".demo"  # written into a demo's run folder first: the folder a late
 def _clear_previous(out: Path) -> None:
     """The demo owns its run folder: a previous demo run there is replaced, under the run's lock (a demo never
     pulls a folder from under a process that is writing it); a training run, or anything else, is left alone."""
+    _check_demo_folder(out)  # before anything is written into it
     out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(out)
     lock.acquire()  # one line if another process holds it
     try:
-        entries = [p for p in out.iterdir() if p.name != ".lock"]
-        demo = (out / DEMO_MARK).exists() or (out / "metrics.json").exists()
-        if (out / "config.json").exists() and not demo:
-            raise Pix2PixError(f"--out {out}: the folder holds a training run, not a demo; choose another --out")
-        if entries and not demo:
-            raise Pix2PixError(f"--out {out}: the folder holds something other than a demo run; choose another --out")
-        for p in entries:
+        _check_demo_folder(out)  # again, now that nothing else can be writing it
+        for p in [p for p in out.iterdir() if p.name != ".lock"]:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         (out / DEMO_MARK).write_text("a pix2pix demo run: 'pix2pix demo' replaces it\n")
     finally:
         lock.release()
+
+
+def _check_demo_folder(out: Path) -> None:
+    """One line unless ``out`` is absent, empty, or a demo's run folder."""
+    if not out.exists():
+        return
+    entries = [p for p in out.iterdir() if p.name != ".lock"]
+    demo = (out / DEMO_MARK).exists() or (out / "metrics.json").exists()
+    if (out / "config.json").exists() and not demo:
+        raise Pix2PixError(f"--out {out}: the folder holds a training run, not a demo; choose another --out")
+    if entries and not demo:
+        raise Pix2PixError(f"--out {out}: the folder holds something other than a demo run; choose another --out")
 
 
 def run_demo(out: Path = Path("runs/demo"), data: Path = Path("datasets/facades-synth"), minutes: float = 8.0,

@@ -1,8 +1,8 @@
 """Files a user owns: written whole or not at all, with the permissions the umask gives, and a write that fails
 for want of space (a full disk, a quota, a file-size limit) said in one line.
 
-Every file is written to ``.NAME.XXXXXXXX.tmp`` beside it and renamed over it, so a crash, a kill or a full disk
-leaves either the old file or the new one, never half of one. What a crash can leave is the temporary file;
+Every file is written to ``.NAME.XXXXXXXX.tmp`` beside it, synced to the disk and renamed over it, so a crash, a
+kill, a power cut or a full disk leaves either the old file or the new one, never half of one. What a crash can leave is the temporary file;
 :func:`remove_debris` (run when a run folder is opened, under its lock) removes those, and the ``.tmpXXXXXX``
 files that safetensors' own ``save_file`` left in versions of pix2pix that called it.
 """
@@ -34,13 +34,29 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise no_room(path, e, 0) if is_no_room(e, path.parent) else e from None
     try:
         write(str(tmp))
+        _sync(tmp)  # on the disk before the rename: after a power cut, the old file or the new one, never empty
         os.replace(tmp, path)
+        _sync(path.parent)
     except BaseException as e:
         written = tmp.stat().st_size if tmp.exists() else 0
         tmp.unlink(missing_ok=True)
         if isinstance(e, Exception) and is_no_room(e, path.parent):
             raise no_room(path, e, max(written, path.stat().st_size if path.exists() else 0)) from None
         raise
+
+
+def _sync(path: Path) -> None:
+    """fsync a file or a folder (a folder's entries: the rename); where a system cannot, nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: Path, text: str) -> None:

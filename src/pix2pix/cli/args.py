@@ -118,12 +118,20 @@ def add_config_flags(p: argparse.ArgumentParser, only: set[tuple[str, str]] | No
             flag = C.flag_of(section, f.name)
             default = "" if f.default is None or own else f" (default {f.default})"
             metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
-            kind = TYPES[C.field_kind(f)]
-            checked = {"positive": positive, "non_negative": non_negative}.get(m["check"])
             group.add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
-                               type=checked(kind) if checked else kind, help=(own or m["help"]) + default)
+                               type=_checked(TYPES[C.field_kind(f)], m["check"]), help=(own or m["help"]) + default)
         for flag, value, help in m["switches"]:
             group.add_argument(flag, dest=dest, action="store_const", const=value, help=help)
+
+
+def _checked(kind, check: str | None):
+    """An argparse type: ``kind``, within the field's declared range (config.CHECKS) where it has one."""
+    def parse(text: str):
+        value = _number(kind, allow_zero=True)(text) if kind in (int, float) else kind(text)
+        if check and not C.CHECKS[check][0](value):
+            raise argparse.ArgumentTypeError(f"must be {C.CHECKS[check][1]}, not {text}")
+        return value
+    return parse if check else kind
 
 
 def given(args: argparse.Namespace) -> dict[tuple[str, str], object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -71,11 +72,15 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
     cfg.out = args.out or "runs"
     if cfg.train.init_from:
-        preset = C.PRESETS.get(args.preset or "", {})  # a preset's settings are stated too
-        stated = set(given(args)) | {(s, k) for s, cls in C.SECTIONS.items() for k in preset if hasattr(cls, k)}
-        rules.fine_tune(cfg, stated)  # before resolve(): the crop size may fit only the source's generator
+        rules.fine_tune(cfg, stated_flags(args))  # before resolve(): the crop size may fit only the source's G
     rules.absolute_files(cfg)  # so that --resume works from anywhere
     return C.resolve(cfg)
+
+
+def stated_flags(args: argparse.Namespace) -> set[tuple[str, str]]:
+    """The configuration fields the command line chose: its flags, and a preset's settings."""
+    preset = C.PRESETS.get(args.preset or "", {})
+    return set(given(args)) | {(s, k) for s, cls in C.SECTIONS.items() for k in preset if hasattr(cls, k)}
 
 
 def resumed_config(args: argparse.Namespace) -> C.RunConfig:
@@ -98,7 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
     if args.nproc:  # checked here first, so a user's mistake is one line and not N workers' reports
         return launch_torchrun(args.nproc, args.argv)
-    result = train(cfg, resume=bool(args.resume), progress=args.progress)
+    result = train(cfg, resume=bool(args.resume), progress=args.progress,
+                   stated=None if args.resume else stated_flags(args))
     if not main_process:
         return exit_status(result)
     if result.stopped == "nothing":
@@ -137,18 +143,29 @@ def launch_torchrun(nproc: int, command: list[str]) -> int:
             skip = True
         elif not a.startswith("--nproc="):
             argv.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    cmd = [sys.executable, "-m", "pix2pix.training.torchrun", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "pix2pix", *argv]
-    proc = subprocess.Popen(cmd)
-    # A scheduler's SIGTERM comes to this process: pass it on to torchrun, which passes it to every training
-    # process (each stops at the same step and saves). Ctrl-C in a terminal reaches all of them by itself.
-    previous = {sig: signal.signal(sig, handler) for sig, handler in (
-        (signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM)), (signal.SIGINT, signal.SIG_IGN))}
+    # torchrun gives its processes this long to stop at a step boundary and save before it kills them (its own
+    # default, 30 s, can cut a save of the paper's model on a slow disk short).
+    env = dict(os.environ, TORCH_ELASTIC_SHUTDOWN_TIMEOUT=os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "120"))
+    proc = subprocess.Popen(cmd, env=env)
+    # A scheduler's SIGTERM comes to this process alone: pass it on to torchrun, which passes it to every training
+    # process (each stops at the same step and saves). Ctrl-C in a terminal reaches torchrun by itself (it is in
+    # this process's group), and it passes that on too.
+    forwarded: list[int] = []
+
+    def forward(signum, frame):
+        forwarded.append(signum)
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig, handler in ((signal.SIGTERM, forward),
+                                                                       (signal.SIGINT, signal.SIG_IGN))}
     try:
-        return proc.wait()
+        code = proc.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 128 + forwarded[0] if forwarded and code != 0 else code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -139,7 +139,8 @@ def _read_tiff(path: Path) -> Raster:
             one_page = series.axes in ("YX", "YXS")
             if one_page and series.dtype in (np.uint8, np.bool_) and (
                     photometric in ("RGB", "PALETTE", "SEPARATED", "YCBCR") or
-                    (photometric in ("MINISBLACK", "MINISWHITE") and (samples == 1 or _alpha(page, samples)))):
+                    (photometric in ("MINISBLACK", "MINISWHITE") and samples == 1) or
+                    (photometric == "MINISBLACK" and _alpha(page, samples))):
                 return _read_pil(path)
             if "Y" in series.axes and "X" in series.axes:  # from the header, before decoding
                 _fits_limit(series.shape[series.axes.index("X")], series.shape[series.axes.index("Y")], path)
@@ -157,10 +158,11 @@ def _read_tiff(path: Path) -> Raster:
 
 
 def _alpha(page, samples: int) -> bool:
-    """Whether a 2-sample grayscale page is gray and alpha (its extra sample marked as alpha), which Pillow reads
-    as LA; two bands of data (no such mark) are read as an array, or Pillow would drop the second."""
+    """Whether a 2-sample grayscale page is gray and (unassociated) alpha, which Pillow reads as LA; two bands of
+    data (no such mark), or premultiplied alpha (Pillow's "La", which it cannot convert), are read as an array,
+    or Pillow would drop the second band."""
     extra = tuple(getattr(page, "extrasamples", ()) or ())
-    return samples == 2 and len(extra) == 1 and int(extra[0]) in (1, 2)  # associated or unassociated alpha
+    return samples == 2 and len(extra) == 1 and int(extra[0]) == 2
 
 
 def _read_pil(path: Path) -> Raster:

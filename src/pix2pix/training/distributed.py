@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 from datetime import timedelta
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch.distributed.nn.functional import all_reduce as _all_reduce
 
 from ..errors import Pix2PixError
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 180.0  # joining the group, and any collective; PIX2PIX_DIST_TIMEOUT overrides it
 
 
@@ -204,10 +206,22 @@ def waiting_room(hours: float = 24.0):
     return dist.new_group(backend="gloo", timeout=timedelta(hours=hours))
 
 
-def wait_for_main(group) -> None:
-    """Every process waits here until the main process arrives (a broadcast on ``group``'s CPU tensors)."""
-    if group is not None:
-        dist.broadcast(torch.zeros(1), 0, group=group)
+def on_main(group, world: World, work: Callable[[], T]) -> T | None:
+    """Run ``work()`` on the main process alone while the others wait for it in ``group`` (the waiting room; None
+    for a single process, where it simply runs). An error in it reaches the others too, as one line, instead of
+    leaving them waiting on a process that has gone."""
+    failed, result = 1.0, None
+    try:
+        if world.main:
+            result = work()
+        failed = 0.0
+    finally:
+        if group is not None:
+            flag = torch.tensor([failed])
+            dist.broadcast(flag, 0, group=group)
+            if flag.item() and not world.main:
+                raise Pix2PixError("the main process (rank 0) stopped with an error; its message says why")
+    return result
 
 
 def plain_batch_norm(module: nn.Module) -> nn.Module:

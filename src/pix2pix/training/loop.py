@@ -23,7 +23,7 @@ from ..checkpoints import RunState, save_run, save_weights
 from ..config import BETTER, RunConfig
 from ..errors import Pix2PixError
 from ..speed import to_device
-from .distributed import any_process, gather_rng_states, mean_over_processes, own_rng_state, wait_for_main
+from .distributed import any_process, gather_rng_states, mean_over_processes, on_main, own_rng_state
 from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diverged, first_non_finite,
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
 from .setup import Setup, setup
@@ -53,10 +53,6 @@ class TrainResult:
     def terminated(self) -> bool:
         return self.stopped == "SIGTERM"
 
-    @property
-    def out_of_time(self) -> bool:
-        return self.stopped == "max_minutes"
-
 
 @dataclass
 class Meter:
@@ -79,11 +75,14 @@ class Meter:
         self.steps, self.images, self.samples = self.steps + 1, self.images + images, samples
 
 
-def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(cfg: RunConfig, resume: bool = False, progress: bool = True, stated: set | None = None) -> TrainResult:
     """Train ``cfg``'s run from its start, or (``resume``) from where its folder's ``latest`` stopped. A signal
-    from the moment this starts (while the run is being built too) stops it at its first step boundary."""
+    from the moment this starts (while the run is being built too) stops it at its first step boundary.
+    ``stated``: the (section, field) pairs the caller chose, where ``--init-from`` inherits the rest; None takes
+    every field still at its default as not chosen."""
     with StopRequests() as stop:
-        s = setup(cfg, resume, progress)
+        s = setup(cfg, resume, progress, stated)
+        s.stop = stop
         try:
             result = _result(s, Meter(), "nothing") if s.nothing_to_do else fit(s, stop)
         except BaseException:
@@ -194,34 +193,41 @@ def log_losses(s: Setup, meter: Meter, bar) -> None:
     bad = non_finite_loss(means)
     if bad:
         raise diverged(s.at.step, bad, s.folder.holds_a_run())
-    for line in meter.watch.see(s.at.step, means, meter.samples[1]):
-        if s.world.main:
+    said = meter.watch.see(s.at.step, means, meter.samples[1])
+    rate = meter.images / max(time.perf_counter() - meter.start, 1e-9)
+
+    def write() -> None:
+        for line in said:
             log.warning(line)
-    if s.world.main:
-        rate = meter.images / max(time.perf_counter() - meter.start, 1e-9)
-        lr = lr_at(s.cfg.train, s.steps_per_epoch, s.at.step)
-        s.folder.log(s.at.step, s.at.epoch + 1, lr, rate, means)
+        s.folder.log(s.at.step, s.at.epoch + 1, lr_at(s.cfg.train, s.steps_per_epoch, s.at.step), rate, means)
         if bar is not None:
             bar.set_postfix(epoch=s.at.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}, img_s=f"{rate:.1f}")
+
+    on_main(s.room, s.world, write)
     meter.sums, meter.steps = {}, 0
 
 
 def sample(s: Setup, meter: Meter) -> None:
-    if s.world.main:
-        s.folder.sample(s.at.step, f"{s.cfg.name}: training samples (input | output | target)", *meter.samples)
+    title = f"{s.cfg.name}: training samples (input | output | target)"
+    on_main(s.room, s.world, lambda: s.folder.sample(s.at.step, title, *meter.samples))
     meter.sampled_at = s.at.step
 
 
 def validate(s: Setup, meter: Meter) -> None:
     """Score the val split now (the main process; the others wait for it): val.csv, TensorBoard, and
-    checkpoints/best.safetensors when the validator finds it the best."""
-    if s.world.main:
+    checkpoints/best.safetensors when the validator finds it the best. A signal while it runs cuts it short,
+    unrecorded: the run stops at once, and saves."""
+    def score() -> None:
         v = s.validator
-        metrics = v.score(s.nets.G, s.device, time.perf_counter() - meter.trained_since)
+        metrics = v.score(s.nets.G, s.device, time.perf_counter() - meter.trained_since,
+                          cancelled=lambda: s.stop is not None and s.stop.signal is not None)
+        if metrics is None:
+            return
         scores = s.folder.log_val(s.at.step, s.at.epoch, metrics)
         if v.improves(scores, s.at.step):
             save_best(s, scores)
-    wait_for_main(s.room)
+
+    on_main(s.room, s.world, score)
     meter.validated_at, meter.trained_since = s.at.step, time.perf_counter()
 
 
@@ -237,19 +243,22 @@ def save_best(s: Setup, scores: dict[str, float]) -> None:
 
 def save(s: Setup, snapshot: str | None = None) -> None:
     """Write latest (and a snapshot) at this step: every process takes part (the main one stores each one's
-    random state), so a resume draws what this run would have drawn."""
+    random state, and the others wait for its writes, which a slow disk may make long), so a resume draws what
+    this run would have drawn."""
     if s.saved_at == s.at.step and not snapshot:
         return
     _check_finite(s)
     rng = gather_rng_states(s.device) if s.world.distributed else [own_rng_state(s.device)]
-    if s.world.main:
+
+    def write() -> None:
         nets = s.nets
         state = RunState(step=s.at.step, epoch=s.at.epoch, batch_in_epoch=s.at.batch_in_epoch,
                          opt_G=nets.opt_G.state_dict(), opt_D=nets.opt_D.state_dict() if nets.opt_D else None,
                          rng=rng, bad_images=s.bad_images, scalers=s.amp.state_dict())
         save_run(s.folder.checkpoints, nets.G, s.cfg.generator, nets.D,
                  s.cfg.discriminator if nets.D is not None else None, state, s.cfg.record(), s.scales, snapshot)
-    wait_for_main(s.room)  # a slow disk must not run the training group's collectives out of time
+
+    on_main(s.room, s.world, write)
     s.saved_at = s.at.step
 
 

@@ -188,7 +188,9 @@ class RunFolder:
         scores = {k: round(float(metrics[k]), 6) for k in VAL_FIELDS[2:-2] if k in metrics}
         for k, v in scores.items():
             self.writer.add_scalar(f"val/{k}", v, step)
-        row = {"step": step, "epoch": epoch, **scores, "images": int(metrics["count"]), "seconds": metrics["seconds"]}
+        # images: the val set scored (the first K of the split; an unreadable one among them is left out)
+        row = {"step": step, "epoch": epoch, **scores, "images": int(metrics.get("images", metrics["count"])),
+               "seconds": metrics["seconds"]}
         header = ""
         if self.val.exists():
             with self.val.open(newline="") as f:

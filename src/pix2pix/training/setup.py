@@ -8,6 +8,7 @@ Nothing is written before every check has passed, and a resume with nothing left
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ..data.units import Scales
 from ..errors import Pix2PixError
 from ..networks import build_discriminator, build_generator, init_weights
 from ..speed import Precision, Speed, adam, compiled, configure, fast_path, prepare, resolve_device
-from .distributed import (World, join, leave, rank_share, set_rng_state, sync_batch_norm, wait_for_main, waiting_room,
+from .distributed import (World, join, leave, on_main, rank_share, set_rng_state, sync_batch_norm, waiting_room,
                           world_from_env)
 from .guards import bad_image_hint
 from .rules import check_resume, fine_tune, source_said
@@ -65,6 +66,7 @@ class Setup:
     bad_images: list[str] = field(default_factory=list)
     saved_at: int | None = None
     nothing_to_do: bool = False
+    stop: object = None  # the run's StopRequests (pix2pix.training.guards), once the loop has it
 
     @property
     def total_epochs(self) -> int:
@@ -80,10 +82,11 @@ class Setup:
         leave(wait=clean)
 
 
-def setup(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Setup:
-    """Build the run (and hold its lock, on the main process, until :meth:`Setup.close`)."""
+def setup(cfg: RunConfig, resume: bool = False, progress: bool = True, stated: set | None = None) -> Setup:
+    """Build the run (and hold its lock, on the main process, until :meth:`Setup.close`). ``stated``: the fields
+    the caller chose, for fine-tuning's rules (:func:`pix2pix.training.rules.fine_tune`)."""
     if cfg.train.init_from and not resume:
-        fine_tune(cfg, stated=None)  # for a Python caller (the CLI has filled it already); before resolve()
+        fine_tune(cfg, stated)  # before resolve(): the crop size may fit only the source's generator
     cfg = resolve(cfg)
     world = world_from_env()
     device = resolve_device(cfg.train.device)
@@ -104,6 +107,7 @@ def setup(cfg: RunConfig, resume: bool = False, progress: bool = True) -> Setup:
 
 def _build(s: Setup, resume: bool) -> None:
     cfg = s.cfg
+    s.room = waiting_room()  # under torchrun, where the others wait while the main process works alone
     if resume:
         check_resume(cfg, RunConfig.load(s.folder.config), s.folder.path)
     elif s.folder.holds_a_run():
@@ -123,10 +127,8 @@ def _build(s: Setup, resume: bool) -> None:
                              cfg.train.seed, s.device, cfg.train.fast, share=share, bad_images=bool(s.bad_images),
                              scales=s.scales)
     s.nets = build_networks(cfg, s.device, s.speed, s.world, views=True)
-    s.room = waiting_room()  # under torchrun: where the others wait while the main process saves or validates
     if resume:
         _restore(s)
-        wait_for_main(s.room)  # while the main process may score the best checkpoint again
     elif cfg.train.init_from:
         _load_source(s)
     if s.world.main:
@@ -176,8 +178,12 @@ def build_networks(cfg: RunConfig, device: torch.device, speed: Speed, world: Wo
 
 def _ddp(module: nn.Module, device: torch.device) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
-    # SyncBatchNorm keeps the buffers equal on every process, so DDP need not broadcast them.
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    # SyncBatchNorm keeps the buffers equal on every process, so DDP need not send them before each forward
+    # (torch 2.13 names that forward_sync_buffers, and marks broadcast_buffers deprecated; older torch has only it).
+    ddp = nn.parallel.DistributedDataParallel
+    own = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters \
+        else "broadcast_buffers"
+    return ddp(module, device_ids=ids, **{own: False})
 
 
 def process_seed(seed: int, rank: int, step: int) -> int:
@@ -227,12 +233,8 @@ def _scales(s: Setup, pairs: list, resume: bool) -> Scales:
 
 
 def _validation(s: Setup) -> None:
-    """Whether the run validates (every process knows), and on the main process the val split's scorer with
-    the segmenter and Inception file it was given."""
-    from ..evaluation.metrics import InceptionFeatures, image_only
-    from ..evaluation.segmentation import Segmenter
-
-    t, g = s.cfg.train, s.cfg.generator
+    """Whether the run validates (every process knows), and on the main process the val split's scorer."""
+    t = s.cfg.train
     try:
         val_pairs, _ = scan_split(Path(s.cfg.data.root), "val")
     except Pix2PixError:  # no val folder
@@ -241,8 +243,16 @@ def _validation(s: Setup) -> None:
         raise Pix2PixError(f"--val-every {t.val_every}: {s.cfg.data.root} has no val split to score (add one with "
                            "'pix2pix datasets split', or leave --val-every out)")
     s.validates = t.val_every != 0 and bool(val_pairs)
-    if not (s.validates and s.world.main):
-        return
+    if s.validates:
+        s.validator = on_main(s.room, s.world, lambda: _validator(s, val_pairs))
+
+
+def _validator(s: Setup, val_pairs: list) -> Validator:
+    """The val split's scorer, with the segmenter and Inception file it was given (the main process's)."""
+    from ..evaluation.metrics import InceptionFeatures, image_only
+    from ..evaluation.segmentation import Segmenter
+
+    t, g = s.cfg.train, s.cfg.generator
     why = image_only(s.scales, g.in_channels, g.out_channels, bool(t.segmenter), bool(t.inception))
     if why:
         flag = "--segmenter" if t.segmenter and "FCN" in why else "--inception"
@@ -250,8 +260,8 @@ def _validation(s: Setup) -> None:
                            "output channel(s); validation scores L1, PSNR and SSIM without it")
     segmenter = Segmenter.load(Path(t.segmenter), device=s.device) if t.segmenter else None
     features = InceptionFeatures(Path(t.inception)).to(s.device) if t.inception else None
-    s.validator = Validator(val_pairs, s.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric,
-                            segmenter, features, s.scales)
+    return Validator(val_pairs, s.cfg.data, g.in_channels, g.out_channels, t.val_images, t.best_metric, segmenter,
+                     features, s.scales)
 
 
 def _restore(s: Setup) -> None:
@@ -267,8 +277,8 @@ def _restore(s: Setup) -> None:
         set_rng_state(state.rng[s.world.rank if len(state.rng) == s.world.size else 0], s.device)
     else:  # saved by a different number of processes: fresh noise for this one
         torch.manual_seed(process_seed(s.cfg.train.seed, s.world.rank, state.step))
-    if s.validator is not None:
-        _take_up_best(s)
+    if s.validates:
+        on_main(s.room, s.world, lambda: _take_up_best(s))
 
 
 def _take_up_best(s: Setup) -> None:
@@ -277,7 +287,9 @@ def _take_up_best(s: Setup) -> None:
     if v.take_up(rows, best_record(best), stated=s.cfg.train.val_images is not None):
         return
     ckpt = load_checkpoint(best)  # scored on other images (or before they were recorded): again, on these
-    v.improves(v.score(ckpt.build_generator().to(s.device), s.device), int(ckpt.meta.get("step", 0)))
+    with torch.random.fork_rng(devices=[s.device] if s.device.type == "cuda" else []):  # training's draws stay
+        G = ckpt.build_generator().to(s.device)
+    v.improves(v.score(G, s.device), int(ckpt.meta.get("step", 0)))
     log.info(f"validation: the best checkpoint (step {v.best_step}) scored again on the {v.images} val images "
              f"this run now scores: {s.cfg.train.best_metric} {v.best:.4f}")
 

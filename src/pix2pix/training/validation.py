@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ class Validator:
         self.runs = 0
         self.best: float | None = None  # the best score on self.images images, and its step
         self.best_step: int | None = None
+        self.unreadable: set[str] = set()
 
     def _truth(self, pair) -> np.ndarray:
         label_image, _ = load_pair(pair, self.data_cfg.direction, *self.channels)
@@ -89,13 +91,14 @@ class Validator:
         ``stated``) and its best, from the best checkpoint's own record when that was scored on the same images
         (or from val.csv's row of its step). Returns False when the best checkpoint must be scored again on this
         set (:meth:`score` it, then :meth:`improves`), because no record of it on these images exists."""
-        if rows:
+        val, step = (best_meta or {}).get("val") or {}, (best_meta or {}).get("step")
+        if rows or val:
             self.may_cut = False  # the run's first validation is behind it
-            if not stated:
-                self.images = min(int(rows[-1]["images"]), len(self.pairs))
+            if not stated:  # the set of its rows, or of its best (rows after the saved step are gone)
+                self.images = min(int(rows[-1]["images"] if rows else val.get("images", self.images)),
+                                  len(self.pairs))
         if not best_meta:
             return True
-        val, step = best_meta.get("val") or {}, best_meta.get("step")
         value = val.get("value") if val.get("metric") == self.metric else None
         images = val.get("images")
         if images is None:  # a best written before its images were recorded: its val.csv row says
@@ -107,14 +110,19 @@ class Validator:
         return True
 
     @torch.no_grad()
-    def score(self, G: nn.Module, device: torch.device, train_seconds: float | None = None) -> dict[str, float]:
-        """The val metrics of ``G`` now; ``train_seconds``: training time since the last validation (None: score
-        without timing it against training, e.g. the best checkpoint scored again after a resume)."""
+    def score(self, G: nn.Module, device: torch.device, train_seconds: float | None = None,
+              cancelled: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
+        """The val metrics of ``G`` now, on this validator's images (``images``; ``count``: those that could be
+        read). ``train_seconds``: training time since the last validation (None: score without timing it
+        against training, e.g. the best checkpoint scored again after a resume). None when ``cancelled()``
+        turned true on the way (a signal: the run is stopping)."""
         start = time.perf_counter()
-        outputs = self._translate(G, device)
+        outputs = self._translate(G, device, cancelled)
+        if outputs is None:
+            return None
         metrics = self._metrics(outputs)
         seconds = time.perf_counter() - start
-        metrics["seconds"] = round(seconds, 3)
+        metrics["seconds"], metrics["images"] = round(seconds, 3), self.images
         if train_seconds is None:
             return metrics
         self.seconds, self.runs = self.seconds + seconds, self.runs + 1
@@ -127,12 +135,14 @@ class Validator:
                         "--val-every)")
             self.images = keep
             # This one is recorded on those images too, so that every score and the best compare like with like.
-            metrics = self._metrics([o for o in outputs if o[2] < keep]) | {"seconds": metrics["seconds"]}
+            metrics = self._metrics([o for o in outputs if o[2] < keep]) | {"seconds": metrics["seconds"],
+                                                                             "images": keep}
         return metrics
 
-    def _translate(self, G: nn.Module, device: torch.device) -> list:
+    def _translate(self, G: nn.Module, device: torch.device, cancelled: Callable[[], bool]) -> list | None:
         """(output, target, index) of each val pair, as (C, H, W) in [-1, 1]: a copy of G with plain batch norms
-        (no collective), in test mode, under the fixed seed in a forked RNG."""
+        (no collective), in test mode, under the fixed seed in a forked RNG. An unreadable val image is left out
+        (said once); None if ``cancelled()`` turns true."""
         from .distributed import plain_batch_norm
 
         net = set_test_mode(plain_batch_norm(copy.deepcopy(G)).float(), eval=False)
@@ -142,8 +152,13 @@ class Validator:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(SEED)
             for i in range(len(dataset)):
+                if cancelled():
+                    return None
                 item = dataset[i]
                 if "error" in item:
+                    if item["error"] not in self.unreadable:
+                        self.unreadable.add(item["error"])
+                        log.warning(f"validation leaves out an unreadable val image: {item['error']}")
                     continue
                 y = net(item["A"][None].to(device, memory_format=torch.contiguous_format))[0].float().cpu()
                 outputs.append((y, item["B"], i))
@@ -165,9 +180,13 @@ def best_record(path: Path) -> dict | None:
         return None
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return {k: json.loads(meta[k]) for k in ("step", "val") if k in meta}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return {k: json.loads(meta[k]) for k in ("step", "val") if k in meta}
+    except Exception as e:  # a damaged file: safetensors' and json's own errors
+        raise Pix2PixError(f"{path}: not a readable best checkpoint ({type(e).__name__}); move it away and "
+                           "resume: the next validation writes a new one") from None
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:
