@@ -170,5 +170,16 @@ def test_bench_and_translate_take_trains_own_flags():
         assert expected <= set(mine), (name, expected - set(mine))
         for flag in expected:
             assert mine[flag].dest == train[flag].dest and mine[flag].choices == train[flag].choices, (name, flag)
-            if mine[flag].type is not None:
-                assert mine[flag].type("3") == train[flag].type("3"), (name, flag)
+            for text in ("3", "0", "0.25", "-1", "nan"):  # the same value, or the same complaint
+                assert _typed(mine[flag], text) == _typed(train[flag], text), (name, flag, text)
+
+
+def _typed(action, text):
+    import argparse
+
+    if action.type is None:
+        return text
+    try:
+        return action.type(text)
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        return str(e)

@@ -256,7 +256,7 @@ def test_under_torchrun_only_rank_0_prints_the_summary(tmp_path, blocks, monkeyp
     import pix2pix.training as training
 
     result = training.TrainResult(tmp_path, tmp_path / "latest.safetensors", tmp_path / "index.html", 3, 1, 1.0, 3, [])
-    monkeypatch.setattr(training, "train", lambda cfg, resume=False, progress=True: result)
+    monkeypatch.setattr(training, "train", lambda cfg, resume=False, progress=True, stated=None: result)
     argv = ["train", "--data", str(blocks), "--out", str(tmp_path), "--no-progress"]
     for rank, prints in (("1", False), ("0", True)):
         monkeypatch.setenv("RANK", rank)

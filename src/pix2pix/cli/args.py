@@ -127,8 +127,13 @@ def add_config_flags(p: argparse.ArgumentParser, only: set[tuple[str, str]] | No
 def _checked(kind, check: str | None):
     """An argparse type: ``kind``, within the field's declared range (config.CHECKS) where it has one."""
     def parse(text: str):
-        value = _number(kind, allow_zero=True)(text) if kind in (int, float) else kind(text)
-        if check and not C.CHECKS[check][0](value):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: '{text}'") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+        if not C.CHECKS[check][0](value):
             raise argparse.ArgumentTypeError(f"must be {C.CHECKS[check][1]}, not {text}")
         return value
     return parse if check else kind
