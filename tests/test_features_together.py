@@ -92,9 +92,9 @@ def test_two_processes_validate_each_epoch_finish_and_resume_bit_for_bit(tmp_pat
 
 @pytest.mark.slow
 def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
-    """A scheduler's SIGTERM to `pix2pix train --nproc 2` reaches both processes: they stop at the same step, save
-    it, and the resume ends where an unbroken two-process run ends."""
-    data = make_aligned_dataset(tmp_path / "data", {"train": 24})  # 12 steps an epoch over 2 processes
+    """A scheduler's SIGTERM to `pix2pix train --nproc 2` reaches both processes (validating each epoch): they stop
+    at the same step, save it, and the resume ends where an unbroken two-process run ends."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 24, "val": 2})  # 12 steps an epoch over 2 processes
     common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "2",
               "--epochs-decay", "2", "--log-every", "1", "--sample-every", "1000", "--seed", "4"]  # 48 steps
     done = _torchrun(*common, "--name", "straight")

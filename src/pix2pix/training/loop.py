@@ -82,7 +82,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True, stated: s
     every field still at its default as not chosen."""
     with StopRequests() as stop:
         s = setup(cfg, resume, progress, stated)
-        s.stop = stop
         try:
             result = _result(s, Meter(), "nothing") if s.nothing_to_do else fit(s, stop)
         except BaseException:
@@ -94,7 +93,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True, stated: s
 
 def fit(s: Setup, stop: StopRequests) -> TrainResult:
     """Take the steps to the schedule's end (or a stop), then :func:`finish`."""
-    meter = Meter()
+    meter, s.stop = Meter(), stop
     if s.world.main:
         s.folder.open(s.at.step)
     stop.start_clock(s.cfg.train.max_minutes)
