@@ -117,6 +117,23 @@ def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_processes_skip_a_bad_image_in_step(tmp_path):
+    """--skip-bad-images at batch 1: the process whose share holds the unreadable image has nothing to train on
+    at that position, so neither process steps there (they used to fall out of step and wait on each other),
+    and the run records the skip whichever process met it."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 6, "val": 2})
+    (data / "train" / "4.png").write_bytes(b"not a png")
+    done = _torchrun("--data", str(data), "--out", str(tmp_path / "runs"), "--name", "r", *TINY, "--device", "cpu",
+                     "--skip-bad-images", "--epochs", "2", "--epochs-decay", "1", "--preload", "no")
+    assert done.returncode == 0, done.stderr[-3000:]
+    from pix2pix.checkpoints import load_latest
+
+    _, state = load_latest(tmp_path / "runs" / "r" / "checkpoints")
+    assert state.epoch == 3 and any("4.png" in line for line in state.bad_images)
+    assert state.step == 3 * 3 - 3  # 3 positions an epoch, and the bad one's passed over in each
+
+
+@pytest.mark.slow
 def test_two_processes_train_and_validate_arrays(tmp_path):
     from conftest import make_array_dataset
 

@@ -159,11 +159,11 @@ class TrainingBatches:
         return self.preloaded.batches(self.sampler, self.cfg.batch_size) if self.preloaded else iter(self.loader)
 
     def stream(self, epoch: int, start_batch: int, epochs: int, on_errors):
-        """Yield ``(batch, epoch, batches done in it, ends the epoch)`` for every batch that holds images, up to
-        the end of epoch ``epochs - 1``, and ``(None, epoch, done, True)`` for an epoch that ends on batches of
-        nothing but unreadable images (or that a resume starts at the end of): the loop marks its end without a
-        step. ``on_errors(messages)`` sees each batch's unreadable images as the batch comes (it raises, or
-        records them for --skip-bad-images)."""
+        """Yield ``(batch, epoch, batches done in it, ends the epoch)`` for every batch of every epoch up to
+        ``epochs - 1``: ``batch`` None for a batch of nothing but unreadable images (the loop takes no step for
+        it, and under torchrun no process does, so that they stay in step), and ``(None, epoch, done, True)`` for
+        an epoch that a resume starts at the end of. ``on_errors(messages)`` sees each batch's unreadable images
+        as the batch comes (it raises, or records them for --skip-bad-images)."""
         for e in range(epoch, epochs):
             done = start_batch if e == epoch else 0
             batches = self.epoch(e, done)
@@ -173,9 +173,8 @@ class TrainingBatches:
                 done += 1
                 if batch["errors"]:
                     on_errors(batch["errors"])
-                if "A" in batch:
-                    ended = done == total
-                    yield batch, e, done, ended
+                ended = done == total
+                yield (batch if "A" in batch else None), e, done, ended
             if not ended:
                 yield None, e, done, True
 

@@ -253,6 +253,13 @@ def gather_rng_states(device: torch.device) -> list[dict]:
     return states
 
 
+def gather_bad_images(mine: list[str]) -> list[str]:
+    """The images every process has skipped (--skip-bad-images), each once, in a stable order."""
+    every: list = [None] * dist.get_world_size()
+    dist.all_gather_object(every, list(mine))
+    return sorted({line for lines in every for line in lines})
+
+
 def set_rng_state(state: dict, device: torch.device) -> None:
     """Restore :func:`own_rng_state` in this process (the GPU's part onto its own device)."""
     torch.set_rng_state(state["cpu"])

@@ -23,7 +23,8 @@ from ..checkpoints import RunState, save_run, save_weights
 from ..config import BETTER, RunConfig
 from ..errors import Pix2PixError
 from ..speed import to_device
-from .distributed import any_process, gather_rng_states, mean_over_processes, on_main, own_rng_state
+from .distributed import (any_process, gather_bad_images, gather_rng_states, mean_over_processes, on_main,
+                          own_rng_state)
 from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diverged, first_non_finite,
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
 from .setup import Setup, setup
@@ -144,14 +145,17 @@ def steps(s: Setup, stop: StopRequests, meter: Meter, bar) -> str:
 
 def next_batch(s: Setup, batches, stop: StopRequests, meter: Meter):
     """The next batch to train on, as (batch, epoch, batches done in it, ends the epoch), or None when every
-    epoch's batches are spent, or when a signal reached the loader's processes too. Epochs that end without a
-    batch (their last images all unreadable, or a resume at an epoch's end) are ended on the way."""
+    epoch's batches are spent, or when a signal reached the loader's processes too. A batch of nothing but
+    unreadable images is passed over (under torchrun by every process, when any has one: they stay in step),
+    and an epoch that ends on one (or that a resume starts at the end of) is ended on the way."""
     try:
         for batch, epoch, done, ends_epoch in batches:
-            if batch is not None:
+            usable = not any_process([batch is None], s.device)[0] if s.world.distributed else batch is not None
+            if usable:
                 return batch, epoch, done, ends_epoch
             s.at.epoch, s.at.batch_in_epoch = epoch, done
-            end_epoch(s, meter)
+            if ends_epoch:
+                end_epoch(s, meter)
     except RuntimeError as e:
         if not stopped_by_signal(e, stop):
             raise
@@ -248,6 +252,8 @@ def save(s: Setup, snapshot: str | None = None) -> None:
         return
     _check_finite(s)
     rng = gather_rng_states(s.device) if s.world.distributed else [own_rng_state(s.device)]
+    if s.world.distributed:  # every process's skipped images, in every process's record
+        s.bad_images = gather_bad_images(s.bad_images)
 
     def write() -> None:
         nets = s.nets
