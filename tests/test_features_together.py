@@ -116,6 +116,45 @@ def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
     assert _same(_weights(tmp_path / "runs" / "straight"), _weights(run)) == []
 
 
+def _kill_all(*markers: str) -> int:
+    """SIGKILL every process whose command line holds every one of ``markers`` (torchrun starts its workers in
+    sessions of their own, so a node's failure is stood in for by killing each); returns how many."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().decode(errors="replace") if proc.name.isdigit() else ""
+            if line and all(m in line for m in markers):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            pass
+    return killed
+
+
+@pytest.mark.slow
+def test_two_processes_killed_9_resume_bit_for_bit(tmp_path):
+    """Every process of a two-process run killed at once (a node lost): the resume starts from the last save and
+    ends where an unbroken two-process run ends."""
+    data = make_aligned_dataset(tmp_path / "data", {"train": 24, "val": 2})
+    common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "2",
+              "--epochs-decay", "2", "--log-every", "1", "--sample-every", "1000", "--seed", "8", "--save-every", "5"]
+    done = _torchrun(*common, "--name", "straight")
+    assert done.returncode == 0, done.stderr[-3000:]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PIX2PIX_DIST_TIMEOUT="40")
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "train", "--nproc", "2", *common, "--name", "killed"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    run, deadline = tmp_path / "runs" / "killed", time.monotonic() + 120
+    while not (run / "losses.csv").exists() or len(_rows(run / "losses.csv")) < 12:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    assert _kill_all(str(tmp_path / "runs"), "--name\0killed") >= 3  # the launcher, torchrun, its two processes
+    proc.wait()
+    assert 5 <= _meta(run / "checkpoints" / "latest.safetensors")["step"] < 48
+    done = _torchrun("--resume", str(run), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _same(_weights(tmp_path / "runs" / "straight"), _weights(run)) == []
+
+
 @pytest.mark.slow
 def test_two_processes_skip_a_bad_image_in_step(tmp_path):
     """--skip-bad-images at batch 1: the process whose share holds the unreadable image has nothing to train on
