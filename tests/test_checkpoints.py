@@ -179,3 +179,59 @@ def test_a_damaged_file_is_not_called_a_pickle_that_runs_code(tmp_path):
     with pytest.raises(Pix2PixError) as e:
         load_state(path)
     assert "could run code" not in str(e.value)
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("ngf", -8, "--ngf: must be in 1..4096, not -8"), ("ngf", "8", "--ngf: expected an integer, not '8'"),
+    ("ngf", 8.5, "--ngf: expected an integer, not 8.5"), ("ngf", 4000, "G parameters"),
+    ("ngf", 100000, "--ngf: must be in 1..4096"), ("in_channels", 10**9, "--in-channels: must be in 1..1024"),
+    ("arch", "resnet_100000blocks", "from 1 to 256 blocks")])
+def test_an_edited_checkpoint_is_one_line_before_anything_is_built(tmp_path, blocks, tiny, capsys, field, value,
+                                                                   needle):
+    """Issue 20's probes: metadata a hand (or an attacker) edited is checked like the flags, and the networks are
+    sized on the meta device before a byte is allocated."""
+    import json
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    path = run / "checkpoints" / "latest.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    generator = json.loads(meta["generator"]) | {field: value}
+    edited = tmp_path / "edited.safetensors"
+    save_file(load_file(str(path)), str(edited), metadata=meta | {"generator": json.dumps(generator)})
+    start = time.perf_counter()
+    code = main(["translate", "--checkpoint", str(edited), "--input", str(blocks / "val"), "--output",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
+    assert str(edited) in err and needle in err, err
+    assert time.perf_counter() - start < 5
+
+
+def test_a_reference_pth_with_a_missing_or_misshapen_weight_is_one_line(tmp_path, capsys):
+    from pix2pix.checkpoints import load_checkpoint
+
+    G = build_generator(GeneratorConfig(arch="unet_32", ngf=4, dropout_placement="reference"))
+    state = G.state_dict()
+    for name, edit in (("missing", lambda s: s.pop("model.model.3.weight")),
+                       ("flat", lambda s: s.__setitem__("model.model.0.weight", torch.zeros(4))),
+                       ("misshapen", lambda s: s.__setitem__("model.model.1.model.1.weight", torch.zeros(8, 4, 3, 3)))):
+        edited = dict(state)
+        edit(edited)
+        torch.save(edited, tmp_path / f"{name}.pth")
+        with pytest.raises(Pix2PixError) as e:
+            load_checkpoint(tmp_path / f"{name}.pth")
+        assert str(tmp_path / f"{name}.pth") in str(e.value) and "\n" not in str(e.value), name
+    assert "model.model.1.model.1.weight is of shape (8, 4, 3, 3)" in str(e.value)
+
+
+def test_a_pickle_that_builds_an_object_by_inst_is_refused_for_safety(tmp_path):
+    """Protocol 0's INST opcode builds an object from a class (it could run code): refused, and said so."""
+    path = tmp_path / "latest_net_G.pth"
+    path.write_bytes(b"(S'echo hi'\nios\nsystem\n.")  # INST os.system('echo hi')
+    with pytest.raises(Pix2PixError, match="refused for safety"):
+        load_checkpoint(path)

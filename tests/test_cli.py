@@ -125,7 +125,7 @@ def test_resume_refuses_to_change_the_model(tmp_path, blocks, tiny, capsys):
     code = main(["train", "--resume", str(run), "--ngf", "8"])
     _one_line_error(capsys, code, "--ngf cannot change when resuming")
     code = main(["train", "--resume", str(tmp_path / "runs" / "nothing")])
-    _one_line_error(capsys, code, "config.json: no such file")
+    _one_line_error(capsys, code, "no such folder; name a run folder")
 
 
 def test_missing_split_for_test(tmp_path, blocks, tiny, capsys):
@@ -183,3 +183,25 @@ def _typed(action, text):
         return action.type(text)
     except (argparse.ArgumentTypeError, ValueError) as e:
         return str(e)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--data", "DATA", "--batch-size", "99999999999999999999999"], "--batch-size: must be in 1..65536"),
+    (["train", "--data", "DATA", "--ngf", "4000"], "G parameters"),
+    (["train", "--resume", "DATA/train/1.png"], "a file; name a run folder"),
+    (["export", "--checkpoint", "RUN", "--out", "DATA"], "a folder; name the .onnx file"),
+    (["datasets", "make", "facades-synth", "--out", "OUT", "--size", "100000000"], "must be 32 to 4096 pixels"),
+    (["train", "--data", "DATA", "--name", "../../etc"], "one folder name inside --out"),
+    (["translate", "--checkpoint", "RUN", "--input", "DATA/val", "--output", "DATA/val"], "could overwrite them"),
+])
+def test_issue_20s_flag_probes_are_one_line(tmp_path, blocks, tiny, capsys, argv, needle):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    argv = [a.replace("DATA", str(blocks)).replace("RUN", str(run)).replace("OUT", str(tmp_path / "o")) for a in argv]
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # a value argparse refuses
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
+    assert needle in err, err

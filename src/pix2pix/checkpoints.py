@@ -22,10 +22,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
-from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, section_from_dict
+from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, check_section, section_from_dict
 from .errors import Pix2PixError
 from .files import atomic_write, write_bytes
-from .networks import build_discriminator, build_generator
+from .networks import build_discriminator, build_generator, check_size
 from .published import resolve_published
 from .data.units import EIGHT_BIT, Scales
 
@@ -109,18 +109,56 @@ def load_state(path: Path) -> RunState:
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no training state to resume from") from None
     except Exception as e:  # a corrupt pickle raises many kinds of errors
-        raise Pix2PixError(f"{path}: unreadable training state ({_load_failure(e)})") from None
+        raise Pix2PixError(f"{path}: unreadable training state ({_load_failure(e, path)})") from None
 
 
-def _load_failure(e: Exception) -> str:
+def _load_failure(e: Exception, path: Path | None = None) -> str:
     """Why torch.load failed, in our words: a pickle that asks for more than tensors and containers is refused
     (it could run code), without torch's advice to switch that protection off."""
-    if "Unsupported global" in str(e) or "Unsupported class" in str(e):  # torch's weights-only unpickler
-        return "refused: it holds Python objects other than tensors and plain containers, which could run code"
-    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in str(e):
+    said = str(e)
+    if any(w in said for w in ("Unsupported global", "Unsupported class", "not an allowed global")) or \
+            (path is not None and _asks_for_code(path)):
+        return ("refused for safety: it asks for Python objects other than tensors and plain containers, which "
+                "could run code")
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in said:
         return "not a PyTorch file, or a damaged one"
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    first = said.strip().splitlines()[0] if said.strip() else ""
     return f"{e.__class__.__name__}: {first[:200]}" if first else e.__class__.__name__
+
+
+# What a state dict's pickle may name: torch's own classes and rebuild functions, and the containers torch.save
+# writes. Anything else (os.system, builtins.eval, subprocess, ...) is a pickle that asks to run code.
+SAFE_MODULES = ("torch", "collections", "_codecs", "numpy")
+
+
+def _asks_for_code(path: Path) -> bool:
+    """Whether a pickle (raw, or a torch.save zip's data.pkl) names a callable outside :data:`SAFE_MODULES`, read
+    opcode by opcode without running it (a damaged file stops the reading, and says nothing)."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            data = Path(path).read_bytes()[:2**24]
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                module = str(arg).split(" ")[0]
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                module = strings[-2]
+            else:
+                if isinstance(arg, str):
+                    strings.append(arg)
+                continue
+            if module.split(".")[0] not in SAFE_MODULES:
+                return True
+    except Exception:  # not a pickle, or a damaged one: pickletools says so by raising
+        return False
+    return False
 
 
 def save_run(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
@@ -253,11 +291,27 @@ def load_checkpoint(path: Path) -> Checkpoint:
     G_cfg = section_from_dict(GeneratorConfig, meta.pop("generator"), str(path), "generator")
     D_json = meta.pop("discriminator", None)
     D_cfg = section_from_dict(DiscriminatorConfig, D_json, str(path), "discriminator") if D_json else None
+    _buildable(path, G_cfg, D_cfg)
     if meta.get("config") is not None:
         RunConfig.from_dict(meta["config"], f"{path} (its run configuration)")  # unknown keys are one line
     _scales(meta, path).fits(G_cfg.in_channels, G_cfg.out_channels, path)
     split = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return Checkpoint(G_cfg, split("generator."), D_cfg, split("discriminator."), meta, path)
+
+
+def _buildable(path: Path, G_cfg: GeneratorConfig, D_cfg: DiscriminatorConfig | None) -> None:
+    """A checkpoint's network configurations checked before anything is built from them: every value's type and
+    range as the flags' (an edited file may hold anything), then the networks built on the meta device (nothing
+    allocated) and their sizes bounded. One line naming the file."""
+    for section, cfg, build in (("generator", G_cfg, build_generator), ("discriminator", D_cfg, build_discriminator)):
+        if cfg is None:
+            continue
+        try:
+            check_section(section, cfg)
+            with torch.device("meta"):
+                check_size(build(cfg), f"its {section} {cfg.arch}")
+        except Pix2PixError as e:
+            raise Pix2PixError(f"{path}: the checkpoint's {section} is not one pix2pix builds ({e})") from None
 
 
 def _scales(meta: dict, path: Path | None) -> Scales:
@@ -286,19 +340,30 @@ def load_reference_checkpoint(path: Path) -> Checkpoint:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many kinds for a corrupt or foreign file
-        raise Pix2PixError(f"{path}: not a readable PyTorch state dict ({_load_failure(e)})") from None
+        raise Pix2PixError(f"{path}: not a readable PyTorch state dict ({_load_failure(e, path)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Pix2PixError(f"{path}: expected a generator state dict (name -> tensor) as the reference saves")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    cfg = infer_reference_generator(state, path)
+    try:
+        cfg = infer_reference_generator(state, path)
+    except (KeyError, IndexError, ValueError, TypeError) as e:  # a key or a shape the layout needs is not there
+        raise Pix2PixError(f"{path}: not a generator state dict in the reference's layout ({type(e).__name__}: "
+                           f"{str(e)[:120]})") from None
+    _buildable(path, cfg, None)
     # Checkpoints from before torch 0.4 lack num_batches_tracked, and their InstanceNorm layers kept running
     # statistics, which the reference drops before loading (its instance norm tracks none): so do we.
     if cfg.norm != "batch":
         state = {k: v for k, v in state.items()
                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-    for k in build_generator_meta(cfg):
+    expected = build_generator_meta(cfg)
+    for k in expected:
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = torch.tensor(0)
+    for k, shape in expected.items():  # key by key and shape by shape against the architecture it looks like
+        if k not in state or tuple(state[k].shape) != tuple(shape):
+            got = "missing" if k not in state else f"of shape {tuple(state[k].shape)}"
+            raise Pix2PixError(f"{path}: looks like a reference {cfg.arch} (ngf {cfg.ngf}), but its {k} is {got}, "
+                               f"not of shape {tuple(shape)}")
     return Checkpoint(cfg, state, meta={"source": "reference"}, path=path)
 
 

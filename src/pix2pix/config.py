@@ -24,7 +24,7 @@ import torch
 
 from .errors import Pix2PixError
 from .files import write_text
-from .networks import build_discriminator, build_generator, canonical_discriminator
+from .networks import build_discriminator, build_generator, canonical_discriminator, check_size
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -38,6 +38,11 @@ INITS = ("normal", "xavier", "kaiming", "orthogonal")
 DROPOUT_PLACEMENTS = ("paper", "reference")
 NORMALIZE = ("auto", "minmax", "meanstd", "none")  # --normalize (pix2pix.data.units); auto: by bit depth, else minmax
 MAX_SEED = 2**63 - 1
+MAX_CHANNELS = 1024  # bands of an array; an image file holds 1, 3 or 4 (pix2pix.data.rasters)
+MAX_WIDTH = 4096  # ngf / ndf: the paper's is 64; a network is also bounded by its parameter count (networks)
+MAX_SIDE = 65536  # a crop or load size in pixels
+MAX_BATCH = 65536
+MAX_WORKERS = 256
 
 
 def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
@@ -59,6 +64,12 @@ def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | N
 # Range checks by name: (test, how the message says it).
 CHECKS = {
     "positive": (lambda v: v > 0, "> 0"),
+    # Bounds on what a user can type that the machine would otherwise try to allocate before any check.
+    "channels": (lambda v: 0 < v <= MAX_CHANNELS, f"in 1..{MAX_CHANNELS}"),
+    "width": (lambda v: 0 < v <= MAX_WIDTH, f"in 1..{MAX_WIDTH}"),
+    "side": (lambda v: 0 < v <= MAX_SIDE, f"in 1..{MAX_SIDE}"),
+    "batch": (lambda v: 0 < v <= MAX_BATCH, f"in 1..{MAX_BATCH}"),
+    "workers": (lambda v: 0 <= v <= MAX_WORKERS, f"in 0..{MAX_WORKERS}"),
     "non_negative": (lambda v: v >= 0, ">= 0"),
     "rate": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
@@ -69,9 +80,9 @@ CHECKS = {
 class GeneratorConfig:
     arch: str = option("unet_256", "unet_256, unet_128, unet_N, encoder_decoder_N, resnet_9blocks, resnet_Kblocks",
                        flag="--generator")
-    in_channels: int = option(3, "input image channels", check="positive")
-    out_channels: int = option(3, "output image channels", check="positive")
-    ngf: int = option(64, "generator width", check="positive")
+    in_channels: int = option(3, "input image channels", check="channels")
+    out_channels: int = option(3, "output image channels", check="channels")
+    ngf: int = option(64, "generator width", check="width")
     norm: str = option("batch", "normalisation of G (and of D, unless --norm-d)", choices=NORMS)
     dropout: float = option(0.5, "dropout rate in G", check="rate",
                             switches=(("--no-dropout", 0.0, "no dropout in G"),))
@@ -85,7 +96,7 @@ class DiscriminatorConfig:
                        "basic / n_layers", flag="--discriminator")
     # Derived by resolve(): A and B concatenated for a conditional D, B alone for an unconditional one.
     in_channels: int = option(6, "", flag=None, check="positive")
-    ndf: int = option(64, "discriminator width", check="positive")
+    ndf: int = option(64, "discriminator width", check="width")
     # None: --norm's, except for a WGAN-GP critic, which gets layer norm (filled in by resolve()).
     norm: str | None = option(None, "normalisation of D (default: --norm's; layer for --gan-loss wgangp)",
                               flag="--norm-d", choices=D_NORMS)
@@ -97,12 +108,12 @@ class DataConfig:
     direction: str = option("AtoB", "AtoB or BtoA", choices=DIRECTIONS)
     # None: the paper's 286/256 of --crop-size (286 for 256), filled in by resolve().
     load_size: int | None = option(None, "resize to this before cropping (default: 286/256 of --crop-size)",
-                                   check="positive")
-    crop_size: int = option(256, "random crop size", check="positive")
+                                   check="side")
+    crop_size: int = option(256, "random crop size", check="side")
     preprocess: str = option("resize_and_crop", "resize_and_crop is the paper's jitter", choices=PREPROCESS)
     flip: bool = option(True, "", flag=None, switches=(("--no-flip", False, "no random horizontal flip"),))
-    batch_size: int = option(1, "images per step (per process under torchrun)", check="positive")
-    workers: int = option(2, "data loader processes", check="non_negative", resumable=True)
+    batch_size: int = option(1, "images per step (per process under torchrun)", check="batch")
+    workers: int = option(2, "data loader processes", check="workers", resumable=True)
     skip_bad_images: bool = option(False, "", flag=None, switches=(
         ("--skip-bad-images", True, "skip unreadable images (and report them) instead of stopping"),))
     # Hold the training split, decoded and resized, on the training device: "auto" on the fast path when it
@@ -300,7 +311,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     """Check every field and derive the dependent ones, in place; returns ``cfg``. Idempotent: a resolved
     configuration (what config.json and checkpoints hold) resolves to itself. Every problem is one line."""
     for section in SECTIONS:
-        _check_section(section, getattr(cfg, section))
+        check_section(section, getattr(cfg, section))
+    if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
+        raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --out (no '/', '..')")
     g, d, data, loss = cfg.generator, cfg.discriminator, cfg.data, cfg.train.loss
     # Derived values: what D sees and the size the jitter resizes to.
     d.arch = canonical_discriminator(d.arch)
@@ -347,7 +360,8 @@ def without_effect(cfg: RunConfig, given: set[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def _check_section(section: str, values) -> None:
+def check_section(section: str, values) -> None:
+    """Every field of one section against its declaration (type, choices, range): one line naming the flag."""
     for f in dataclasses.fields(values):
         value, meta = getattr(values, f.name), f.metadata
         if value is None and "None" in str(f.type):
@@ -370,17 +384,13 @@ def _check_section(section: str, values) -> None:
                 raise Pix2PixError(f"{flag}: must be {says}, not {value}")
 
 
-MAX_CHANNELS = 1024  # bands of an array; an image file holds 1, 3 or 4 (pix2pix.data.rasters)
-
-
 def _check_architectures(cfg: RunConfig) -> None:
     """Build both networks on the meta device (nothing is allocated): an unknown or malformed name is one line;
     then run a training batch through them there, so that an image too small for them is one line too."""
-    for flag, channels in (("--in-channels", cfg.generator.in_channels), ("--out-channels", cfg.generator.out_channels)):
-        if channels > MAX_CHANNELS:
-            raise Pix2PixError(f"{flag} {channels}: at most {MAX_CHANNELS} channels")
     with torch.device("meta"):
-        build_generator(cfg.generator), build_discriminator(cfg.discriminator)
+        check_size(build_generator(cfg.generator), f"--generator {cfg.generator.arch} at --ngf {cfg.generator.ngf}")
+        check_size(build_discriminator(cfg.discriminator), f"--discriminator {cfg.discriminator.arch} at --ndf "
+                                                           f"{cfg.discriminator.ndf}")
     size = training_size(cfg.data)
     loss = cfg.train.loss
     nets = (dataclasses.astuple(cfg.generator), dataclasses.astuple(cfg.discriminator) if loss.uses_gan else None,

@@ -39,6 +39,14 @@ def seed(text: str) -> int:
     return value
 
 
+def side(text: str) -> int:
+    """A made image's side in pixels: 32 to 4096."""
+    value = _number(int)(text)
+    if not 32 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be 32 to 4096 pixels, not {text}")
+    return value
+
+
 def positive(kind):
     return _number(kind)
 

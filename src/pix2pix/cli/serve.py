@@ -107,6 +107,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise Pix2PixError(f"--output {out}: cannot create it ({e.strerror})") from None
+    if any(f.parent.resolve() == out.resolve() for f in files):
+        raise Pix2PixError(f"--output {out}: it holds inputs, and translate writes DIR/<input stem>.EXT, which could "
+                           "overwrite them; choose another --output")
     stems = [f.stem for f in files]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)

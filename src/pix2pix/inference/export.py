@@ -36,6 +36,8 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False,
                 check_sizes: tuple = ((1, 1.5, 1), (2, 1, 2.25), (1, 0.3, 0.7)), tolerance: float = 1e-4) -> dict:
     """Write ``out`` and check it; returns {"max_abs_diff": ..., "sizes": [...]}. ``check_sizes``: (batch,
     height, width), the sides in units of the pad multiple (plus a few pixels, so that none is a multiple)."""
+    if Path(out).is_dir():
+        raise Pix2PixError(f"--out {out}: a folder; name the .onnx file to write (e.g. {Path(out) / 'model.onnx'})")
     ckpt = load_checkpoint(Path(checkpoint))
     G = ckpt.build_generator().float().eval()
     cfg, scales = ckpt.generator, ckpt.scales

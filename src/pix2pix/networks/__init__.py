@@ -18,7 +18,7 @@ from .generators import ResnetGenerator, UNetGenerator
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
-    "count_params", "receptive_field", "canonical_discriminator", "UNetGenerator", "ResnetGenerator",
+    "count_params", "check_size", "receptive_field", "canonical_discriminator", "UNetGenerator", "ResnetGenerator",
     "PatchDiscriminator", "PixelDiscriminator",
 ]
 
@@ -30,11 +30,25 @@ DISCRIMINATORS = {"pixel": ()} | {
 }
 
 
+MAX_UNET = 2**14  # unet_16384: 14 levels; beyond, a name alone would build more than any machine holds
+MAX_BLOCKS = 256  # resnet_Kblocks
+MAX_PARAMS = 2**30  # about 1.07 G parameters, 4.3 GB of fp32 weights: a network larger than this is refused
+
+
 def _unet_depth(size: int, name: str) -> int:
     depth = size.bit_length() - 1
-    if size < 4 or 2 ** depth != size:
-        raise Pix2PixError(f"generator '{name}': the size must be a power of two >= 4 (e.g. unet_256, unet_128)")
+    if size < 4 or 2 ** depth != size or size > MAX_UNET:
+        raise Pix2PixError(f"generator '{name}': the size must be a power of two from 4 to {MAX_UNET} (e.g. "
+                           "unet_256, unet_128)")
     return depth
+
+
+def check_size(net: nn.Module, what: str) -> None:
+    """One line for a network (built on the meta device: nothing allocated) over :data:`MAX_PARAMS`."""
+    n = count_params(net)
+    if n > MAX_PARAMS:
+        raise Pix2PixError(f"{what} has {n / 1e9:.1f} G parameters ({4 * n / 2**30:.0f} GiB of fp32 weights), over "
+                           f"the {MAX_PARAMS / 1e9:.2f} G that pix2pix builds; use a smaller width or depth")
 
 
 def build_generator(cfg) -> nn.Module:
@@ -50,6 +64,8 @@ def build_generator(cfg) -> nn.Module:
         return UNetGenerator(depth=_unet_depth(int(m[1]), cfg.arch), dropout_placement=cfg.dropout_placement,
                              skip=False, **common)
     if m := re.fullmatch(r"resnet_(\d+)blocks", cfg.arch):
+        if not 1 <= int(m[1]) <= MAX_BLOCKS:
+            raise Pix2PixError(f"generator '{cfg.arch}': from 1 to {MAX_BLOCKS} blocks (e.g. resnet_9blocks)")
         return ResnetGenerator(blocks=int(m[1]), **common)
     raise Pix2PixError(f"unknown generator '{cfg.arch}'; choose from {', '.join(GENERATORS)} "
                        "(or unet_N, encoder_decoder_N, resnet_Kblocks)")

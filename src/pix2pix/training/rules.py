@@ -28,6 +28,9 @@ def resumable(key: Key) -> bool:
 def resumed_config(run_dir: Path, changes: dict[Key, object]) -> RunConfig:
     """The run's own configuration (config.json) with ``changes``, which may touch only resumable fields."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        what = "a file" if run_dir.exists() else "no such folder"
+        raise Pix2PixError(f"--resume {run_dir}: {what}; name a run folder (runs/NAME)")
     cfg = RunConfig.load(run_dir / "config.json")
     for section, name in session_fields():  # a limit an older version recorded was one session's, not the run's
         setattr(getattr(cfg, section), name, None)
