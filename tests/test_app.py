@@ -452,3 +452,43 @@ def test_a_16_bit_model_answers_16_bit_pngs_through_the_api(tmp_path):
         eight = png(np.zeros((32, 32), np.uint8))
         r = c.post("/api/translate", content=eight, headers={"content-type": "image/png"})
         assert r.status_code == 400 and "takes uint16 data" in r.json()["error"]
+
+
+def _with_chunk(data: bytes, kind: bytes, body: bytes) -> bytes:
+    """A PNG with one more chunk right after IHDR."""
+    import struct
+    import zlib
+
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    return data[:end_of_ihdr] + chunk + data[end_of_ihdr:]
+
+
+def test_issue_20s_request_probes(run):
+    """A cross-site page's multipart POST is 403 (a listed --allow-origin, or the page's own origin, is not); a
+    PNG whose ICC profile or text chunk inflates without bound is 400; formats the server does not promise are
+    415, never decoded."""
+    import zlib
+
+    from PIL import Image as PILImage
+
+    app = create_app([load_served(run)], allow_origins=("https://friend.example",))
+    body = png(label_image())
+    files = {"image": ("x.png", body, "image/png")}
+    bomb = zlib.compress(b"\0" * 20_000_000, 9)
+    gif = io.BytesIO()
+    PILImage.new("P", (32, 32)).save(gif, "GIF")
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        for headers, status in (({"origin": "https://evil.example", "sec-fetch-site": "cross-site"}, 403),
+                                ({"sec-fetch-site": "same-site"}, 403), ({"origin": "null"}, 403),
+                                ({"origin": "https://friend.example", "sec-fetch-site": "cross-site"}, 200),
+                                ({"origin": "http://127.0.0.1:7860", "sec-fetch-site": "same-origin"}, 200), ({}, 200)):
+            r = c.post("/api/translate", files=files, headers=headers)
+            assert r.status_code == status, (headers, r.status_code, r.text[:200])
+        assert "another site's page cannot make this server work" in c.post(
+            "/api/translate", files=files, headers={"origin": "https://evil.example"}).json()["error"]
+        for name, data, status in (("iCCP", _with_chunk(body, b"iCCP", b"icc\0\0" + bomb), 400),
+                                   ("zTXt", _with_chunk(body, b"zTXt", b"note\0\0" + bomb), 400),
+                                   ("GIF", gif.getvalue(), 415)):
+            r = c.post("/api/translate", content=data, headers={"content-type": "image/png"})
+            assert r.status_code == status, (name, r.status_code, r.text[:200])

@@ -41,6 +41,7 @@ MAX_PIXELS = 4096 * 4096
 PADDED_FACTOR = 2  # the padded image may hold at most this many times --max-pixels
 DRAIN_BYTES = 16 * 2**20  # read (and drop) up to this much of an over-limit upload before its 413
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 10.0, 60.0
+MAX_CONNECTIONS = 64
 MAX_SEED = 2**63 - 1
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "application/octet-stream")
 NPY = "application/x-npy"  # an array body: what numpy.save writes
@@ -185,22 +186,47 @@ async def _too_large(limit: int, send) -> None:
 class HostCheck:
     """ASGI middleware: answer only requests whose ``Host`` is an IP address, ``localhost``, or one of
     ``allowed``. A page on another site that rebinds its own name to this address sends its own name as the
-    Host, and gets 400: it cannot read the models or the samples through a visitor's browser."""
+    Host, and gets 400: it cannot read the models or the samples through a visitor's browser.
 
-    def __init__(self, app, allowed: set[str]):
+    And no other site's page may make this server work: a browser marks a request a page sends elsewhere with
+    ``Sec-Fetch-Site`` (anything but ``same-origin`` or ``none``) and ``Origin``; such a request for anything but
+    reading (POST, ...) gets 403 unless its origin is one of ``origins`` (``--allow-origin``). Clients that are not
+    browsers (curl, scripts) send neither, and are answered as before."""
+
+    def __init__(self, app, allowed: set[str], origins: set[str] = frozenset()):
         self.app, self.allowed = app, {h.lower() for h in allowed} | {"localhost"}
+        self.origins = {o.lower().rstrip("/") for o in origins}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
-            host = _host_name(dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1"))
+            headers = dict(scope.get("headers") or [])
+            raw_host = headers.get(b"host", b"").decode("latin-1")
+            host = _host_name(raw_host)
             if not (host in self.allowed or _is_ip(host)):
-                body = JSONResponse({"error": f"this server does not answer for host {host!r}; start it with "
-                                              f"--allow-host {host or 'NAME'} to allow it"}, 400).body
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                return await send({"type": "http.response.body", "body": body})
+                return await _refuse(send, 400, f"this server does not answer for host {host!r}; start it with "
+                                                f"--allow-host {host or 'NAME'} to allow it")
+            if scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS") and self._cross_site(headers, raw_host):
+                origin = headers.get(b"origin", b"").decode("latin-1") or "another site"
+                return await _refuse(send, 403, f"requests from {origin} are refused: another site's page cannot "
+                                                "make this server work (start it with --allow-origin ORIGIN to "
+                                                "allow one)")
         return await self.app(scope, receive, send)
+
+    def _cross_site(self, headers: dict, host: str) -> bool:
+        origin = headers.get(b"origin", b"").decode("latin-1").lower().rstrip("/")
+        if origin and origin in self.origins:
+            return False
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+        if site and site not in ("same-origin", "none"):
+            return True
+        return bool(origin) and origin.split("://", 1)[-1] != host.lower()
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = JSONResponse({"error": message}, status).body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _host_name(host: str) -> str:
@@ -219,6 +245,9 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # what the 415 promises, and all Pillow may try
+
+
 def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
                   max_padded: int | None = None) -> Image.Image:
     """Bytes -> a fully decoded PIL image; not an image is 415, too many pixels (or, padded to the generator's
@@ -227,11 +256,14 @@ def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
     if not data:
         raise HTTPException(400, "the request holds no image")
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)  # no other decoder is reached
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         if isinstance(e, Image.DecompressionBombError):
             raise HTTPException(400, f"the image has too many pixels (at most {max_pixels:,})") from None
         raise HTTPException(415, "not an image this server reads (PNG, JPEG, WebP or BMP)") from None
+    except (ValueError, OSError, SyntaxError, EOFError) as e:  # a header Pillow refuses: text or ICC chunk bombs
+        raise HTTPException(400, f"the image's header could not be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
     w, h = im.size
     if w * h > max_pixels:
         raise HTTPException(400, f"the image is {w}x{h}: at most {max_pixels:,} pixels") from None
@@ -248,8 +280,10 @@ def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
 
 
 def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-               max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = ()) -> FastAPI:
-    """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses."""
+               max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = (),
+               allow_origins: tuple[str, ...] = ()) -> FastAPI:
+    """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses; ``allow_origins``:
+    other sites whose pages may send it work (``https://example.org``)."""
     by_name = {m.name: m for m in models}
     batcher = Batcher(max_batch, max_wait_ms)
     static = resources.files("pix2pix.app") / "static"
@@ -357,7 +391,7 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
-    app.add_middleware(HostCheck, allowed=set(allow_hosts))
+    app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))
     return app
 
 
@@ -496,5 +530,7 @@ def server_config(app: FastAPI, host: str, port: int, header_timeout: float = HE
     """The uvicorn configuration ``pix2pix serve`` runs (and the tests start)."""
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+    # limit_concurrency: connections and requests at once, past which uvicorn answers 503 (each may hold an
+    # unfinished body of up to --max-upload-mb).
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", limit_concurrency=MAX_CONNECTIONS,
                           http=timed_protocol(header_timeout, body_timeout))

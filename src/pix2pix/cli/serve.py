@@ -55,6 +55,9 @@ def add_commands(sub) -> None:
     p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=port, default=7860, help="default 7860")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="another site whose pages may send this server work (e.g. https://example.org); by "
+                        "default a page on another site gets 403")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the server answers for besides localhost and IP addresses (repeat for more); "
                         "others get 400, so that a DNS-rebinding page cannot read it")
@@ -156,7 +159,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     hosts = (*args.allow_host, args.host)  # the bound name is allowed too (an IP address always is)
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts)
+                     max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts,
+                     allow_origins=tuple(args.allow_origin))
     for m in models:
         if m.images:
             print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
