@@ -132,7 +132,7 @@ def test_an_interrupted_run_leaves_no_dataset(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(facades_synth, "render_pair", failing)
     with pytest.raises(KeyboardInterrupt):
         make_facades_synth(tmp_path / "ds", train=2, val=2, test=0, size=32, progress=False)
-    assert list(tmp_path.iterdir()) == []  # neither ds nor the partial folder
+    assert [p.name for p in tmp_path.iterdir()] == [".ds.lock"]  # neither ds nor the partial folder: the lock
 
 
 def test_cli_make_writes_a_trainable_dataset(tmp_path, capsys):
@@ -162,3 +162,24 @@ def test_a_full_disk_while_writing_a_dataset_is_one_line(tmp_path, capsys, monke
                  "--test", "0", "--size", "64"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pix2pix:")]
     assert code == 2 and len(err) == 1 and "no space left on the device" in err[0] and str(tmp_path) in err[0]
+
+
+def test_a_second_maker_of_one_folder_is_one_line_and_leaves_the_first_alone(tmp_path):
+    """Reported: a second `datasets make` into one --out deleted the first's partial folder, and the first died
+    with a traceback. The maker holds a lock beside the folder, as a run's writer holds its run's."""
+    from pix2pix.errors import Pix2PixError
+    from pix2pix.files import Lock
+
+    out = tmp_path / "facades"
+    first = Lock(tmp_path / ".facades.lock", "is making this dataset")
+    first.acquire()  # a first maker at work, its partial folder half written
+    (tmp_path / ".facades.partial").mkdir()
+    (tmp_path / ".facades.partial" / "1.png").write_bytes(b"half")
+    try:
+        with pytest.raises(Pix2PixError, match="another pix2pix process .* is making this dataset"):
+            make_facades_synth(out, train=2, val=0, test=0, size=64, progress=False)
+        assert (tmp_path / ".facades.partial" / "1.png").exists()
+    finally:
+        first.release()
+    make_facades_synth(out, train=2, val=0, test=0, size=64, progress=False)
+    assert len(list((out / "train").glob("*.png"))) == 2

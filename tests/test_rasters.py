@@ -337,3 +337,20 @@ def test_two_sample_tiffs_pillow_cannot_convert_are_read_as_bands(tmp_path, phot
     tifffile.imwrite(tmp_path / "x.tif", bands, photometric=photometric, extrasamples=[extra])
     back = read_raster(tmp_path / "x.tif", 2)
     assert isinstance(back, np.ndarray) and back.shape == (4, 5, 2)
+
+
+def test_a_link_loop_and_an_empty_npy_are_one_line_and_skippable(tmp_path, tiny, capsys):
+    """Reported: tracebacks in train (with --skip-bad-images too) and in datasets check."""
+    data = make_array_dataset(tmp_path / "bands", {"train": 3})
+    (data / "A" / "train" / "1.npy").write_bytes(b"")
+    with pytest.raises(Pix2PixError, match="the file ends before its data"):
+        read_raster(data / "A" / "train" / "1.npy", None)
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(tmp_path / "loop.png")
+    with pytest.raises(Pix2PixError, match="cannot be read"):
+        read_raster(loop, None)
+    flags = [*tiny, "--in-channels", "5", "--out-channels", "2", "--max-steps", "1"]
+    one_line_error(capsys, main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *flags]),
+                   "the file ends before its data")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "skip", *flags,
+                 "--skip-bad-images"]) == 0

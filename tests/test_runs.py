@@ -185,12 +185,12 @@ def test_a_forked_child_does_not_keep_the_lock(tmp_path):
 
 
 def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch, capsys):
-    import pix2pix.training.runs as runs
+    import pix2pix.files as files
 
     def no_locks(f):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(runs, "_lock", no_locks)
+    monkeypatch.setattr(files, "_lock", no_locks)
     lock = RunLock(tmp_path)
     lock.acquire()
     lock.release()

@@ -10,13 +10,17 @@ files that safetensors' own ``save_file`` left in versions of pix2pix that calle
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable
 
 from .errors import Pix2PixError
+
+log = logging.getLogger(__name__)
 
 # errno values that mean "no room for this write": a full disk, a quota, and `ulimit -f` (Python ignores
 # SIGXFSZ, so a write past the limit fails with EFBIG instead of killing the process).
@@ -73,6 +77,73 @@ def remove_debris(folder: Path) -> None:
         for debris in folder.glob(pattern):
             if debris.is_file():
                 debris.unlink(missing_ok=True)
+
+
+class Lock:
+    """One writer of a folder's files at a time: an exclusive OS lock on ``path`` (flock; on Windows a byte-range
+    lock), which the kernel releases when its process ends, however it ends, so a killed writer never leaves a
+    stale lock. The file holds the PID of the holder, for the message a second writer gets: the folder, "another
+    pix2pix process (PID N)", then ``busy``."""
+
+    def __init__(self, path: Path, busy: str):
+        self.path, self.busy = Path(path), busy
+        self.file = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            _lock(f)
+        except (BlockingIOError, PermissionError):  # held by another open of the file
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise Pix2PixError(f"{self.path.parent}: another pix2pix process (PID {pid}) {self.busy}") from None
+        except OSError as e:  # a file system without locks (NFS without lockd, Lustre without -o flock)
+            log.warning(f"{self.path}: this file system cannot lock ({e.strerror or e}); nothing stops a second "
+                        "process from writing the same files")
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self.file = f
+        _HELD.add(f.fileno())
+
+    def release(self) -> None:
+        if self.file is not None:
+            _HELD.discard(self.file.fileno())
+            self.file.close()  # closing the descriptor releases the lock
+            self.file = None
+
+
+# The descriptors of locks this process holds. A forked child (a data-loader worker) shares the open file and
+# with it the lock, which would then outlive its holder's release or death: each child closes its copies.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+def _lock(f) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        f.seek(0)  # the lock covers the byte at the position: one byte, the same for every process
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def is_no_room(e: BaseException, folder: Path) -> bool:

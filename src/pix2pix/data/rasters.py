@@ -81,6 +81,10 @@ def _read(path: Path) -> Raster:
             arr = _read_pil(path)
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no such file") from None
+    except EOFError:  # an empty or cut .npy (numpy), or a cut image
+        raise Pix2PixError(f"{path}: the file ends before its data (empty, or cut short)") from None
+    except OSError as e:  # a link loop, a file this user may not read, an I/O error
+        raise Pix2PixError(f"{path}: cannot be read ({e.strerror or e})") from None
     return arr if isinstance(arr, Image.Image) else checked_array(arr, path)
 
 

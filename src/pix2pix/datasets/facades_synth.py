@@ -34,6 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import Pix2PixError
+from ..files import Lock
 from ..data.labels import FACADES
 
 CLASSES, PALETTE = FACADES.classes, FACADES.palette
@@ -718,7 +719,19 @@ def make_facades_synth(out: Path, train: int = 400, val: int = 100, test: int = 
         raise Pix2PixError(f"{out} already exists; remove it or choose another output folder")
 
     partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted run
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = Lock(out.parent / f".{out.name}.lock", "is making this dataset; wait for it to end, or choose another "
+                "output folder")
+    lock.acquire()  # two makers of one folder: the second is one line, and the first's files stay its own
+    try:
+        _make_into(out, partial, counts, seed, size, progress)
+    finally:
+        lock.release()  # the lock file stays: removing it would let a third maker lock a new one beside a second
+    return out
+
+
+def _make_into(out: Path, partial: Path, counts: dict, seed: int, size: int, progress: bool) -> None:
+    shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted run (no other maker holds the lock)
     try:
         with tqdm(total=sum(counts.values()), unit="pair", desc="facades-synth", disable=not progress) as bar:
             partial.mkdir(parents=True)
@@ -737,4 +750,3 @@ def make_facades_synth(out: Path, train: int = 400, val: int = 100, test: int = 
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return out

@@ -16,7 +16,6 @@ import csv
 import io
 import logging
 import os
-import sys
 import threading
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 
 from ..data.rasters import preview
 from ..errors import Pix2PixError
-from ..files import atomic_write, remove_debris, write_text
+from ..files import Lock, atomic_write, remove_debris, write_text
 from ..pages import write_page
 
 log = logging.getLogger(__name__)
@@ -39,71 +38,11 @@ VAL_COLUMNS = {"step": ("step", ".0f"), "l1": ("val L1", ".4f"), "psnr": ("PSNR"
                "class_iou": ("FCN class IoU", ".3f"), "fid": ("FID", ".2f"), "kid": ("KID", ".4f")}  # the page's
 
 
-class RunLock:
-    """One writer per run: an exclusive OS lock on ``RUN/.lock`` (flock; on Windows a byte-range lock), which
-    the kernel releases when its process ends, however it ends, so a killed run never leaves a stale lock. The
-    file holds the PID of the holder, for the message a second writer gets."""
+class RunLock(Lock):
+    """One writer per run: the OS lock on ``RUN/.lock`` (:class:`pix2pix.files.Lock`)."""
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".lock"
-        self.file = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        try:
-            _lock(f)
-        except (BlockingIOError, PermissionError):  # held by another open of the file
-            f.seek(0)
-            pid = f.read().strip() or "?"
-            f.close()
-            raise Pix2PixError(f"{self.path.parent}: another pix2pix process (PID {pid}) is writing this run; "
-                               "wait for it to end, or choose another --name") from None
-        except OSError as e:  # a file system without locks (NFS without lockd, Lustre without -o flock)
-            log.warning(f"{self.path}: this file system cannot lock ({e.strerror or e}); nothing stops a second "
-                        "process from writing the same run")
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self.file = f
-        _HELD.add(f.fileno())
-
-    def release(self) -> None:
-        if self.file is not None:
-            _HELD.discard(self.file.fileno())
-            self.file.close()  # closing the descriptor releases the lock
-            self.file = None
-
-
-# The descriptors of locks this process holds. A forked child (a data-loader worker) shares the open file and
-# with it the lock, which would then outlive its holder's release or death: each child closes its copies.
-_HELD: set[int] = set()
-
-
-def _close_held_in_child() -> None:
-    for fd in list(_HELD):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_held_in_child)
-
-
-def _lock(f) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        f.seek(0)  # the lock covers the byte at the position: one byte, the same for every process
-        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        super().__init__(Path(run_dir) / ".lock", "is writing this run; wait for it to end, or choose another --name")
 
 
 class RunFolder:
