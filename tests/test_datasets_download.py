@@ -40,6 +40,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         srv = self.server
         srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        if self.path in getattr(srv, "redirects", {}):
+            self.send_response(302)
+            self.send_header("Location", srv.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if srv.stall is not None:
             srv.stall.wait(5)
             return
@@ -148,7 +154,8 @@ def assert_dataset(folder: Path) -> None:
 
 
 def leftovers(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+    """What a download left in ``out``, but for its hidden lock file (``.NAME.lock``, kept like a run's)."""
+    return sorted(p.name for p in out.iterdir() if not p.name.endswith(".lock")) if out.exists() else []
 
 
 # ------------------------------------------------------------------------------------------- success
@@ -322,7 +329,7 @@ def test_members_escaping_the_folder_are_refused(tmp_path, server, case):
     bad = [k for k in entries if k != "facades/train/1.png"][0]
     assert f"member '{bad}' {WHY[case]}" in message and "\n" not in message
     assert leftovers(out) == []  # no dataset, no temporary folder, no .part
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b"]  # nothing written anywhere else
+    assert sorted(p.name for p in tmp_path.rglob("*") if not p.name.endswith(".lock")) == ["a", "b"]  # nowhere else
 
 
 def test_links_inside_the_folder_are_kept(tmp_path, server):
@@ -608,3 +615,86 @@ def test_hard_links_count_as_the_copies_they_make(tmp_path, server):
     server.files["/links.tar.gz"] = tar_bytes(entries)
     with pytest.raises(Pix2PixError, match="times the archive's size"):
         download_dataset("links", tmp_path, url=server.url("/links.tar.gz"), progress=False, max_expansion=100)
+
+
+
+# ------------------------------------------------------------------------------- issue 20's probes
+
+
+@pytest.mark.parametrize("bomb", ["pax", "gnu_long_name"])
+def test_an_extended_header_bomb_is_refused_before_it_is_read(tmp_path, server, bomb):
+    """A member's pax header (or GNU long name) of megabytes: tarfile would read it whole into memory. Refused
+    from its declared size, and the .part removed (a retry cannot succeed)."""
+    buf = io.BytesIO()
+    fmt = tarfile.PAX_FORMAT if bomb == "pax" else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buf, mode="w:gz", format=fmt) as tar:
+        info = tarfile.TarInfo("facades/train/" + ("x" * 3_000_000 if bomb == "gnu_long_name" else "1.png"))
+        if bomb == "pax":
+            info.pax_headers = {"comment": "x" * 3_000_000}
+        data = _png(0)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    server.files["/f.tar.gz"] = buf.getvalue()
+    out = tmp_path / "datasets"
+    with pytest.raises(Pix2PixError, match="extended header declares") as e:
+        download_dataset("facades", out, url=server.url("/f.tar.gz"), progress=False)
+    assert "\n" not in str(e.value) and leftovers(out) == []
+
+
+def test_headers_that_drip_are_stopped_at_the_deadline(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(download, "HEADERS_DEADLINE_S", 0.5)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.1):  # one header byte at a time, never the end of the headers
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(Pix2PixError, match="no complete headers within 0.5 s"):
+            download_dataset("facades", tmp_path, url=f"http://127.0.0.1:{listener.getsockname()[1]}/f.tar.gz",
+                             progress=False)
+        assert time.monotonic() - start < 5
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_redirect_loop_is_one_line(tmp_path, server):
+    server.redirects = {"/a": "/b", "/b": "/a"}
+    with pytest.raises(Pix2PixError) as e:
+        download_dataset("facades", tmp_path, url=server.url("/a"), progress=False)
+    assert "\n" not in str(e.value) and "redirect loop" in str(e.value)
+
+
+def test_a_killed_extractions_folder_is_removed_by_the_next_download(tmp_path, server):
+    server.files["/facades.tar.gz"] = make_archive()
+    out = tmp_path / "datasets"
+    (out / ".facades.extract-k1ll3d" / "facades").mkdir(parents=True)  # left by a kill during extraction
+    download_dataset("facades", out, url=server.url("/facades.tar.gz"), progress=False)
+    assert leftovers(out) == ["facades"]
+
+
+def test_two_downloads_of_one_dataset_are_refused_as_two_writers_of_one_run(tmp_path, server):
+    from pix2pix.files import Lock
+
+    out = tmp_path / "datasets"
+    out.mkdir()
+    first = Lock(out / ".facades.lock", "is downloading facades here")
+    first.acquire()
+    try:
+        with pytest.raises(Pix2PixError, match="another pix2pix process .* is downloading facades"):
+            download_dataset("facades", out, url=server.url("/facades.tar.gz"), progress=False)
+    finally:
+        first.release()

@@ -29,6 +29,7 @@ import shutil
 import socket
 import tarfile
 import tempfile
+import threading
 import time
 import zlib
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from tqdm import tqdm
 
 from ..data.pairs import SPLITS
 from ..errors import Pix2PixError
+from ..files import Lock
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ MAX_BYTES = 16 * 2**30  # a response that does not state its size (the paper's l
 MAX_EXPANSION = 50  # extracted bytes per archive byte (the paper's archives of JPEGs expand about 1x)
 MAX_MEMBERS = 1_000_000  # files and folders in one archive (edges2handbags holds about 138k)
 STALL_WINDOW_S, STALL_BYTES = 60.0, 64 * 1024  # fewer bytes than this in a window is a stalled transfer
+HEADERS_DEADLINE_S = 60.0  # the status line and headers, all of them, within this (a drip of header bytes)
+MAX_HEADER_BYTES = 1 << 20  # a tar member's pax header or GNU long name: a few hundred bytes in real archives
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,19 @@ def download_dataset(name: str, out: Path, url: str | None = None, progress: boo
                            f"remove that folder (rm -r {dest}) and run the same command")
     with _writing(out, "creating the download folder"):
         out.mkdir(parents=True, exist_ok=True)
+    lock = Lock(out / f".{name}.lock", f"is downloading {name} here; wait for it to end")
+    lock.acquire()  # one downloader of a dataset at a time: the .part and the extraction are its own
+    try:
+        return _download(name, out, dest, url, progress, expected_size, sha256, max_bytes, max_expansion,
+                         max_members)
+    finally:
+        lock.release()
+
+
+def _download(name: str, out: Path, dest: Path, url: str, progress: bool, expected_size: int | None,
+              sha256: str | None, max_bytes: int, max_expansion: float, max_members: int) -> Path:
+    for leftover in out.glob(f".{name}.extract-*"):  # a kill during an earlier extraction (we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
     part = out / f"{name}.tar.gz.part"
 
     size = fetch(url, part, name, progress, expected_size, max_bytes)
@@ -186,7 +203,7 @@ def fetch(url: str, part: Path, label: str, progress: bool, expected_size: int |
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        resp = urlopen(Request(url, headers=headers), timeout=TIMEOUT)
+        resp = _open_within(Request(url, headers=headers), HEADERS_DEADLINE_S)
     except HTTPError as e:
         e.close()
         if e.code == 416 and offset:
@@ -198,7 +215,10 @@ def fetch(url: str, part: Path, label: str, progress: bool, expected_size: int |
                 part.unlink()
                 return fetch(url, part, label, progress, expected_size, max_bytes, restarted=True)
         hint = " (no such file: check the dataset name or --url)" if e.code == 404 else ""
-        raise Pix2PixError(f"{url}: the server answered HTTP {e.code} {e.reason}{hint}") from None
+        if 300 <= e.code < 400:
+            hint = " (its redirects never reach the file: a redirect loop, or too many)"
+        reason = str(e.reason).strip().splitlines()[0] if str(e.reason).strip() else ""
+        raise Pix2PixError(f"{url}: the server answered HTTP {e.code} {reason}{hint}".replace("  ", " ")) from None
     except URLError as e:
         raise _unreachable(url, e.reason) from None
     except (OSError, http.client.HTTPException) as e:  # timeouts and resets before the headers arrive
@@ -258,6 +278,28 @@ def fetch(url: str, part: Path, label: str, progress: bool, expected_size: int |
     if total is not None and done < total:
         raise _interrupted(url, part, done, total, None)
     return done
+
+
+def _open_within(request: Request, deadline: float):
+    """``urlopen`` whose status line and headers must all arrive within ``deadline`` seconds: its own timeout
+    bounds each read, and a server that drips a header byte every few seconds would never trip it. It runs in a
+    daemon thread; past the deadline the response (if it ever comes) is dropped."""
+    done, box = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            box["resp"] = urlopen(request, timeout=TIMEOUT)
+        except BaseException as e:  # handed to the caller's thread as it is
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="pix2pix-download-headers").start()
+    if not done.wait(deadline):
+        raise OSError(f"no complete headers within {deadline:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["resp"]
 
 
 def _content_range(value: str) -> tuple[int | None, int | None]:
@@ -398,6 +440,19 @@ def _dataset_root(tmp: Path) -> Path:
     return tmp
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A member whose extended header (pax, GNU long name or link) is refused above :data:`MAX_HEADER_BYTES`
+    before tarfile reads it into memory: its size is all the header block says of it."""
+
+    def _proc_member(self, tarfile_):
+        long_headers = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                        tarfile.GNUTYPE_LONGLINK)
+        if self.type in long_headers and self.size > MAX_HEADER_BYTES:
+            raise tarfile.HeaderError(f"a member's extended header declares {self.size:,} bytes (at most "
+                                      f"{MAX_HEADER_BYTES:,})")
+        return super()._proc_member(tarfile_)
+
+
 def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress: bool, bounds: Bounds) -> int:
     """Write every member under ``root`` once :func:`_check_member` has passed it; return the number of files
     written. The files are written here rather than by ``tar.extract`` so that write errors become one line
@@ -405,7 +460,7 @@ def _extract_members(archive: Path, root: Path, dest: Path, label: str, progress
     files = 0
     try:
         # Stream mode ("r|*") reads the archive once, front to back: an 8 GB archive is not decompressed twice.
-        with tarfile.open(archive, mode="r|*") as tar, \
+        with tarfile.open(archive, mode="r|*", tarinfo=_BoundedTarInfo) as tar, \
                 tqdm(desc=f"extract {label}", unit=" files", disable=not progress) as bar:
             archive_size = archive.stat().st_size
             for member in tar:
