@@ -21,6 +21,9 @@ KINDS = ("labels", "sketch", "photo")
 SAMPLES = 24  # sample inputs offered from a model's val split
 
 
+BYTES_PER_WIDTH_PIXEL = 10  # measured 4.4 to 9.7 (ServedModel.cost_bytes), with room for what was not measured
+
+
 @dataclass
 class ServedModel:
     name: str
@@ -46,6 +49,18 @@ class ServedModel:
         """Whether the API takes and gives it PNGs: 8-bit images, or 16-bit grayscale ones (else .npy only)."""
         return all(image_side(s, c) or (s.kind == "uint16" and c == 1) for s, c in
                    ((self.scales.input, self.config.in_channels), (self.scales.output, self.config.out_channels)))
+
+    def cost_bytes(self, h: int, w: int) -> int:
+        """What translating one h x w input takes, in bytes, from the size the generator pads it to: the
+        activations, about :data:`BYTES_PER_WIDTH_PIXEL` per unit of width per padded pixel, plus the image
+        decoded, scaled and encoded (``scripts/serve_memory.py`` measures the peak against this: for ``unet_128``
+        ngf 32 on a 2-core AMX Xeon, PyTorch bf16 took 4.4 to 5.2 bytes per width-pixel and ONNX Runtime fp32 6.7
+        at 1024x1024 and 9.7 at 128x4096, where this estimate gives 416 and 208 MiB against 224 and 162)."""
+        from ..networks.generators import padded_size
+
+        ph, pw = padded_size(h, w, *self.backend.pad_rule)
+        channels = self.config.in_channels + self.config.out_channels
+        return BYTES_PER_WIDTH_PIXEL * self.config.ngf * ph * pw + 4 * 4 * channels * ph * pw
 
     def describe(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name,

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -117,6 +118,43 @@ class Batcher:
             for j, out in zip(batch, y):
                 if not j.future.done():
                     j.future.set_result(out)
+
+
+class MemoryBudget:
+    """The memory the server's work may take at once: a request holds its estimated cost
+    (:meth:`ServedModel.cost_bytes`) from before its image is decoded until its answer is encoded, and waits
+    while what others hold leaves too little. However many requests come at once, and however they batch, what
+    they hold together stays under ``total`` (one larger than the whole is refused before it waits)."""
+
+    def __init__(self, total: int):
+        self.total, self.held, self.peak = total, 0, 0
+        self.changed: asyncio.Condition | None = None
+
+    @asynccontextmanager
+    async def hold(self, n: int):
+        if self.changed is None:
+            self.changed = asyncio.Condition()
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.held + n <= self.total)
+            self.held += n
+            self.peak = max(self.peak, self.held)
+        try:
+            yield
+        finally:
+            async with self.changed:
+                self.held -= n
+                self.changed.notify_all()
+
+
+def default_memory_budget() -> int:
+    """A quarter of this machine's memory (``MemTotal``), or 2 GiB where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024 // 4
+    except OSError:
+        pass
+    return 2 * 2**30
 
 
 class BodyLimit:
@@ -281,9 +319,11 @@ def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
 
 def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
                max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = (),
-               allow_origins: tuple[str, ...] = ()) -> FastAPI:
+               allow_origins: tuple[str, ...] = (), max_memory_bytes: int | None = None) -> FastAPI:
     """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses; ``allow_origins``:
-    other sites whose pages may send it work (``https://example.org``)."""
+    other sites whose pages may send it work (``https://example.org``); ``max_memory_bytes``: the memory its
+    translations may take at once (:class:`MemoryBudget`; default a quarter of the machine's)."""
+    budget = MemoryBudget(max_memory_bytes or default_memory_budget())
     by_name = {m.name: m for m in models}
     batcher = Batcher(max_batch, max_wait_ms)
     static = resources.files("pix2pix.app") / "static"
@@ -296,7 +336,7 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
     app = FastAPI(title="pix2pix", description="Image-to-image translation (Isola et al., CVPR 2017): draw or "
                   "upload an input, get the model's output.", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher, app.state.budget = batcher, budget
 
     @app.exception_handler(StarletteHTTPException)  # ours, and FastAPI's own 404 and 405
     async def json_error(request: Request, exc: StarletteHTTPException):
@@ -380,11 +420,18 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise HTTPException(400, f"seed must be in [0, {MAX_SEED}], not {seed}")
         eval_mode = str(fields.get("eval", "false")).lower() in ("1", "true", "yes", "on")
-        # Decoding and encoding run in worker threads too: a large upload does not hold up the other requests.
-        x = await run_in_threadpool(_array_input if array else _to_input, data, max_pixels, model)
-        y = await batcher.submit(model, x, eval_mode, seed)
-        # X-Engine says what ran: a seed in the paper's mode asks for PyTorch's exact noise.
-        body, media = await run_in_threadpool(_array_output if array else _to_png, y, model)
+        h, w = await run_in_threadpool(_probe_size, data, array)  # from the header: nothing decoded yet
+        cost = model.cost_bytes(h, w)
+        if cost > budget.total:
+            raise HTTPException(400, f"the {'array' if array else 'image'} is {w}x{h}: translating it would take "
+                                     f"about {cost / 2**30:.1f} GiB, over this server's memory budget of "
+                                     f"{budget.total / 2**30:.1f} GiB (--max-memory)")
+        async with budget.hold(cost):
+            # Decoding and encoding run in worker threads too: a large upload does not hold up other requests.
+            x = await run_in_threadpool(_array_input if array else _to_input, data, max_pixels, model)
+            y = await batcher.submit(model, x, eval_mode, seed)
+            # X-Engine says what ran: a seed in the paper's mode asks for PyTorch's exact noise.
+            body, media = await run_in_threadpool(_array_output if array else _to_png, y, model)
         return Response(body, media_type=media,
                         headers={"X-Model": model.name, "X-Engine": model.backend.engine_of(1, eval_mode, seed),
                                  "X-Seconds": f"{time.perf_counter() - start:.4f}"})
@@ -393,6 +440,22 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
     app.add_middleware(BodyLimit, limit=max_upload_bytes)
     app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))
     return app
+
+
+def _probe_size(data: bytes, array: bool) -> tuple[int, int]:
+    """(height, width) of an upload from its header alone; what cannot be read is left to the full decoding,
+    which says why (as 0 x 0, it costs nothing meanwhile)."""
+    try:
+        if array:
+            buf = io.BytesIO(data)
+            version = np.lib.format.read_magic(buf)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(buf)[0]
+            return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else (0, 0)
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as im:
+            return im.size[1], im.size[0]
+    except Exception:  # noqa: BLE001 - the decoder proper answers with the right status and words
+        return 0, 0
 
 
 def _to_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray:

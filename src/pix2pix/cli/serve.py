@@ -71,6 +71,9 @@ def add_commands(sub) -> None:
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="larger uploads get 413 (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=4096 * 4096, help="larger images get 400")
     p.add_argument("--max-batch", type=positive(int), default=8, help="requests batched together (default 8)")
+    p.add_argument("--max-memory", type=positive(float), metavar="GIB",
+                   help="memory the translations may take at once, in GiB (default: a quarter of this machine's); "
+                        "a request that alone would take more gets 400, the others wait their turn")
     p.add_argument("--max-wait-ms", type=non_negative(float), default=10.0,
                    help="how long a request waits for company (default 10)")
     p.set_defaults(func=cmd_serve)
@@ -160,7 +163,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts = (*args.allow_host, args.host)  # the bound name is allowed too (an IP address always is)
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts,
-                     allow_origins=tuple(args.allow_origin))
+                     allow_origins=tuple(args.allow_origin),
+                     max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None)
     for m in models:
         if m.images:
             print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
