@@ -447,10 +447,7 @@ def _probe_size(data: bytes, array: bool) -> tuple[int, int]:
     which says why (as 0 x 0, it costs nothing meanwhile)."""
     try:
         if array:
-            buf = io.BytesIO(data)
-            version = np.lib.format.read_magic(buf)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = read(buf)[0]
+            shape = _npy_header(data)[0]
             return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else (0, 0)
         with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as im:
             return im.size[1], im.size[0]
@@ -493,16 +490,22 @@ def _array_input(data: bytes, max_pixels: int, model: ServedModel) -> np.ndarray
 def _check_npy_header(data: bytes, max_pixels: int) -> None:
     """The header of a .npy body, before numpy allocates what it declares: a shape over the pixel limit, or one
     that needs more bytes than the body holds, is a 400 (not a MemoryError, a 500)."""
+    shape, dtype, start = _npy_header(data)
+    if len(shape) in (2, 3) and shape[0] * shape[1] > max_pixels:
+        raise HTTPException(400, f"the array is {shape[1]}x{shape[0]}: at most {max_pixels:,} pixels")
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if need > len(data) - start:
+        raise HTTPException(400, f"the .npy header declares {'x'.join(map(str, shape))} {dtype}, {need:,} bytes, "
+                                 f"and the body holds {len(data) - start:,}")
+
+
+def _npy_header(data: bytes) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, where the data starts) of a .npy body, from its header alone."""
     buf = io.BytesIO(data)
     version = np.lib.format.read_magic(buf)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = read(buf)
-    if len(shape) in (2, 3) and shape[0] * shape[1] > max_pixels:
-        raise HTTPException(400, f"the array is {shape[1]}x{shape[0]}: at most {max_pixels:,} pixels")
-    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if need > len(data) - buf.tell():
-        raise HTTPException(400, f"the .npy header declares {'x'.join(map(str, shape))} {dtype}, {need:,} bytes, "
-                                 f"and the body holds {len(data) - buf.tell():,}")
+    return shape, dtype, buf.tell()
 
 
 def _scaled(side, model: ServedModel) -> np.ndarray:
