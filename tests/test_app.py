@@ -514,3 +514,43 @@ def test_the_memory_budget_refuses_what_alone_exceeds_it_and_queues_the_rest(run
         assert codes == [200] * 8
         budget = app.state.budget
         assert budget.held == 0 and one <= budget.peak <= budget.total
+
+
+def test_bodies_in_flight_are_bounded_together():
+    """Issue 20: 60 connections each holding 9 MB of an unfinished body held 640 MB. The bodies being received
+    (and the requests still holding them) share one bound; past it a request gets 503."""
+    from pix2pix.app.server import BodyLimit
+
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await release.wait()  # a request still working with its body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def request(limited, statuses):
+        chunks = [{"type": "http.request", "body": b"\0" * 60, "more_body": True},
+                  {"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive():
+            return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await limited({"type": "http", "headers": []}, receive, send)
+
+    async def main():
+        limited, statuses = BodyLimit(app, limit=100, total=150), []
+        first = [asyncio.create_task(request(limited, statuses)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        await request(limited, statuses)  # a third body would make 180 bytes held: 503 at once
+        assert statuses == [503]
+        release.set()
+        await asyncio.gather(*first)
+        assert sorted(statuses) == [200, 200, 503] and limited.held == 0
+
+    asyncio.run(main())

@@ -520,3 +520,26 @@ def test_check_reads_arrays_as_training_does_and_finds_a_side_of_mixed_kinds(tmp
     out = capsys.readouterr().out
     assert "B/train/2.npy: uint16, 2 channel(s), and the B files before it are float, 2 channel(s)" in out
     assert "A/train/3.npy: 1 value(s) are NaN or infinite" in out
+
+
+def test_a_split_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
+    """Issue 20: an unreadable split folder was a traceback (simulated: the tests run as root, whom permissions
+    do not stop)."""
+    import errno
+    from pathlib import Path as P
+
+    from conftest import make_aligned_dataset
+    from pix2pix.data.pairs import scan_split
+    from pix2pix.errors import Pix2PixError
+
+    data = make_aligned_dataset(tmp_path / "d", {"train": 2})
+    real = P.iterdir
+
+    def denied(self):
+        if self.name == "train":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(P, "iterdir", denied)
+    with pytest.raises(Pix2PixError, match="train: cannot be listed \\(Permission denied\\)"):
+        scan_split(data, "train")

@@ -43,6 +43,7 @@ PADDED_FACTOR = 2  # the padded image may hold at most this many times --max-pix
 DRAIN_BYTES = 16 * 2**20  # read (and drop) up to this much of an over-limit upload before its 413
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 10.0, 60.0
 MAX_CONNECTIONS = 64
+BODIES_BYTES = 64 * 2**20  # what the request bodies being received may hold together (at least 4 uploads' worth)
 MAX_SEED = 2**63 - 1
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "application/octet-stream")
 NPY = "application/x-npy"  # an array body: what numpy.save writes
@@ -160,10 +161,13 @@ def default_memory_budget() -> int:
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read whole. The server first
     reads and drops up to ``DRAIN_BYTES`` more of it, so that a client which sends its whole body before it
-    reads (Python's urllib, requests) gets the 413 and not a connection reset; the connection then closes."""
+    reads (Python's urllib, requests) gets the 413 and not a connection reset; the connection then closes.
+    And the bodies being received hold at most ``total`` bytes together: past it a request gets 503 (many slow
+    uploads at once cannot hold the memory the translations need)."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, limit: int, total: int | None = None):
         self.app, self.limit = app, limit
+        self.total, self.held = total or max(BODIES_BYTES, 4 * limit), 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -180,9 +184,12 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                n = len(message.get("body", b""))
+                seen, self.held = seen + n, self.held + n
                 if seen > self.limit:
                     raise _TooLarge()
+                if self.held > self.total:
+                    raise _Busy()
             return message
 
         async def tracking_send(message):
@@ -196,9 +203,18 @@ class BodyLimit:
             if not started:
                 await _drain(receive, DRAIN_BYTES)
                 await _too_large(self.limit, send)
+        except _Busy:
+            if not started:
+                await _refuse(send, 503, "the server is receiving too many uploads at once; try again shortly")
+        finally:
+            self.held -= seen
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Busy(Exception):
     pass
 
 
@@ -319,7 +335,8 @@ def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
 
 def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
                max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = (),
-               allow_origins: tuple[str, ...] = (), max_memory_bytes: int | None = None) -> FastAPI:
+               allow_origins: tuple[str, ...] = (), max_memory_bytes: int | None = None,
+               max_bodies_bytes: int | None = None) -> FastAPI:
     """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses; ``allow_origins``:
     other sites whose pages may send it work (``https://example.org``); ``max_memory_bytes``: the memory its
     translations may take at once (:class:`MemoryBudget`; default a quarter of the machine's)."""
@@ -437,7 +454,7 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                                  "X-Seconds": f"{time.perf_counter() - start:.4f}"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    app.add_middleware(BodyLimit, limit=max_upload_bytes)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes, total=max_bodies_bytes)
     app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))
     return app
 

@@ -73,7 +73,11 @@ def list_images(folder: Path, unique_stems: bool = False) -> tuple[list[Path], l
     file, or per file whose name without extension repeats another's when ``unique_stems`` (pairing by name
     needs that)."""
     images, problems, stems = [], [], {}
-    for p in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as e:  # a folder this user may not list, an I/O error
+        raise Pix2PixError(f"{folder}: cannot be listed ({e.strerror or e})") from None
+    for p in entries:
         if p.is_dir() or p.name.startswith(".") or p.name in IGNORED:
             continue
         if not is_data_file(p):
