@@ -12,7 +12,6 @@ from conftest import make_aligned_dataset, one_line_error
 from pix2pix.ablation import TABLES, row_config, slug
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main
-from pix2pix.config import RunConfig
 from pix2pix.config import cpu_recipe
 from pix2pix.data.labels import FACADES
 

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import free_port, make_aligned_dataset, one_line_error
+from conftest import make_aligned_dataset, one_line_error
 from pix2pix.cli import main
 
 # A tiny run: 4 pairs at batch 1 are 4 steps an epoch; validation on (the conftest's TINY turns it off).

@@ -39,7 +39,7 @@ def seed(text: str) -> int:
     return value
 
 
-def side(text: str) -> int:
+def image_side(text: str) -> int:
     """A made image's side in pixels: 32 to 4096."""
     value = _number(int)(text)
     if not 32 <= value <= 4096:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import non_negative, positive, print_rows, side
+from .args import image_side, non_negative, positive, print_rows
 
 
 def add_commands(sub) -> None:
@@ -35,7 +35,7 @@ def add_commands(sub) -> None:
     q.add_argument("--train", type=positive(int), default=400, help="train pairs (default 400)")
     q.add_argument("--val", type=non_negative(int), default=100, help="val pairs (default 100)")
     q.add_argument("--test", type=non_negative(int), default=100, help="test pairs (default 100)")
-    q.add_argument("--size", type=side, default=256, help="side of each half in pixels, 32 to 4096 (default 256)")
+    q.add_argument("--size", type=image_side, default=256, help="side of each half in pixels, 32 to 4096 (default 256)")
     q.add_argument("--seed", type=int, default=0, help="the same seed gives identical files (default 0)")
     q.set_defaults(func=cmd_datasets_make)
 

@@ -4,7 +4,6 @@ declarations (:func:`pix2pix.config.option`): a new option is one line in config
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
