@@ -205,3 +205,22 @@ def test_issue_20s_flag_probes_are_one_line(tmp_path, blocks, tiny, capsys, argv
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err, err
     assert needle in err, err
+
+
+def test_train_says_what_it_trains_and_each_validation(tmp_path, blocks, tiny, capsys):
+    """Issue 21 (a part): a start summary before the first step, and one line per validation with the best so
+    far, on stdout (stderr keeps only what went wrong)."""
+    _train(tmp_path, blocks, tiny[:-2], "--epochs", "1", "--epochs-decay", "1")
+    said = capsys.readouterr()
+    assert "G unet_32 ngf 4" in said.out and "8 steps from step 0 (4 an epoch, 1 + 1 epochs) on cpu" in said.out
+    lines = [line for line in said.out.splitlines() if line.startswith("validation at step")]
+    assert len(lines) == 2 and "l1 " in lines[0] and ("best so far" in lines[1] or "best l1" in lines[1])
+    assert said.err == ""
+
+
+def test_version(capsys):
+    from pix2pix import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"pix2pix {__version__}"

@@ -275,7 +275,7 @@ def test_a_changed_val_images_on_resume_scores_the_best_again_on_the_new_set(tmp
                  "--max-steps", "8")
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--val-images", "1", "--no-progress"]) == 0
-    said = next(line for line in capsys.readouterr().err.splitlines() if "scored again" in line)
+    said = next(line for line in capsys.readouterr().out.splitlines() if "scored again" in line)
     assert "on the 1 val images" in said
     rescored = float(said.rsplit(" ", 1)[1])  # the old best's L1 on the new set
     rows = [r for r in _rows(run / "val.csv") if r["images"] == "1"]
@@ -360,9 +360,9 @@ def test_init_from_a_btoa_source_trains_btoa_at_its_size_and_says_so(tmp_path, d
     capsys.readouterr()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
                  str(source), "--max-steps", "1", "--no-progress", "--workers", "0", "--val-every", "0"]) == 0
-    err = capsys.readouterr().err
-    said = [line for line in err.splitlines() if "--init-from" in line]
-    assert len(said) == 1 and "--direction BtoA" in said[0] and "--crop-size 32" in said[0], err
+    out = capsys.readouterr().out
+    said = [line for line in out.splitlines() if "--init-from" in line]
+    assert len(said) == 1 and "--direction BtoA" in said[0] and "--crop-size 32" in said[0], out
     cfg = _meta(tmp_path / "runs" / "tuned" / "checkpoints" / "latest.safetensors")["config"]
     assert cfg["data"]["direction"] == "BtoA" and cfg["data"]["crop_size"] == 32 and cfg["data"]["load_size"] == 36
     # A stated --direction wins (a dataset whose sides are the other way round), and a Python caller meets the
@@ -455,8 +455,8 @@ def test_an_unreadable_val_image_keeps_the_runs_image_set_across_resumes(tmp_pat
     for stop in ("8", "12"):
         assert main(["train", "--resume", str(run), "--max-steps", stop, "--no-progress"]) == 0
     assert {r["images"] for r in _rows(run / "val.csv")} == {"3"} and len(_rows(run / "val.csv")) == 6
-    err = capsys.readouterr().err
-    assert "unreadable val image" in err and "scored again" not in err
+    said = capsys.readouterr()
+    assert "unreadable val image" in said.err and "scored again" not in said.out
 
 
 def test_stated_flags_equal_to_the_defaults_win_over_the_source(tmp_path, data):

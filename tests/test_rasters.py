@@ -156,7 +156,7 @@ def test_a_two_folder_npy_dataset_trains_tests_and_translates_in_its_units(tmp_p
     """Reported: a dataset of .npy arrays was refused ("not an image file")."""
     data = make_array_dataset(tmp_path / "bands", {"train": 4, "val": 2, "test": 2})
     run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--preprocess", "none", "--max-steps", "4")
-    assert "scaling: input minmax" in capsys.readouterr().err
+    assert "scaling: input minmax" in capsys.readouterr().out
     scales = load_checkpoint(run).scales
     train_b = np.stack([np.load(data / "B" / "train" / f"{i}.npy") for i in range(1, 5)])
     assert scales.output.kind == "minmax" and scales.output.a == pytest.approx(tuple(train_b.min((0, 1, 2))))
@@ -235,7 +235,7 @@ def test_a_checkpoint_whose_scaling_does_not_fit_its_generator_is_one_line(tmp_p
 def test_a_resumed_array_run_keeps_its_scalings(tmp_path, tiny, capsys):
     data = make_array_dataset(tmp_path / "bands", {"train": 4})
     run = train_tiny(tmp_path, data, tiny, *ARRAYS, "--max-steps", "2")
-    assert "--preprocess none (or crop) keeps them as measured" in capsys.readouterr().err
+    assert "--preprocess none (or crop) keeps them as measured" in capsys.readouterr().out
     before = load_checkpoint(run).scales
     np.save(data / "B" / "train" / "1.npy", np.load(data / "B" / "train" / "1.npy") * 10)  # new data, same run
     assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0

@@ -327,7 +327,7 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tmp_path, blocks,
             str(source), "--crop-size", "32", "--load-size", "32", "--max-steps", "1", "--lr", "1e-30",
             "--no-progress"]
     assert main(args) == 0
-    assert "trains with its --generator unet_32, --ngf 4" in capsys.readouterr().err  # said in one line
+    assert "trains with its --generator unet_32, --ngf 4" in capsys.readouterr().out  # said in one line
     tuned = load_checkpoint(tmp_path / "runs" / "tuned")
     src = load_checkpoint(source)
     assert tuned.meta["step"] == 1 and tuned.generator == src.generator  # ngf 4 from the source, not 64

@@ -24,6 +24,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
                                                  "networks (Isola et al., CVPR 2017).")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (train, serve, data, evaluate):
         group.add_commands(sub)
@@ -31,12 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Say(logging.Handler):
-    """The library's log records as the command's own lines on stderr (whatever sys.stderr is now): warnings
-    as ``warning: ...``, the rest as they are."""
+    """The library's log records as the command's own lines (whatever sys.stdout and sys.stderr are now): what
+    it is doing on stdout, warnings on stderr as ``warning: ...`` (so that stderr holds only what went wrong)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = "warning: " if record.levelno == logging.WARNING else ""
-        print(prefix + record.getMessage(), file=sys.stderr)
+        if record.levelno >= logging.WARNING:
+            print("warning: " + record.getMessage(), file=sys.stderr)
+        else:
+            print(record.getMessage(), file=sys.stdout, flush=True)
 
 
 def _say_library_logs() -> None:

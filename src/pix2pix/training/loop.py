@@ -29,6 +29,7 @@ from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diver
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
 from .setup import Setup, setup
 from .step import lr_at, set_lr, train_step
+from .validation import FCN
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def fit(s: Setup, stop: StopRequests) -> TrainResult:
     meter, s.stop = Meter(), stop
     if s.world.main:
         s.folder.open(s.at.step)
+        log.info(summary(s))
     stop.start_clock(s.cfg.train.max_minutes)
     bar = tqdm(total=s.total_steps, initial=s.at.step, disable=not s.progress, unit="step", dynamic_ncols=True)
     try:
@@ -109,6 +111,25 @@ def fit(s: Setup, stop: StopRequests) -> TrainResult:
         bar.close()
     finish(s, stopped, meter)
     return _result(s, meter, stopped)
+
+
+def summary(s: Setup) -> str:
+    """What this session trains, in two lines, before its first step."""
+    from ..networks import count_params
+
+    cfg, t, d = s.cfg, s.cfg.train, s.cfg.data
+    def params(net) -> str:
+        n = count_params(net)
+        return f"{n / 1e6:.1f} M" if n >= 100_000 else f"{n / 1e3:.1f} k"
+
+    nets = f"G {cfg.generator.arch} ngf {cfg.generator.ngf} ({params(s.nets.G)})"
+    if s.nets.D is not None:
+        nets += f", D {cfg.discriminator.arch} ndf {cfg.discriminator.ndf} ({params(s.nets.D)})"
+    where = f"{s.device}" + (f" x {s.world.size} processes" if s.world.distributed else "")
+    start = f"from step {s.at.step}" if s.at.step else "from step 0"
+    return (f"training {cfg.run_dir}: {d.root} {d.direction}, {nets}; {d.crop_size}x{d.crop_size} crops, batch "
+            f"{d.batch_size}\n{s.total_steps:,} steps {start} ({s.steps_per_epoch:,} an epoch, {t.epochs} + "
+            f"{t.epochs_decay} epochs) on {where}, {s.speed.name}")
 
 
 def steps(s: Setup, stop: StopRequests, meter: Meter, bar) -> str:
@@ -227,8 +248,13 @@ def validate(s: Setup, meter: Meter) -> None:
         if metrics is None:
             return
         scores = s.folder.log_val(s.at.step, s.at.epoch, metrics)
-        if v.improves(scores, s.at.step):
+        best = v.improves(scores, s.at.step)
+        if best:
             save_best(s, scores)
+        said = ", ".join(f"{k} {scores[k]:.4g}" for k in ("l1", "psnr", "ssim", *FCN, "fid", "kid") if k in scores)
+        log.info(f"validation at step {s.at.step} on {v.images} val images ({metrics['seconds']:.1f} s): {said}; "
+                 + ("the best so far" if best else f"best {s.cfg.train.best_metric} {v.best:.4g} at step "
+                                                    f"{v.best_step}"))
 
     on_main(s.room, s.world, score)
     meter.validated_at, meter.trained_since = s.at.step, time.perf_counter()
