@@ -213,3 +213,20 @@ def test_test_of_a_published_model_or_a_checkpoint_file_is_one_line_saying_what_
     for target in ("facades_label2photo", str(tmp_path / "latest.safetensors")):
         Path(target).touch() if target.endswith(".safetensors") else None
         one_line_error(capsys, main(["test", "--run", target]), f"pix2pix translate --checkpoint {target}")
+
+
+def test_a_results_page_counts_its_images_as_a_person_does(tmp_path):
+    """Issue 21 (a part): 1, 2, 10 and 100, not 1, 10, 100, 2."""
+    from conftest import make_aligned_dataset
+    from pix2pix.inference.translate import natural_key
+
+    assert sorted(["10", "2", "100", "1", "b2", "b10", "a"], key=natural_key) == ["1", "2", "10", "100", "a", "b2",
+                                                                                "b10"]
+    data = make_aligned_dataset(tmp_path / "d", {"train": 2, "val": 11})
+    run = _train(tmp_path, data, ["--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36",
+                                  "--crop-size", "32", "--workers", "0", "--no-progress", "--val-every", "0"],
+                 "--max-steps", "1")
+    assert main(["test", "--run", str(run), "--split", "val", "--eval", "--no-fast"]) == 0
+    page = (run / "results" / "val" / "index.html").read_text()
+    order = [int(h.split("<")[0]) for h in page.split("<h2>")[1:]]
+    assert order == list(range(1, 12))

@@ -28,6 +28,7 @@ Three lines::
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -369,7 +370,13 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
                 write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"), "npy")
         rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
     mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
+    rows.sort(key=lambda row: natural_key(row[0]))  # 1, 2, ..., 10, 11, 100 on the page, as a person counts
     return out, f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})", rows
+
+
+def natural_key(name: str) -> list:
+    """``"img10"`` after ``"img9"``: the digits in a name compared as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
