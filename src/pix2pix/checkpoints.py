@@ -318,17 +318,23 @@ def _scales(meta: dict, path: Path | None) -> Scales:
     return Scales.from_dict(meta["scales"], str(path)) if meta.get("scales") else EIGHT_BIT
 
 
+def read_metadata(path: Path) -> dict[str, Any]:
+    """A ``.safetensors`` checkpoint's metadata, each value JSON-decoded (the format tag as it is), without
+    reading its weights."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return {k: v if k == "format" else json.loads(v) for k, v in metadata.items()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+
+
 def checkpoint_scales(path: Path) -> Scales:
     """A checkpoint's scalings, from its metadata alone (no weights are read)."""
     path = resolve_checkpoint_path(path)
     if path.suffix in (".pth", ".pt"):
         return EIGHT_BIT
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        return _scales({"scales": json.loads(metadata.get("scales", "null"))}, path)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise Pix2PixError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    return _scales(read_metadata(path), path)
 
 
 # ------------------------------------------------------------------------------------- reference

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import checkpoint_scales, load_checkpoint, load_into, restore_run
+from ..checkpoints import (checkpoint_scales, load_checkpoint, load_into, read_metadata, resolve_checkpoint_path,
+                           restore_run)
 from ..config import RunConfig, resolve
 from ..data.batches import TrainingBatches
 from ..data.pairs import fit_scales, load_scaled_pair, scan_split
@@ -141,7 +142,7 @@ def _build(s: Setup, resume: bool) -> None:
 def _at_the_end(s: Setup) -> bool:
     """A resume's saved step against the schedule: past its end is one line (a resume may lengthen a schedule,
     not cut it short); at its end (or at --max-steps) there is nothing to do."""
-    saved, t = int(load_checkpoint(s.folder.latest).meta["step"]), s.cfg.train
+    saved, t = int(read_metadata(resolve_checkpoint_path(s.folder.latest))["step"]), s.cfg.train
     end = s.steps_per_epoch * s.total_epochs
     if saved > end:
         raise Pix2PixError(f"--epochs {t.epochs} --epochs-decay {t.epochs_decay}: that schedule ends at step {end}, "

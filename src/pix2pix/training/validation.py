@@ -17,7 +17,6 @@ only scores of the same images, and takes up the best checkpoint's own record wh
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..checkpoints import read_metadata
 from ..config import BETTER
 from ..data.pairs import PairDataset, load_pair, side_files
 from ..data.units import EIGHT_BIT, Scales, from_unit
@@ -178,15 +178,8 @@ def best_record(path: Path) -> dict | None:
     """The metadata of a best checkpoint (its step and ``val`` record) without reading its weights."""
     if not path.exists():
         return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return {k: json.loads(meta[k]) for k in ("step", "val") if k in meta}
-    except Exception as e:  # a damaged file: safetensors' and json's own errors
-        raise Pix2PixError(f"{path}: not a readable best checkpoint ({type(e).__name__}); move it away and "
-                           "resume: the next validation writes a new one") from None
+    meta = read_metadata(path)
+    return {k: meta[k] for k in ("step", "val") if k in meta}
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:
