@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -211,10 +212,9 @@ def _browser():
     return None
 
 
-@pytest.mark.slow
-def test_the_page_in_a_real_browser(server, tmp_path):
-    """Draw on the canvas, wait for the output, check it changed and has the input's size; switch tools,
-    undo, upload a file; keep a screenshot in tests/artifacts/."""
+@contextlib.contextmanager
+def _chromium():
+    """Debian's Chromium driven by Playwright (skipped where there is none, but not in CI)."""
     browser_path = _browser()
     if browser_path is None:
         if os.environ.get("CI"):
@@ -226,6 +226,17 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         browser = p.chromium.launch(executable_path=browser_path, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_the_page_in_a_real_browser(server, tmp_path):
+    """Draw on the canvas, wait for the output, check it changed and has the input's size; switch tools,
+    undo, upload a file; keep a screenshot in tests/artifacts/."""
+    with _chromium() as browser:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -269,8 +280,60 @@ def test_the_page_in_a_real_browser(server, tmp_path):
                              "document.getElementById('output').naturalHeight]") == [48, 40]
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "app.png"))
-        browser.close()
     assert errors == []
+
+
+def _is_local(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob") or parts.hostname == "127.0.0.1"
+
+
+@pytest.mark.slow
+def test_the_api_docs_render_in_a_browser_without_a_network(server):
+    """/docs is Swagger UI served by the server itself: with every request elsewhere refused, the page still
+    shows the API's operations, and it asked no other host for anything."""
+    with _chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        elsewhere, errors = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def only_local(route):
+            if _is_local(route.request.url):
+                route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local)
+        page.goto(server + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock-post", timeout=30_000)
+        assert page.locator(".swagger-ui .opblock").count() >= 4  # /healthz, /api/models, samples, translate
+        assert page.locator(".opblock-post .opblock-summary-path", has_text="/api/translate").is_visible()
+        page.wait_for_load_state("networkidle")
+    assert elsewhere == [] and errors == []
+
+
+def test_the_api_docs_page_loads_only_the_servers_own_assets(client):
+    """The /docs HTML names no other host, each asset it names answers with its type, and the security
+    middleware guards the assets like every other route."""
+    import re
+
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text) + re.findall(r"url: '([^']+)'", r.text)
+    assert len(urls) == 4 and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+    assert "http://" not in r.text and "https://" not in r.text
+    types = {".js": ("text/javascript", "application/javascript"), ".css": ("text/css",), ".png": ("image/png",),
+             ".json": ("application/json",)}
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000, url
+        assert asset.headers["content-type"].split(";")[0] in types[Path(url).suffix], (url, asset.headers)
+    assert client.get("/redoc").status_code == 404  # not served: it would load its script from a CDN
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+    assert TestClient(client.app, base_url="http://evil.example").get(urls[0]).status_code == 400
 
 
 def test_each_answer_names_its_engine_and_a_seed_runs_pytorch(run, monkeypatch):

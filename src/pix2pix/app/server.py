@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from ..data.rasters import MODES, as_array, checked_array, encode, pil_raster, to_tensor
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
+from .docs import add_docs
 from .models import ServedModel
 
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -352,7 +353,8 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
         await batcher.stop()
 
     app = FastAPI(title="pix2pix", description="Image-to-image translation (Isola et al., CVPR 2017): draw or "
-                  "upload an input, get the model's output.", lifespan=lifespan)
+                  "upload an input, get the model's output.", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # FastAPI's pages load their scripts from a CDN: add_docs
     app.state.batcher, app.state.budget = batcher, budget
 
     @app.exception_handler(StarletteHTTPException)  # ours, and FastAPI's own 404 and 405
@@ -454,6 +456,7 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                                  "X-Seconds": f"{time.perf_counter() - start:.4f}"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    add_docs(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes, total=max_bodies_bytes)
     app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))
     return app
