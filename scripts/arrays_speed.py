@@ -52,7 +52,7 @@ def make(root: Path, kind: str) -> tuple[Path, int, int]:
 
 
 def train_rate(data: Path, channels: tuple[int, int], out: Path, steps: int) -> float:
-    argv = ["train", "--data", str(data), "--out", str(out), "--name", f"r{time.monotonic_ns()}",
+    argv = ["train", "--data", str(data), "--runs", str(out), "--name", f"r{time.monotonic_ns()}",
             "--generator", "unet_128", "--ngf", "32", "--ndf", "32", "--crop-size", "128", "--load-size", "143",
             "--in-channels", str(channels[0]), "--out-channels", str(channels[1]), "--preload", "no",
             "--workers", "2", "--max-steps", str(steps), "--val-every", "0", "--log-every", "20",

@@ -16,7 +16,7 @@ for mode in fast plain; do
   flags=()
   [ "$mode" = plain ] && flags=(--no-fast)
   SECONDS=0
-  $PIX2PIX train --data "$DATA" --out "$OUT" --name "$mode" --max-steps "$STEPS" --no-progress "${flags[@]}" "$@" \
+  $PIX2PIX train --data "$DATA" --runs "$OUT" --name "$mode" --max-steps "$STEPS" --no-progress "${flags[@]}" "$@" \
     | grep -E '^(done|stopped)'
   echo "$mode: ${SECONDS} s wall (training and start-up)"
   $PIX2PIX eval --run "$OUT/$mode" --split val --json --no-fast > "$OUT/$mode.json"

@@ -50,17 +50,17 @@ fi
 echo "== WGAN-GP under torch.compile, then resumed with --no-fast"
 rm -rf "$OUT/runs-wgangp"
 PIX2PIX_COMPILE_MODE=default $PIX2PIX train --data "$DATA" --gan-loss wgangp --device "$DEVICE" \
-  --out "$OUT/runs-wgangp" --name w --max-steps 30 --no-progress | grep -E '^(done|stopped)' || echo "wgangp + compile failed"
+  --runs "$OUT/runs-wgangp" --name w --max-steps 30 --no-progress | grep -E '^(done|stopped)' || echo "wgangp + compile failed"
 $PIX2PIX train --resume "$OUT/runs-wgangp/w" --max-steps 40 --no-fast --device "$DEVICE" --no-progress \
   | grep -E '^(done|stopped)' || echo "wgangp resume failed"
 
 echo "== training on the facades, $MINUTES min each"
 # The fast path for $MINUTES minutes, then the baseline for the same number of steps: equal-step val L1.
 rm -rf "$OUT/runs"
-$PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --out "$OUT/runs" --name fast \
-  --max-minutes "$MINUTES" --no-progress | grep -E '^(done|stopped)' | sed 's/^/fast: /'
+$PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --runs "$OUT/runs" --name fast \
+  --minutes "$MINUTES" --no-progress | grep -E '^(done|stopped)' | sed 's/^/fast: /'
 STEPS=$($PYTHON -c "import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]['step'])" "$OUT/runs/fast/losses.csv")
-$PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --out "$OUT/runs" --name plain \
+$PIX2PIX train --data "$DATA" --preset facades --device "$DEVICE" --runs "$OUT/runs" --name plain \
   --max-steps "$STEPS" --no-fast --preload no --workers 4 --no-progress | grep -E '^(done|stopped)' | sed 's/^/plain: /'
 for mode in fast plain; do
   $PIX2PIX eval --run "$OUT/runs/$mode" --split val --no-fast --device "$DEVICE" --json > "$OUT/$mode.json"

@@ -63,7 +63,7 @@ def train_tiny(tmp_path: Path, data: Path, tiny: list[str], *extra: str, name: s
     """``pix2pix train`` a tiny run into ``tmp_path/runs/NAME``; returns the run folder."""
     from pix2pix.cli import main
 
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", name, *tiny,
+    assert main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", name, *tiny,
                  *extra]) == 0
     return tmp_path / "runs" / name
 

@@ -23,7 +23,7 @@ def test_a_crash_between_state_and_weights_still_resumes(tmp_path, blocks, tiny,
     """The training state is written first; if the weights never follow, the previous pair still resumes."""
     import pix2pix.checkpoints as ck
 
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny]
     assert main(common + ["--name", "straight", "--max-steps", "4"]) == 0
     assert main(common + ["--name", "crash", "--max-steps", "2"]) == 0
 
@@ -48,7 +48,7 @@ def test_interrupted_save_keeps_previous_latest(tmp_path, blocks, tiny, monkeypa
     import pix2pix.checkpoints as ck
 
     run = tmp_path / "runs" / "r"
-    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "r",
+    assert main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "r",
                  "--max-steps", "2", *tiny]) == 0
     before = (run / "checkpoints" / "latest.safetensors").read_bytes()
 

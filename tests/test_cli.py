@@ -38,8 +38,8 @@ def test_train_writes_a_complete_run(tmp_path, blocks, tiny, capsys):
 
 
 def test_max_minutes_stops_and_saves(tmp_path, blocks, tiny, capsys):
-    run = _train(tmp_path, blocks, tiny, "--max-minutes", "0.0001")
-    assert "stopped at --max-minutes" in capsys.readouterr().out
+    run = _train(tmp_path, blocks, tiny, "--minutes", "0.0001")
+    assert "stopped at --minutes" in capsys.readouterr().out
     step = load_checkpoint(run).meta["step"]
     assert 1 <= step < 800  # far from the 200 epochs x 4 steps of the full schedule
 
@@ -76,10 +76,10 @@ def test_missing_and_empty_data_folders(tmp_path, tiny, capsys):
 
 def test_corrupt_image_stops_training_with_its_name_unless_skipped(tmp_path, blocks, tiny, capsys):
     (blocks / "train" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 20)
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--max-steps", "8", *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--max-steps", "8", *tiny])
     err = _one_line_error(capsys, code, "2.png")
     assert "--skip-bad-images" in err
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--max-steps", "8",
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--max-steps", "8",
                  "--skip-bad-images", *tiny])
     out = capsys.readouterr().out
     assert code == 0 and "skipped 1 bad image(s)" in out and "2.png" in out
@@ -88,21 +88,21 @@ def test_corrupt_image_stops_training_with_its_name_unless_skipped(tmp_path, blo
 def test_truncated_odd_width_and_non_image_files(tmp_path, blocks, tiny, capsys):
     good = (blocks / "train" / "1.png").read_bytes()
     (blocks / "train" / "1.png").write_bytes(good[: len(good) // 2])
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "r"), "--max-steps", "8", *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "r"), "--max-steps", "8", *tiny])
     _one_line_error(capsys, code, "1.png: not a readable image")
     (blocks / "train" / "1.png").write_bytes(good)
     Image.new("RGB", (33, 16)).save(blocks / "train" / "odd.png")
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "r"), "--max-steps", "8", *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "r"), "--max-steps", "8", *tiny])
     _one_line_error(capsys, code, "odd.png: width 33 is odd")
     (blocks / "train" / "odd.png").unlink()
     (blocks / "train" / "notes.txt").write_text("hello")
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "r"), "--max-steps", "8", *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "r"), "--max-steps", "8", *tiny])
     _one_line_error(capsys, code, "notes.txt: not an image or array file")
 
 
 def test_unwritable_output_folder(tmp_path, blocks, tiny, capsys):
     (tmp_path / "file").write_text("")
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "file" / "runs"), *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "file" / "runs"), *tiny])
     _one_line_error(capsys, code, "cannot write there")
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     code = main(["translate", "--checkpoint", str(run), "--input", str(blocks / "val"),
@@ -137,7 +137,7 @@ def test_missing_split_for_test(tmp_path, blocks, tiny, capsys):
 def test_a_new_run_never_overwrites_an_old_one(tmp_path, blocks, tiny, capsys):
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     before = (run / "checkpoints" / "latest.safetensors").read_bytes()
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "run", *tiny])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "run", *tiny])
     _one_line_error(capsys, code, "already holds a run; continue it with --resume")
     assert (run / "checkpoints" / "latest.safetensors").read_bytes() == before
 
@@ -191,7 +191,7 @@ def _typed(action, text):
     (["train", "--resume", "DATA/train/1.png"], "a file; name a run folder"),
     (["export", "--checkpoint", "RUN", "--out", "DATA"], "a folder; name the .onnx file"),
     (["datasets", "make", "facades-synth", "--out", "OUT", "--size", "100000000"], "must be 32 to 4096 pixels"),
-    (["train", "--data", "DATA", "--name", "../../etc"], "one folder name inside --out"),
+    (["train", "--data", "DATA", "--name", "../../etc"], "one folder name inside --runs"),
     (["translate", "--checkpoint", "RUN", "--input", "DATA/val", "--output", "DATA/val"], "could overwrite them"),
 ])
 def test_issue_20s_flag_probes_are_one_line(tmp_path, blocks, tiny, capsys, argv, needle):
@@ -224,3 +224,35 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"pix2pix {__version__}"
+
+
+def test_datasets_combine_split_and_check_follow_on(tmp_path, capsys):
+    """Flat A and B folders -> `combine` -> `split` (or `combine --val --test`) -> a dataset `check` passes, in
+    one summary."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        for side, mode in (("A", "RGB"), ("B", "L")):
+            (tmp_path / side).mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).convert(mode).save(
+                tmp_path / side / f"{i}.{'jpg' if side == 'A' else 'png'}")
+    sides = ["--a", str(tmp_path / "A"), "--b", str(tmp_path / "B")]
+
+    assert main(["datasets", "combine", *sides, "--out", str(tmp_path / "two-steps")]) == 0
+    assert main(["datasets", "split", str(tmp_path / "two-steps"), "--val", "0.2", "--test", "0.1", "--seed", "1"]) == 0
+    assert main(["datasets", "combine", *sides, "--out", str(tmp_path / "one-step"), "--val", "0.2", "--test", "0.1",
+                 "--seed", "1"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("train 7, val 2, test 1") == 2, said
+    for data in ("two-steps", "one-step"):
+        assert main(["datasets", "check", str(tmp_path / data)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 4, lines  # the splits, A, B, the totals
+        assert "train 7, val 2, test 1" in lines[0]
+        assert lines[1].startswith("A: 3-channel RGB PNG images, 16x16") and "B: 3-channel RGB PNG images" in lines[2]
+        assert lines[3].endswith("10 pair(s) checked, 0 problem(s)")
+    assert sorted(p.relative_to(tmp_path / "one-step").as_posix() for p in (tmp_path / "one-step").glob("*/*")) == \
+        sorted(p.relative_to(tmp_path / "two-steps").as_posix() for p in (tmp_path / "two-steps").glob("*/*"))
+    code = main(["datasets", "split", str(tmp_path / "one-step")])
+    _one_line_error(capsys, code, "already has val, test")

@@ -42,7 +42,7 @@ PAPER = {
 def test_every_preset_is_the_papers_experiment(name):
     from pix2pix.config import PRESETS, apply_preset
 
-    assert set(PRESETS) == set(PAPER)
+    assert set(PRESETS) == set(PAPER) | {"cpu"}
     cfg = resolve(apply_preset(RunConfig(), name))
     direction, epochs, batch, jitter = PAPER[name]
     assert cfg.data.direction == direction
@@ -72,7 +72,7 @@ def test_every_preset_is_the_papers_experiment(name):
 ])
 def test_unknown_option_values(tmp_path, blocks, flags, needle, capsys):
     with pytest.raises(SystemExit) as exit_:
-        code = main(["train", "--data", str(blocks), "--out", str(tmp_path), *flags])
+        code = main(["train", "--data", str(blocks), "--runs", str(tmp_path), *flags])
         raise SystemExit(code)
     _one_line_error(capsys, exit_.value.code, needle)
 
@@ -110,7 +110,7 @@ def test_norm_d_flag(tmp_path, blocks, tiny, capsys):
     assert load_checkpoint(run).discriminator.norm == "layer"
     assert RunConfig.load(run / "config.json").generator.norm == "batch"
     with pytest.raises(SystemExit) as exit_:
-        raise SystemExit(main(["train", "--data", str(blocks), "--out", str(tmp_path), "--gan-loss", "wgangp",
+        raise SystemExit(main(["train", "--data", str(blocks), "--runs", str(tmp_path), "--gan-loss", "wgangp",
                                "--norm-d", "batch"]))
     _one_line_error(capsys, exit_.value.code, "--norm-d batch")
 
@@ -160,7 +160,7 @@ def test_every_field_is_checked_in_one_line(section, name, value, needle):
 ])
 def test_bad_values_on_the_command_line_are_one_line(tmp_path, blocks, flags, needle, capsys):
     with pytest.raises(SystemExit) as exit_:
-        raise SystemExit(main(["train", "--data", str(blocks), "--out", str(tmp_path), *flags]))
+        raise SystemExit(main(["train", "--data", str(blocks), "--runs", str(tmp_path), *flags]))
     _one_line_error(capsys, exit_.value.code, needle)
 
 
@@ -195,7 +195,7 @@ def test_the_step_gets_the_objective_slice():
 def test_n_layers_d_goes_with_the_n_layers_discriminator(tmp_path, blocks, tiny, capsys):
     run = _train(tmp_path, blocks, tiny, "--n-layers-d", "2", "--max-steps", "1")
     assert RunConfig.load(run / "config.json").discriminator.arch == "patch34"
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path), "--discriminator", "pixel",
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path), "--discriminator", "pixel",
                  "--n-layers-d", "4", *tiny])
     _one_line_error(capsys, code, "--n-layers-d goes with --discriminator n_layers")
 
@@ -257,7 +257,7 @@ def test_under_torchrun_only_rank_0_prints_the_summary(tmp_path, blocks, monkeyp
 
     result = training.TrainResult(tmp_path, tmp_path / "latest.safetensors", tmp_path / "index.html", 3, 1, 1.0, 3, [])
     monkeypatch.setattr(training, "train", lambda cfg, resume=False, progress=True, stated=None: result)
-    argv = ["train", "--data", str(blocks), "--out", str(tmp_path), "--no-progress"]
+    argv = ["train", "--data", str(blocks), "--runs", str(tmp_path), "--no-progress"]
     for rank, prints in (("1", False), ("0", True)):
         monkeypatch.setenv("RANK", rank)
         monkeypatch.setenv("WORLD_SIZE", "2")

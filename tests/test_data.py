@@ -403,7 +403,9 @@ def make_clean(root: Path) -> int:
 def test_check_clean_dataset(tmp_path, capsys):
     root = tmp_path / "DATA"
     n = make_clean(root)
-    assert check_dataset(root) == (n, [])
+    report = check_dataset(root)
+    assert report.pairs == n and report.problems == [] and report.splits == {"train": 3, "val": 2, "test": 1}
+    assert report.side("A") == report.side("B") == "3-channel RGB PNG images, 8x8"  # each half of 16x8 files
     assert main(["datasets", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert f"{n} pair(s)" in out and "0 problem" in out
@@ -434,9 +436,11 @@ def test_check_two_folder_dataset(tmp_path, capsys):
     a = save(root / "A" / "train" / "y.png", solid(8, 8, RED))
     save(root / "B" / "train" / "y.png", solid(9, 8, BLUE))
     lonely = save(root / "A" / "train" / "z.png", solid(8, 8, RED))
-    count, problems = check_dataset(root)
-    assert count == 2
+    report = check_dataset(root)
+    problems = report.problems
+    assert report.pairs == 2
     assert len(problems) == 2
+    assert report.side("B") == "3-channel RGB PNG images, 2 sizes from 8x8 to 8x9"
     assert any(str(a) in p for p in problems) and any(str(lonely) in p for p in problems)
     assert main(["datasets", "check", str(root)]) == 1
 
@@ -511,7 +515,8 @@ def test_check_reads_arrays_as_training_does_and_finds_a_side_of_mixed_kinds(tmp
     root = make_array_dataset(tmp_path / "bands", {"train": 3, "val": 1})
     assert main(["datasets", "check", str(root), "--in-channels", "5", "--out-channels", "2"]) == 0
     out = capsys.readouterr().out
-    assert "A: float, 5 channel(s)" in out and "B: float, 2 channel(s)" in out and "4 pair(s) checked, 0 problem" in out
+    assert "A: 5-channel float32 .npy arrays, 32x32" in out and "B: 2-channel float32 .npy arrays, 32x32" in out
+    assert "4 pair(s) checked, 0 problem" in out
     np.save(root / "B" / "train" / "2.npy", np.zeros((32, 32, 2), np.uint16))
     bad = np.load(root / "A" / "train" / "3.npy")
     bad[0, 0, 0] = np.inf
@@ -519,6 +524,7 @@ def test_check_reads_arrays_as_training_does_and_finds_a_side_of_mixed_kinds(tmp
     assert main(["datasets", "check", str(root), "--in-channels", "5", "--out-channels", "2"]) == 1
     out = capsys.readouterr().out
     assert "B/train/2.npy: uint16, 2 channel(s), and the B files before it are float, 2 channel(s)" in out
+    assert "B: 2-channel float32 .npy arrays (3), 2-channel uint16 .npy arrays (1)" in out  # the odd one out, named
     assert "A/train/3.npy: 1 value(s) are NaN or infinite" in out
 
 
@@ -543,3 +549,28 @@ def test_a_split_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch)
     monkeypatch.setattr(P, "iterdir", denied)
     with pytest.raises(Pix2PixError, match="train: cannot be listed \\(Permission denied\\)"):
         scan_split(data, "train")
+
+
+def test_check_summarises_a_band_dataset_with_one_problem_in_every_file(tmp_path, capsys):
+    """Issue: 56 identical lines, and B's channels never named. Now: counts, each side's kind, the first few
+    problems of each kind with a count of the rest, and the totals."""
+    from conftest import make_array_dataset
+
+    root = make_array_dataset(tmp_path / "bands", {"train": 40, "val": 8, "test": 8}, size=8, in_bands=4, out_bands=1)
+    (root / "A" / "train" / "notes.txt").write_text("not data")
+    assert main(["datasets", "check", str(root), "--in-channels", "4", "--out-channels", "4"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) <= 12, lines
+    text = "\n".join(lines)
+    assert "train 40, val 8, test 8" in text
+    assert "A: 4-channel float32 .npy arrays, 8x8" in text and "B: 1-channel float32 .npy arrays, 8x8" in text
+    assert sum("1 channel(s), and --out-channels is 4" in line for line in lines) == 3
+    assert "... and 53 more like this" in text
+    assert sum("notes.txt: not an image or array file" in line for line in lines) == 1
+    assert lines[-1].endswith("56 pair(s) checked, 57 problem(s) of 2 kind(s)")
+    assert main(["datasets", "check", str(root), "--in-channels", "4", "--out-channels", "1"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].endswith("56 pair(s) checked, 1 problem(s) of 1 kind(s)")
+    (root / "A" / "train" / "notes.txt").unlink()
+    assert main(["datasets", "check", str(root), "--in-channels", "4", "--out-channels", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "problem" not in out.splitlines()[-2] and out.splitlines()[-1].endswith("0 problem(s)")

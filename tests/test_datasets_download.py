@@ -490,18 +490,19 @@ def test_cli_download_then_train_ready(tmp_path, server, capsys):
 
     server.files["/facades.tar.gz"] = make_archive()
     code = main(["datasets", "download", "facades", "--url", server.url("/facades.tar.gz"), "--out", str(tmp_path)])
-    assert code == 0 and str(tmp_path / "facades") in capsys.readouterr().out
+    said = capsys.readouterr()  # the old spelling of --into still works, and says the new one
+    assert code == 0 and str(tmp_path / "facades") in said.out and "--out is now --into" in said.err
     assert main(["datasets", "check", str(tmp_path / "facades")]) == 0
 
 
 def test_cli_download_errors_are_one_line(tmp_path, server, capsys):
     from pix2pix.cli import main
 
-    code = main(["datasets", "download", "mnist", "--out", str(tmp_path)])
+    code = main(["datasets", "download", "mnist", "--into", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "unknown dataset 'mnist'" in err and "\n" not in err
     server.files["/evil.tar.gz"] = tar_bytes({"../evil.txt": b"x"})
-    code = main(["datasets", "download", "evil", "--url", server.url("/evil.tar.gz"), "--out", str(tmp_path / "d")])
+    code = main(["datasets", "download", "evil", "--url", server.url("/evil.tar.gz"), "--into", str(tmp_path / "d")])
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar, the one error line
     assert code == 2 and last.startswith("pix2pix: error:") and "evil.txt" in last
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "d" / "evil").exists()
@@ -510,7 +511,7 @@ def test_cli_download_errors_are_one_line(tmp_path, server, capsys):
 def test_cli_cityscapes_prints_how_to_get_it(capsys, tmp_path):
     from pix2pix.cli import main
 
-    assert main(["datasets", "download", "cityscapes", "--out", str(tmp_path)]) == 0
+    assert main(["datasets", "download", "cityscapes", "--into", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "licence" in out.lower() or "license" in out.lower()
     assert "datasets combine" in out

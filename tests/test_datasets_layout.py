@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -189,11 +190,9 @@ def test_cli_combine_and_split(tmp_path, capsys):
                  "--out", str(tmp_path / "AB")]) == 0
     out = capsys.readouterr().out
     assert "wrote 10 aligned pair(s)" in out and "lonely" in out
-    flat = tmp_path / "flat"
-    (tmp_path / "AB" / "train").rename(flat)
-    assert main(["datasets", "split", str(flat), "--val", "0.2", "--test", "0.1"]) == 0
+    assert main(["datasets", "split", str(tmp_path / "AB"), "--val", "0.7", "--test", "0.5"]) == 2
+    assert main(["datasets", "split", str(tmp_path / "AB"), "--val", "0.2", "--test", "0.1"]) == 0
     assert "train 7, val 2, test 1" in capsys.readouterr().out
-    assert main(["datasets", "split", str(flat), "--val", "0.7", "--test", "0.5"]) == 2
 
 
 def test_combine_pairs_arrays_into_aligned_arrays_of_their_kind_and_split_moves_them(tmp_path):
@@ -213,8 +212,73 @@ def test_combine_pairs_arrays_into_aligned_arrays_of_their_kind_and_split_moves_
     other = make_array_dataset(tmp_path / "uneven", {"train": 1}, in_bands=5, out_bands=2)
     with pytest.raises(Pix2PixError, match="no pair could be combined .*one shape and type"):
         combine(other / "A" / "train", other / "B" / "train", tmp_path / "nope")
-    for f in (tmp_path / "aligned" / "train").iterdir():
-        f.rename(tmp_path / "aligned" / f.name)
-    (tmp_path / "aligned" / "train").rmdir()
     counts = split_folder(tmp_path / "aligned", val=0.34, test=0.0)
     assert (counts["train"], counts["val"]) == (2, 1) and len(list((tmp_path / "aligned" / "val").glob("*.npy"))) == 1
+
+
+# ------------------------------------------------------------------------------- combine, then split
+
+
+def make_flat_sides(root: Path, n: int) -> tuple[Path, Path]:
+    """Flat A and B folders of ``n`` pairs named 00..n-1, as a newcomer has them."""
+    for i in range(n):
+        save(root / "A" / f"{i:02d}.jpg", seed=i), save(root / "B" / f"{i:02d}.png", seed=100 + i)
+    return root / "A", root / "B"
+
+
+def test_split_takes_combines_output_and_moves_a_fraction_of_train(tmp_path):
+    a, b = make_flat_sides(tmp_path, 10)
+    out = tmp_path / "D"
+    assert combine(a, b, out).splits == {"train": 10}
+    assert split_folder(out, val=0.2, test=0.1, seed=0) == {"train": 7, "val": 2, "test": 1}
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train", "val"]
+    assert not (out / "train" / "train").exists()  # never nested
+    names = set()
+    for split, n in (("train", 7), ("val", 2), ("test", 1)):
+        pairs, problems = scan_split(out, split)
+        assert len(pairs) == n and not problems
+        names |= {p.a.name for p in pairs}
+    assert len(names) == 10  # every pair once
+
+
+def test_combine_with_val_and_test_splits_as_split_does(tmp_path):
+    a, b = make_flat_sides(tmp_path, 20)
+    report = combine(a, b, tmp_path / "at-once", val=0.2, test=0.1, seed=3)
+    assert report.pairs == 20 and report.splits == {"train": 14, "val": 4, "test": 2}
+    combine(a, b, tmp_path / "in-two-steps")
+    split_folder(tmp_path / "in-two-steps", val=0.2, test=0.1, seed=3)
+    assert assignment(tmp_path / "at-once") == assignment(tmp_path / "in-two-steps")
+    assert len(assignment(tmp_path / "at-once")) == 20
+    combine(a, b, tmp_path / "other-seed", val=0.2, test=0.1, seed=4)
+    assert assignment(tmp_path / "other-seed") != assignment(tmp_path / "at-once")
+
+
+def test_combine_refuses_fractions_it_cannot_honour_and_writes_nothing(tmp_path):
+    a, b = make_flat_sides(tmp_path / "flat", 3)
+    with pytest.raises(Pix2PixError, match="too few"):
+        combine(a, b, tmp_path / "out", val=0.5, test=0.4)
+    with pytest.raises(Pix2PixError, match="--val"):
+        combine(a, b, tmp_path / "out", val=-0.1)
+    assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    save(tmp_path / "split" / "A" / "train" / "x.png"), save(tmp_path / "split" / "B" / "train" / "x.png")
+    with pytest.raises(Pix2PixError, match="already split into train") as e:
+        combine(tmp_path / "split" / "A", tmp_path / "split" / "B", tmp_path / "out", val=0.1)
+    assert "\n" not in str(e.value)
+
+
+def test_split_refuses_a_split_folder_itself_and_a_dataset_already_split(tmp_path):
+    a, b = make_flat_sides(tmp_path, 5)
+    out = tmp_path / "D"
+    combine(a, b, out)
+    with pytest.raises(Pix2PixError, match="is the 'train' split of .*; split .*D instead") as e:
+        split_folder(out / "train")
+    assert "\n" not in str(e.value) and not (out / "train" / "train").exists()
+    split_folder(out, val=0.2, test=0)
+    with pytest.raises(Pix2PixError, match="already has val") as e:
+        split_folder(out, val=0.2, test=0)
+    assert "\n" not in str(e.value)
+    assert len(list((out / "train").iterdir())) == 4 and len(list((out / "val").iterdir())) == 1
+    save(out / "loose.png")
+    shutil.rmtree(out / "val")
+    with pytest.raises(Pix2PixError, match="both directly in it and in"):
+        split_folder(out)

@@ -28,8 +28,11 @@ def test_demo_writes_page_and_metrics(tmp_path, synth):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["val_l1"] < 1 and 0 < metrics["baseline_l1"] < 1 and metrics["steps"] >= 1
     page = (out / "index.html").read_text()
-    curves = re.findall(r"<img class=plot src='([\w.]+\.png)'", page)
-    assert len(curves) == 2 and all((out / c).stat().st_size > 1000 for c in curves)  # the loss curves
+    curves = re.findall(r"<img class=plot src='([\w./]+\.png)'", page)
+    assert curves == ["web/curves.png"] and (out / curves[0]).stat().st_size > 1000  # loss and val curves
+    # The figures in words, rounded, with what the baseline is; no raw keys or 16-digit floats.
+    assert "mean training photo: the baseline to beat" in page and "val_l1" not in page
+    assert not re.search(r"\d\.\d{6,}", page)
     shown = set(re.findall(r'src="(results/val/images/\w+_output\.png)"', page))
     assert len(shown) == 3  # every val image (up to 12) as input | output | target
     assert (out / "results" / "val" / "images" / "1_output.png").exists()

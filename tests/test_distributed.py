@@ -95,7 +95,7 @@ def test_two_processes_end_where_one_process_with_the_same_global_batch_ends(tmp
     data = make_aligned_dataset(tmp_path / "data", {"train": 6})
     same = ["--no-dropout", "--no-fast", "--epochs", "2", "--epochs-decay", "1"]
     one = train_tiny(tmp_path, data, tiny, *same, "--batch-size", "2", name="one")
-    done = _torchrun_train("--data", str(data), "--out", str(tmp_path / "runs"), "--name", "two", *tiny, *same,
+    done = _torchrun_train("--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "two", *tiny, *same,
                            "--batch-size", "1", "--max-steps", "5")
     assert done.returncode == 0, done.stderr[-3000:]
     two = tmp_path / "runs" / "two"
@@ -125,7 +125,7 @@ def test_an_unreachable_master_is_one_line_and_exit_2(tmp_path, tiny):
     data = make_aligned_dataset(tmp_path / "data", {"train": 2})
     env = dict(os.environ, WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(free_port()), PIX2PIX_DIST_TIMEOUT="3")
-    done = subprocess.run([sys.executable, "-m", "pix2pix", "train", "--data", str(data), "--out",
+    done = subprocess.run([sys.executable, "-m", "pix2pix", "train", "--data", str(data), "--runs",
                            str(tmp_path / "runs"), *tiny], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     err = done.stderr.strip()

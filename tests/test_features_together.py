@@ -59,7 +59,7 @@ def data(tmp_path: Path) -> Path:
 
 
 def _train(tmp_path: Path, data: Path, name: str, *extra: str) -> Path:
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", name, *TINY, *extra]) == 0
+    assert main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", name, *TINY, *extra]) == 0
     return tmp_path / "runs" / name
 
 
@@ -76,7 +76,7 @@ def _torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 def test_two_processes_validate_each_epoch_finish_and_resume_bit_for_bit(tmp_path, data):
     """The reported hang: with a val split (validation on by default) two processes finished epoch 1 only to
     time out. Now they validate, write val.csv and best, and a resume ends where an unbroken run ends."""
-    common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
+    common = ["--data", str(data), "--runs", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
               "--epochs-decay", "2"]  # 2 steps an epoch over 2 processes: 6 steps
     done = _torchrun(*common, "--name", "straight")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -95,7 +95,7 @@ def test_two_processes_stopped_by_sigterm_resume_bit_for_bit(tmp_path):
     """A scheduler's SIGTERM to `pix2pix train --nproc 2` reaches both processes (validating each epoch): they stop
     at the same step, save it, and the resume ends where an unbroken two-process run ends."""
     data = make_aligned_dataset(tmp_path / "data", {"train": 24, "val": 2})  # 12 steps an epoch over 2 processes
-    common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
+    common = ["--data", str(data), "--runs", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
               "--epochs-decay", "1", "--log-every", "1", "--sample-every", "1000", "--seed", "4"]  # 24 steps
     done = _torchrun(*common, "--name", "straight")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -136,7 +136,7 @@ def test_two_processes_killed_9_resume_bit_for_bit(tmp_path):
     """Every process of a two-process run killed at once (a node lost): the resume starts from the last save and
     ends where an unbroken two-process run ends."""
     data = make_aligned_dataset(tmp_path / "data", {"train": 24, "val": 2})
-    common = ["--data", str(data), "--out", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
+    common = ["--data", str(data), "--runs", str(tmp_path / "runs"), *TINY, "--device", "cpu", "--epochs", "1",
               "--epochs-decay", "1", "--log-every", "1", "--sample-every", "1000", "--seed", "8", "--save-every", "5"]
     done = _torchrun(*common, "--name", "straight")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -162,7 +162,7 @@ def test_two_processes_skip_a_bad_image_in_step(tmp_path):
     and the run records the skip whichever process met it."""
     data = make_aligned_dataset(tmp_path / "data", {"train": 6, "val": 2})
     (data / "train" / "4.png").write_bytes(b"not a png")
-    done = _torchrun("--data", str(data), "--out", str(tmp_path / "runs"), "--name", "r", *TINY, "--device", "cpu",
+    done = _torchrun("--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "r", *TINY, "--device", "cpu",
                      "--skip-bad-images", "--epochs", "2", "--epochs-decay", "1", "--preload", "no")
     assert done.returncode == 0, done.stderr[-3000:]
     from pix2pix.checkpoints import load_latest
@@ -177,7 +177,7 @@ def test_two_processes_train_and_validate_arrays(tmp_path):
     from conftest import make_array_dataset
 
     data = make_array_dataset(tmp_path / "bands", {"train": 4, "val": 2})
-    done = _torchrun("--data", str(data), "--out", str(tmp_path / "runs"), "--name", "bands", *TINY, "--device",
+    done = _torchrun("--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "bands", *TINY, "--device",
                      "cpu", "--in-channels", "5", "--out-channels", "2", "--epochs", "1", "--epochs-decay", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "bands"
@@ -214,7 +214,7 @@ def test_a_sigterm_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp
         timer = threading.Timer(rng.uniform(0, seconds), os.kill, (os.getpid(), signal.SIGTERM))
         with _Ignored():
             timer.start()
-            code = main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", name, *TINY,
+            code = main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", name, *TINY,
                          *flags])
             timer.join()
         assert code in (0, 143)
@@ -233,7 +233,7 @@ def test_a_kill_9_then_resume_gives_the_uninterrupted_weights(tmp_path, data):
     flags = ["--epochs", "3", "--epochs-decay", "3", "--save-every", "2", "--seed", "2"]
     straight = _weights(_train(tmp_path, data, "straight", *flags))
     run = tmp_path / "runs" / "killed"
-    cmd = [sys.executable, "-m", "pix2pix", "train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name",
+    cmd = [sys.executable, "-m", "pix2pix", "train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name",
            "killed", *TINY, *flags, "--log-every", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -343,7 +343,7 @@ def test_files_are_written_with_the_permissions_the_umask_gives(tmp_path, data):
 
 
 def test_a_diverged_run_keeps_a_latest_whose_every_tensor_is_finite(tmp_path, data, capsys):
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "d", *TINY, "--lr", "1e12",
+    code = main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "d", *TINY, "--lr", "1e12",
                  "--save-every", "1", "--log-every", "1", "--max-steps", "40", "--val-every", "0"])
     one_line_error(capsys, code, "training diverged at step")
     latest = tmp_path / "runs" / "d" / "checkpoints" / "latest.safetensors"
@@ -358,7 +358,7 @@ def test_a_diverged_run_keeps_a_latest_whose_every_tensor_is_finite(tmp_path, da
 def test_init_from_a_btoa_source_trains_btoa_at_its_size_and_says_so(tmp_path, data, capsys):
     source = _train(tmp_path, data, "source", "--direction", "BtoA", "--max-steps", "2")
     capsys.readouterr()
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
+    assert main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
                  str(source), "--max-steps", "1", "--no-progress", "--workers", "0", "--val-every", "0"]) == 0
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if "--init-from" in line]

@@ -210,7 +210,7 @@ def test_bad_array_data_is_one_line_and_skip_bad_images_skips_it(tmp_path, tiny,
     bad = np.load(data / "A" / "train" / "2.npy")
     bad[3, 4, 1] = np.nan
     np.save(data / "A" / "train" / "2.npy", bad)
-    common = ["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny, *ARRAYS, "--max-steps", "2"]
+    common = ["train", "--data", str(data), "--runs", str(tmp_path / "runs"), *tiny, *ARRAYS, "--max-steps", "2"]
     one_line_error(capsys, main(common), "2.npy: 1 value(s) are NaN or infinite (the first at row 3, column 4")
     assert main(common + ["--skip-bad-images", "--name", "skipping"]) == 0
     assert "2.npy" in capsys.readouterr().out
@@ -294,7 +294,7 @@ def test_preloaded_arrays_are_the_loaders_batches_bit_for_bit(tmp_path):
 
 def test_init_from_a_model_of_other_data_is_one_line(tmp_path, tiny, labels_run, capsys):
     data = make_array_dataset(tmp_path / "bands", {"train": 2}, in_bands=3, out_bands=3)
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny, "--init-from", str(labels_run),
+    code = main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), *tiny, "--init-from", str(labels_run),
                  "--max-steps", "1"])
     err = one_line_error(capsys, code, "--init-from")
     assert "its model takes input uint8 (0..255 -> [-1, 1])" in err and "this data does not fit" in err
@@ -350,7 +350,7 @@ def test_a_link_loop_and_an_empty_npy_are_one_line_and_skippable(tmp_path, tiny,
     with pytest.raises(Pix2PixError, match="cannot be read"):
         read_raster(loop, None)
     flags = [*tiny, "--in-channels", "5", "--out-channels", "2", "--max-steps", "1"]
-    one_line_error(capsys, main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *flags]),
+    one_line_error(capsys, main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), *flags]),
                    "the file ends before its data")
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "skip", *flags,
+    assert main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), "--name", "skip", *flags,
                  "--skip-bad-images"]) == 0

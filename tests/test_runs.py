@@ -30,7 +30,7 @@ def test_a_second_writer_of_a_run_is_one_line_naming_the_pid(tmp_path, blocks, t
         msg = one_line_error(capsys, main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]),
                              f"PID {os.getpid()}")
         assert "is writing this run" in msg
-        one_line_error(capsys, main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "run",
+        one_line_error(capsys, main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "run",
                                      *tiny]), f"PID {os.getpid()}")
     finally:
         holder.release()
@@ -104,7 +104,7 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_is_untouched(tmp_pa
 
 def test_sigterm_saves_like_ctrl_c_and_exits_143(tmp_path, blocks, tiny):
     """What schedulers, docker stop and pre-emption send: the run saves where it is."""
-    cmd = [sys.executable, "-m", "pix2pix", "train", "--data", str(blocks), "--out", str(tmp_path / "runs"),
+    cmd = [sys.executable, "-m", "pix2pix", "train", "--data", str(blocks), "--runs", str(tmp_path / "runs"),
            "--name", "r", *tiny, "--max-steps", "100000", "--save-every", "100000", "--log-every", "1",
            "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -122,7 +122,7 @@ def test_sigterm_saves_like_ctrl_c_and_exits_143(tmp_path, blocks, tiny):
 
 
 def test_diverged_training_stops_with_one_line_and_writes_no_broken_checkpoint(tmp_path, blocks, tiny, capsys):
-    args = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "d", *tiny, "--lr", "1e30",
+    args = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "d", *tiny, "--lr", "1e30",
             "--max-steps", "8", "--log-every", "1", "--no-progress"]
     msg = one_line_error(capsys, main(args), "training diverged at step")
     assert " loss is " in msg or "a weight is not finite" in msg
@@ -226,7 +226,7 @@ def test_a_full_disk_under_tensorboard_is_one_line_without_its_threads_traceback
             "record_writer.RecordWriter.write = full\n"
             "from pix2pix.cli import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
-    done = subprocess.run([sys.executable, "-c", code, "train", "--data", str(blocks), "--out", str(tmp_path / "runs"),
+    done = subprocess.run([sys.executable, "-c", code, "train", "--data", str(blocks), "--runs", str(tmp_path / "runs"),
                            *tiny, "--max-steps", "2"], capture_output=True, text=True, timeout=120)
     err = done.stderr.strip()
     assert done.returncode == 2 and "\n" not in err and "Traceback" not in err, err

@@ -142,7 +142,7 @@ def _weights(run):
 
 def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, blocks, tiny):
     # 4 pairs at batch 1: an epoch is 4 steps, so stopping at 3 and going on to 7 crosses an epoch boundary.
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--seed", "3", *tiny]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--seed", "3", *tiny]
     assert main(common + ["--name", "straight", "--max-steps", "7"]) == 0
     assert main(common + ["--name", "split", "--max-steps", "3"]) == 0
     partial = _weights(tmp_path / "runs" / "split")
@@ -156,7 +156,7 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path, blocks, tiny):
 
 @pytest.mark.slow
 def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny):
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--preload", "no"]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--preload", "no"]
     assert main(common + ["--name", "a", "--max-steps", "5"]) == 0
     assert main(common + ["--name", "b", "--max-steps", "2", "--workers", "1"]) == 0
     assert main(["train", "--resume", str(tmp_path / "runs" / "b"), "--max-steps", "5", "--workers", "1",
@@ -166,7 +166,7 @@ def test_resume_with_loader_workers_matches_a_run_without(tmp_path, blocks, tiny
 
 
 def test_a_preloaded_split_trains_exactly_as_the_loader_does(tmp_path, blocks, tiny):
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "6"]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--max-steps", "6"]
     assert main(common + ["--name", "loader", "--preload", "no"]) == 0
     assert main(common + ["--name", "preloaded", "--preload", "yes"]) == 0
     a, b = _weights(tmp_path / "runs" / "loader"), _weights(tmp_path / "runs" / "preloaded")
@@ -180,13 +180,13 @@ def test_a_batch_that_does_not_fit_is_one_line(tmp_path, blocks, tiny, capsys, m
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(loop, "train_step", too_big)
-    code = main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--batch-size", "4"])
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--batch-size", "4"])
     one_line_error(capsys, code, "batch 4 at 32x32 does not fit in cpu memory; lower --batch-size")
 
 
 def test_the_progress_bar_counts_every_step(tmp_path, blocks, tiny, capsys):
     flags = [f for f in tiny if f != "--no-progress"]
-    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--max-steps", "5", *flags]) == 0
+    assert main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--max-steps", "5", *flags]) == 0
     assert "5/5" in capsys.readouterr().err
 
 
@@ -323,7 +323,7 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(tmp_path, blocks,
     from pix2pix.config import RunConfig
 
     source = train_tiny(tmp_path, blocks, tiny, "--max-steps", "3", name="source")
-    args = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
+    args = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "tuned", "--init-from",
             str(source), "--crop-size", "32", "--load-size", "32", "--max-steps", "1", "--lr", "1e-30",
             "--no-progress"]
     assert main(args) == 0
@@ -358,3 +358,42 @@ def test_a_resume_may_lengthen_the_schedule(tmp_path, blocks, tiny, capsys):
     lrs = {int(r["step"]): r["lr"] for r in read_log(run / "losses.csv")}
     # After step t the lr is 2e-4 * min(1, (16 - t) / 8): full again at step 8 of the longer schedule.
     assert lrs[9] == pytest.approx(2e-4 * 7 / 8) and lrs[16] == pytest.approx(0.0)
+
+
+def test_a_plan_of_hours_on_a_cpu_is_warned_of_before_the_first_step(tmp_path, blocks, tiny, capsys):
+    """The paper's schedule of a large dataset on a CPU: train says how long it would take, and names the CPU
+    recipe, before it takes a step."""
+    code = main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--epochs", "2000000",
+                 "--epochs-decay", "0", "--max-steps", "1", "--device", "cpu"])
+    said = capsys.readouterr()
+    assert code == 0
+    warning = [line for line in said.err.splitlines() if "hours on this CPU" in line]
+    assert len(warning) == 1 and "--preset cpu" in warning[0]
+    assert "planned: about" in said.out and said.out.index("planned: about") < said.out.index("stopped at --max-steps")
+
+
+def test_a_short_plan_is_not_warned_of(tmp_path, blocks, tiny, capsys):
+    assert main(["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--max-steps", "2"]) == 0
+    said = capsys.readouterr()
+    assert "planned: about" in said.out and "hours on this CPU" not in said.err
+
+
+def test_the_cpu_preset_sizes_its_schedule_to_the_minutes_given(tmp_path, blocks, capsys):
+    """--preset cpu: the demo's networks and a schedule of the paper's shape that fits --minutes (and stops
+    there); the old spelling --max-minutes still works and says the new one."""
+    from pix2pix.config import RunConfig
+
+    code = main(["train", "--preset", "cpu", "--data", str(blocks), "--runs", str(tmp_path / "runs"), "--name", "c",
+                 "--crop-size", "32", "--generator", "unet_32", "--max-minutes", "0.05", "--no-progress"])
+    said = capsys.readouterr()
+    assert code == 0 and "--max-minutes is now --minutes" in said.err
+    cfg = RunConfig.load(tmp_path / "runs" / "c" / "config.json")
+    assert (cfg.generator.ngf, cfg.discriminator.ndf, cfg.data.batch_size) == (32, 32, 1)
+    assert cfg.train.epochs == cfg.train.epochs_decay >= 1  # the paper's shape: half constant, half decaying
+    assert "timing a step here to size the schedule to 0.05 minutes" in said.out
+    assert "validation at step" in said.out
+
+
+def test_the_cpu_preset_refuses_several_processes(tmp_path, blocks, capsys):
+    one_line_error(capsys, main(["train", "--preset", "cpu", "--nproc", "2", "--data", str(blocks)]),
+                   "--preset cpu sizes its schedule for one process")

@@ -33,7 +33,7 @@ def test_each_epoch_end_is_scored_and_the_best_is_kept(tmp_path, blocks, tiny, c
 
 
 def test_validation_leaves_an_exact_resume_exact(tmp_path, blocks, tiny):
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--val-every", "2", "--seed", "1"]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--val-every", "2", "--seed", "1"]
     assert main(common + ["--name", "straight", "--max-steps", "7"]) == 0
     assert main(common + ["--name", "split", "--max-steps", "3"]) == 0
     assert main(["train", "--resume", str(tmp_path / "runs" / "split"), "--max-steps", "7", "--no-progress"]) == 0
@@ -48,7 +48,7 @@ def test_val_every_without_a_val_split_is_one_line(tmp_path, tiny, capsys):
     from conftest import make_aligned_dataset
 
     data = make_aligned_dataset(tmp_path / "data", {"train": 4})
-    one_line_error(capsys, main(["train", "--data", str(data), "--out", str(tmp_path / "runs"), *tiny,
+    one_line_error(capsys, main(["train", "--data", str(data), "--runs", str(tmp_path / "runs"), *tiny,
                                  "--val-every", "2"]), "has no val split")
 
 
@@ -79,7 +79,7 @@ def test_a_collapsed_d_or_a_flat_g_is_one_warning_each():
 
 def test_validation_does_not_change_what_training_draws(tmp_path, blocks, tiny):
     """Its noise is drawn from a forked RNG: a run with validation ends with the weights of one without."""
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny, "--max-steps", "5"]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny, "--max-steps", "5"]
     assert main(common + ["--name", "with", "--val-every", "1"]) == 0
     assert main(common + ["--name", "without"]) == 0
     a = load_file(str(tmp_path / "runs" / "with" / "checkpoints" / "latest.safetensors"))
@@ -147,7 +147,7 @@ def _tensorboard_tags(run) -> set[str]:
 
 
 def test_a_best_metric_without_what_it_needs_is_one_line(tmp_path, blocks, tiny, capsys):
-    common = ["train", "--data", str(blocks), "--out", str(tmp_path / "runs"), *tiny[:-2]]
+    common = ["train", "--data", str(blocks), "--runs", str(tmp_path / "runs"), *tiny[:-2]]
     one_line_error(capsys, main(common + ["--best-metric", "class_iou"]),
                    "--best-metric class_iou needs --segmenter")
     one_line_error(capsys, main(common + ["--best-metric", "fid"]), "--best-metric fid needs --inception")

@@ -260,6 +260,23 @@ def resolve_checkpoint_path(path: Path) -> Path:
     return path
 
 
+def run_checkpoint(run_dir: Path, which: str = "latest") -> Path:
+    """The checkpoint of a run that ``which`` names: ``latest``, ``best`` (kept by validation), a snapshot's
+    name (``epoch_005``), or the path of a checkpoint file."""
+    folder = Path(run_dir) / "checkpoints"
+    named = folder / f"{which}.safetensors"
+    if named.exists():
+        return named
+    if which == "best":
+        raise Pix2PixError(f"{run_dir}: no best checkpoint (it is kept by validation, which needs a val split); "
+                           "use --checkpoint latest")
+    if which == "latest" or "/" not in which and not Path(which).exists():
+        have = sorted(p.stem for p in folder.glob("*.safetensors"))
+        raise Pix2PixError(f"{run_dir}: no checkpoint '{which}'" + (f"; it has {', '.join(have)}" if have else
+                                                                    " (it has none yet)"))
+    return resolve_checkpoint_path(Path(which))
+
+
 def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """(metadata, tensors) of a safetensors file; an unreadable file is a one-line error."""
     try:

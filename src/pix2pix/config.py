@@ -46,18 +46,20 @@ MAX_WORKERS = 256
 
 
 def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
-           check: str | None = None, switches: tuple = (), resumable: bool = False, session: bool = False):
+           check: str | None = None, switches: tuple = (), resumable: bool = False, session: bool = False,
+           aliases: tuple = ()):
     """A configuration field and everything the CLI and :func:`resolve` need to know about it.
 
-    ``flag``: the command-line flag ("" derives ``--field-name``; None: no flag of its own). ``choices``: the
+    ``flag``: the command-line flag ("" derives ``--field-name``; None: no flag of its own). ``aliases``: its
+    old spellings, still accepted with a warning that names the new one. ``choices``: the
     valid values. ``check``: a range, one of ``CHECKS``. ``switches``: extra flags that store a constant,
     ``(flag, value, help)``, e.g. ``--no-flip``.
     ``resumable``: the flag may change when a run is resumed (how long and where it runs, not what it is).
-    ``session``: a limit of one session (``--max-steps``, ``--max-minutes``), not of the run: it is not recorded
+    ``session``: a limit of one session (``--max-steps``, ``--minutes``), not of the run: it is not recorded
     in config.json or checkpoints, so a later resume runs to the schedule's end unless it is given again.
     """
     meta = dict(help=help, flag=flag, choices=choices, check=check, switches=switches, resumable=resumable or session,
-                session=session)
+                session=session, aliases=aliases)
     return field(default=default, metadata=meta)
 
 
@@ -175,7 +177,8 @@ class TrainConfig:
     max_steps: int | None = option(None, "stop this session at this optimizer step (not recorded: a resume "
                                    "goes on to the schedule's end)", check="positive", session=True)
     max_minutes: float | None = option(None, "stop this session (and save) after this much training time (not "
-                                       "recorded)", check="positive", session=True)
+                                       "recorded); with --preset cpu it also sizes the schedule",
+                                       flag="--minutes", aliases=("--max-minutes",), check="positive", session=True)
     seed: int = option(0, "seed for init, data order, jitter and dropout", check="seed")
     device: str = option("auto", "where to train", choices=DEVICES, resumable=True)
     init: str = option("normal", "weight init (normal: N(0, --init-gain))", choices=INITS)
@@ -313,7 +316,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     for section in SECTIONS:
         check_section(section, getattr(cfg, section))
     if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
-        raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --out (no '/', '..')")
+        raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --runs (no '/', '..')")
     g, d, data, loss = cfg.generator, cfg.discriminator, cfg.data, cfg.train.loss
     # Derived values: what D sees and the size the jitter resizes to.
     d.arch = canonical_discriminator(d.arch)
@@ -444,26 +447,40 @@ PRESETS: dict[str, dict[str, Any]] = {
     "edges2handbags": dict(direction="AtoB", epochs=15, epochs_decay=0, batch_size=4, load_size=256, flip=False),
     "night2day": dict(direction="BtoA", epochs=17, epochs_decay=0, batch_size=4),
 }
+# The paper's recipe at CPU scale (the demo's; chosen by measurement on a 2-core machine, README): 128x128 crops
+# (resized to 286/256 of that first), unet_128 with half the paper's widths, batch 1, one loader process. Its
+# schedule has the paper's shape and is sized to the time given (pix2pix.training.planning.size_to_minutes).
+CPU_PRESET = "cpu"
+PRESETS[CPU_PRESET] = {"crop_size": 128, "workers": 1, "batch_size": 1, "generator.arch": "unet_128", "ngf": 32,
+                       "ndf": 32, "log_every": 50, "sample_every": 500, "snapshot_every": 0}
+CPU_MINUTES = 30.0  # what --preset cpu plans for without --minutes
+
+
+def preset_fields(name: str) -> dict[tuple[str, str], Any]:
+    """A preset's settings as (section, field) -> value: a plain key names the one section that has the field,
+    ``section.field`` one of several (``arch``)."""
+    if name not in PRESETS:
+        raise Pix2PixError(f"unknown --preset '{name}'; choose from {', '.join(PRESETS)}")
+    fields = {}
+    for key, value in PRESETS[name].items():
+        section, _, field_name = key.rpartition(".")
+        for s, cls in SECTIONS.items():
+            if (section or s) == s and field_name in {f.name for f in dataclasses.fields(cls)}:
+                fields[s, field_name] = value
+    return fields
 
 
 def apply_preset(cfg: RunConfig, name: str) -> RunConfig:
-    """Set the fields a preset names (in whichever section holds them); explicit flags are applied after."""
-    if name not in PRESETS:
-        raise Pix2PixError(f"unknown --preset '{name}'; choose from {', '.join(PRESETS)}")
-    for key, value in PRESETS[name].items():
-        for section in SECTIONS:
-            if hasattr(getattr(cfg, section), key):
-                setattr(getattr(cfg, section), key, value)
+    """Set the fields a preset names; explicit flags are applied after."""
+    for (section, field_name), value in preset_fields(name).items():
+        setattr(getattr(cfg, section), field_name, value)
     return cfg
 
 
 def cpu_recipe(data: Path, out: Path, size: int = 128, direction: str = "BtoA") -> RunConfig:
-    """The paper's recipe at CPU scale, without a schedule (the demo and the ablations add theirs): ``size`` x
-    ``size`` crops (resized to 286/256 of it first), ``unet_SIZE`` with ngf = ndf = 32, batch 1, one loader
-    process, labels (right half) -> photo. Chosen by measurement on a 2-core machine (README)."""
-    cfg = RunConfig(name=out.name, out=str(out.parent))
+    """The ``cpu`` preset at ``size`` x ``size`` (``unet_SIZE``), labels (right half) -> photo, without a
+    schedule (the demo and the ablations add theirs)."""
+    cfg = apply_preset(RunConfig(name=out.name, out=str(out.parent)), CPU_PRESET)
     cfg.data.root, cfg.data.direction = str(Path(data).resolve()), direction
-    cfg.data.crop_size, cfg.data.workers = size, 1  # --load-size: resolve() derives 286/256 of it
-    cfg.generator.arch, cfg.generator.ngf, cfg.discriminator.ndf = f"unet_{size}", 32, 32
-    cfg.train.log_every, cfg.train.sample_every, cfg.train.snapshot_every = 50, 500, 0
+    cfg.data.crop_size, cfg.generator.arch = size, f"unet_{size}"  # --load-size: resolve() derives 286/256 of it
     return cfg

@@ -23,12 +23,10 @@ from .data.pairs import PairDataset, scan_split
 from .errors import Pix2PixError
 from .files import write_text
 from .evaluation.metrics import mean_image_l1, results_l1
-from .inference.translate import test_split
-from .pages import line_plot
-from .training.runs import read_log
-from .training.planning import plan_epochs, steps_in_minutes
+from .inference.translate import natural_key, test_split
+from .training.planning import size_to_minutes
 from .training import train
-from .training.runs import RunLock
+from .training.runs import RunLock, read_log
 from .pages import write_page
 
 SAMPLES_ON_PAGE = 12
@@ -38,10 +36,7 @@ def demo_config(data: Path, out: Path, minutes: float, size: int = 128) -> RunCo
     """The demo's run: :func:`pix2pix.config.cpu_recipe` with the paper's schedule shape, half the epochs at a
     constant lr and half decaying to zero, sized so that it fits ``minutes`` on this machine (the time limit
     stays as a cap)."""
-    cfg = cpu_recipe(data, out, size)
-    cfg.train.max_minutes = minutes
-    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps_in_minutes(cfg, minutes))
-    return cfg
+    return size_to_minutes(cpu_recipe(data, out, size), minutes)
 
 
 DEMO_MARK = ".demo"  # written into a demo's run folder first: the folder a later demo may replace
@@ -138,20 +133,30 @@ def _baseline_l1(cfg: RunConfig) -> float:
     return mean_image_l1(targets("train"), targets("val"))
 
 
+# metrics.json's keys as the page names them, and how it writes their values.
+DEMO_FIGURES = {
+    "val_l1": ("val L1 of the final model: mean absolute error per pixel, values 0 to 1 (lower is better)", ".4f"),
+    "baseline_l1": ("the same for always answering the mean training photo: the baseline to beat", ".4f"),
+    "best_val_l1_during_training": ("best val L1 during training", ".4f"),
+    "best_step": ("... at step", ",d"), "last_val_l1_during_training": ("last val L1 during training", ".4f"),
+    "steps": ("training steps", ",d"), "train_seconds": ("training time, s", ".0f"),
+    "images_per_s": ("images per second", ".1f"), "size": ("image side, pixels", "d"),
+    "val_runs": ("validations during training", "d"), "val_seconds": ("time they took, s", ".1f"),
+    "generator": ("generator", "s"), "ngf": ("its width (ngf)", "d"), "ndf": ("the discriminator's (ndf)", "d"),
+}
+
+
 def _write_demo_page(out: Path, metrics: dict, results_page: Path) -> None:
-    rows = read_log(out / "losses.csv")
-    plots = [line_plot(out / "loss_l1.png", {"G L1 (x lambda)": [(r["step"], r["G_l1"]) for r in rows]},
-                       "generator L1 term"),
-             line_plot(out / "loss_gan.png", {"D": [(r["step"], r["D"]) for r in rows],
-                                              "G GAN": [(r["step"], r["G_gan"]) for r in rows]}, "adversarial terms")]
-    curves = "".join(f"<img class=plot src='{p.name}' alt='{p.stem}'>" for p in plots if p is not None)
-    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in metrics.items())
+    """The demo's page: what it is, its figures in words, the run's curves, and the first val samples."""
+    table = "".join(f"<tr><td>{html.escape(DEMO_FIGURES[k][0])}</td><td>{format(v, DEMO_FIGURES[k][1])}</td></tr>"
+                    for k, v in metrics.items() if k in DEMO_FIGURES)
+    curves = "<img class=plot src='web/curves.png' alt='loss and validation curves'>" \
+        if (out / "web" / "curves.png").exists() else ""
     intro = (f"<p>Labels → photo on the procedural facades, trained on this machine's CPU. "
              f"<a href='{results_page.relative_to(out)}'>All val results</a> · "
              f"<a href='web/index.html'>training samples</a> · <code>tensorboard --logdir {out / 'tensorboard'}</code>"
              f"</p><table class=kv>{table}</table><div>{curves}</div>")
-    images = sorted((out / "results" / "val" / "images").glob("*_output.png"),
-                    key=lambda p: int(p.stem.split("_")[0]) if p.stem.split("_")[0].isdigit() else 0)
+    images = sorted((out / "results" / "val" / "images").glob("*_output.png"), key=lambda p: natural_key(p.name))
     samples = []
     for p in images[:SAMPLES_ON_PAGE]:
         stem = p.stem.rsplit("_", 1)[0]

@@ -3,7 +3,8 @@ an introduction, and figures drawn with matplotlib (Agg, no display) into PNG fi
 reports embed, so they are viewable offline.
 
 * :func:`write_page`: rows of images under headings;
-* :func:`line_plot`: named (x, y) series, e.g. the loss curves on the demo's page;
+* :func:`line_plot`, :func:`line_panels`: named (x, y) series in one frame or several side by side (a run's
+  loss and validation curves);
 * :func:`image_grid`: rows of images under one column of labels (the ablation's samples);
 * :func:`score_bars`: grouped bars with a dashed reference line per group (the ablation's FCN-scores).
 """
@@ -55,19 +56,27 @@ def _save(fig, path: Path, dpi: int = 100) -> Path:
 def line_plot(path: Path, series: dict[str, list[tuple[float, float]]], title: str, xlabel: str = "step",
               size: tuple[float, float] = (4.6, 2.8)) -> Path | None:
     """Named (x, y) series as lines in one frame; nothing (None) when no series has a point."""
-    if not any(series.values()):
+    return line_panels(path, [(title, series)], xlabel, size)
+
+
+def line_panels(path: Path, panels: list[tuple[str, dict[str, list[tuple[float, float]]]]], xlabel: str = "step",
+                size: tuple[float, float] = (4.6, 2.8)) -> Path | None:
+    """Side by side, one frame per (title, named (x, y) series) with a point; nothing (None) when none has one."""
+    panels = [(title, series) for title, series in panels if any(series.values())]
+    if not panels:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=size)
-    for name, points in series.items():
-        if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, label=name, linewidth=1.2)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels):
+        for name, points in series.items():
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, label=name, linewidth=1.2, marker="." if len(xs) < 20 else None)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

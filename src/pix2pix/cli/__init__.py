@@ -38,10 +38,13 @@ class _Say(logging.Handler):
     it is doing on stdout, warnings on stderr as ``warning: ...`` (so that stderr holds only what went wrong)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm  # through tqdm: a line said while a progress bar runs goes above the bar
+
         if record.levelno >= logging.WARNING:
-            print("warning: " + record.getMessage(), file=sys.stderr)
+            tqdm.write("warning: " + record.getMessage(), file=sys.stderr)
         else:
-            print(record.getMessage(), file=sys.stdout, flush=True)
+            tqdm.write(record.getMessage(), file=sys.stdout)
+            sys.stdout.flush()
 
 
 def _say_library_logs() -> None:

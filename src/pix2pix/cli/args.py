@@ -82,6 +82,22 @@ def print_seed_note(args: argparse.Namespace) -> None:
         print(note, file=sys.stderr)
 
 
+def add_run_checkpoint(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` of a run (test, eval)."""
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|NAME|FILE",
+                   help="which of the run's checkpoints: latest (default), best (kept by validation), a snapshot "
+                        "(epoch_005) or a checkpoint file")
+
+
+def print_metrics(metrics: dict) -> None:
+    """A scoring command's figures, one per line, named in words."""
+    from ..evaluation.metrics import describe_metrics
+
+    width = max(len(name) for name, _ in describe_metrics(metrics))
+    for name, value in describe_metrics(metrics):
+        print(f"{name + ':':<{width + 1}} {value}")
+
+
 def print_rows(rows: list[dict], as_json: bool, header: str, line) -> int:
     """A listing command's output: the rows as a JSON list, or ``header`` and ``line(row)`` for each."""
     if as_json:
@@ -126,10 +142,25 @@ def add_config_flags(p: argparse.ArgumentParser, only: set[tuple[str, str]] | No
             flag = C.flag_of(section, f.name)
             default = "" if f.default is None or own else f" (default {f.default})"
             metavar = None if m["choices"] else flag[2:].upper().replace("-", "_")  # --ngf NGF, not the dest
-            group.add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar,
-                               type=_checked(TYPES[C.field_kind(f)], m["check"]), help=(own or m["help"]) + default)
+            kind = _checked(TYPES[C.field_kind(f)], m["check"])
+            group.add_argument(flag, dest=dest, choices=m["choices"], metavar=metavar, type=kind,
+                               help=(own or m["help"]) + default)
+            for old in m["aliases"]:  # an old spelling: still works, and says the new one
+                group.add_argument(old, dest=dest, choices=m["choices"], type=kind, action=renamed(flag),
+                                   help=argparse.SUPPRESS)
         for flag, value, help in m["switches"]:
             group.add_argument(flag, dest=dest, action="store_const", const=value, help=help)
+
+
+def renamed(new: str) -> type[argparse.Action]:
+    """The action of a flag's old spelling: store the value as the new flag would, and say the new name."""
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            import sys
+
+            print(f"warning: {option_string} is now {new}; it still works", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+    return Renamed
 
 
 def _checked(kind, check: str | None):

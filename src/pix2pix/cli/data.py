@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import image_side, non_negative, positive, print_rows
+from .args import image_side, non_negative, positive, print_rows, renamed
 
 
 def add_commands(sub) -> None:
@@ -16,15 +16,18 @@ def add_commands(sub) -> None:
     q.set_defaults(func=cmd_pretrained_list)
     q = psub.add_parser("download", help="download one into the cache (then use its NAME as a checkpoint)")
     q.add_argument("name", help="facades_label2photo, sat2map, map2sat, edges2shoes or day2night")
-    q.add_argument("--out", help="folder to keep it in (default $PIX2PIX_HOME/models, else ~/.cache/pix2pix/models)")
+    q.add_argument("--into", metavar="DIR", help="the folder to keep it in: DIR/NAME.safetensors (default "
+                   "$PIX2PIX_HOME/models, else ~/.cache/pix2pix/models, where a NAME is looked up)")
+    q.add_argument("--out", dest="into", action=renamed("--into"), help=argparse.SUPPRESS)
     q.add_argument("--url", help="download from here instead of the reference's server (a mirror)")
     q.add_argument("--sha256", help="expected SHA-256 of the .pth")
     q.set_defaults(func=cmd_pretrained_download)
 
     p = sub.add_parser("datasets", help="dataset tools")
     dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
-    q = dsub.add_parser("check", help="list every problem in a dataset folder (exit 1 if any)")
-    q.add_argument("dir", help="dataset root")
+    q = dsub.add_parser("check", help="read every file of a dataset: a summary of what it holds, then its problems "
+                        "grouped by kind (exit 1 if any)")
+    q.add_argument("dir", help="the dataset folder (DATA/SPLIT/*.jpg, or DATA/A/SPLIT + DATA/B/SPLIT)")
     q.add_argument("--in-channels", type=positive(int), default=3, help="channels of the A side (default 3)")
     q.add_argument("--out-channels", type=positive(int), default=3, help="channels of the B side (default 3)")
     q.set_defaults(func=cmd_datasets_check)
@@ -41,7 +44,9 @@ def add_commands(sub) -> None:
 
     q = dsub.add_parser("download", help="download and unpack one of the paper's datasets")
     q.add_argument("name", help="facades, maps, edges2shoes, edges2handbags, night2day, or cityscapes (instructions)")
-    q.add_argument("--out", default="datasets", help="parent folder (default datasets): the data lands in OUT/NAME")
+    q.add_argument("--into", metavar="DIR", default="datasets",
+                   help="the folder that holds datasets: this one lands in DIR/NAME (default datasets)")
+    q.add_argument("--out", dest="into", action=renamed("--into"), help=argparse.SUPPRESS)
     q.add_argument("--url", help="download from here instead of the authors' server")
     q.add_argument("--sha256", help="expected SHA-256 of the archive")
     q.add_argument("--max-bytes", type=positive(int), default=16 * 2**30,
@@ -52,16 +57,23 @@ def add_commands(sub) -> None:
                    help="most files and folders in the archive (default 1,000,000)")
     q.set_defaults(func=cmd_datasets_download)
 
-    q = dsub.add_parser("combine", help="pair A and B folders by file name into aligned A|B images")
-    q.add_argument("--a", required=True, help="folder of A images (with train/val/test subfolders, or flat)")
-    q.add_argument("--b", required=True, help="folder of B images, named like the A images")
-    q.add_argument("--out", required=True, help="new dataset folder")
+    q = dsub.add_parser("combine", help="pair A and B folders by file name into a new dataset of aligned A|B images")
+    q.add_argument("--a", required=True, help="the folder of A images (flat, or with train/val/test subfolders)")
+    q.add_argument("--b", required=True, help="the folder of B images, named like the A images")
+    q.add_argument("--out", required=True, help="the new dataset folder")
+    q.add_argument("--val", type=float, default=0.0,
+                   help="fraction of the pairs for val, when --a and --b are flat (default 0: all in train)")
+    q.add_argument("--test", type=float, default=0.0,
+                   help="fraction of the pairs for test, when --a and --b are flat (default 0)")
+    q.add_argument("--seed", type=int, default=0,
+                   help="the same seed gives the same split, the same as `datasets split` gives (default 0)")
     q.set_defaults(func=cmd_datasets_combine)
 
-    q = dsub.add_parser("split", help="move a flat folder of images into train/val/test")
-    q.add_argument("dir", help="a folder of images (aligned A|B)")
-    q.add_argument("--val", type=float, default=0.1, help="fraction for val (default 0.1)")
-    q.add_argument("--test", type=float, default=0.1, help="fraction for test (default 0.1)")
+    q = dsub.add_parser("split", help="split a dataset without val or test into train/val/test (a flat folder of "
+                        "aligned images, or combine's output, all in DIR/train)")
+    q.add_argument("dir", help="the dataset folder: aligned A|B images directly in it, or all in DIR/train")
+    q.add_argument("--val", type=float, default=0.1, help="fraction of the images for val (default 0.1)")
+    q.add_argument("--test", type=float, default=0.1, help="fraction of the images for test (default 0.1)")
     q.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")
     q.set_defaults(func=cmd_datasets_split)
 
@@ -77,14 +89,30 @@ def add_commands(sub) -> None:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from ..data.pairs import check_dataset
 
-    kinds: dict[str, str] = {}
-    count, problems = check_dataset(Path(args.dir), args.in_channels, args.out_channels, kinds)
-    for line in problems:
-        print(line)
-    for side, kind in kinds.items():
-        print(f"{side}: {kind}")
-    print(f"{args.dir}: {count} pair(s) checked, {len(problems)} problem(s)")
-    return 1 if problems else 0
+    report = check_dataset(Path(args.dir), args.in_channels, args.out_channels)
+    splits = ", ".join(f"{split} {n}" for split, n in report.splits.items())
+    where = f" in {' and '.join(sorted(report.layouts))}: {splits}" if splits else ""
+    print(f"{args.dir}: {report.pairs} pair(s){where}")
+    if report.pairs:
+        for side in "AB":
+            print(f"{side}: {report.side(side)}")
+    kinds = _print_problems(report.problems)
+    print(f"{args.dir}: {report.pairs} pair(s) checked, {len(report.problems)} problem(s)"
+          + (f" of {kinds} kind(s)" if kinds else ""))
+    return 1 if report.problems else 0
+
+
+def _print_problems(problems: list[str], prefix: str = "", shown: int = 3) -> int:
+    """The first ``shown`` problems of each kind, and how many more of it there are; returns the number of kinds."""
+    from ..data.pairs import group_problems
+
+    groups = group_problems(problems)
+    for group in groups:
+        for line in group[:shown]:
+            print(prefix + line)
+        if len(group) > shown:
+            print(f"  ... and {len(group) - shown} more like this")
+    return len(groups)
 
 
 def cmd_datasets_make(args: argparse.Namespace) -> int:
@@ -109,7 +137,7 @@ def cmd_pretrained_list(args: argparse.Namespace) -> int:
 def cmd_pretrained_download(args: argparse.Namespace) -> int:
     from ..inference.pretrained import download_published
 
-    path = download_published(args.name, Path(args.out) if args.out else None, url=args.url, sha256=args.sha256)
+    path = download_published(args.name, Path(args.into) if args.into else None, url=args.url, sha256=args.sha256)
     print(f"{args.name}: {path} (use it as --checkpoint {args.name})")
     return 0
 
@@ -120,7 +148,7 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
     if args.name == "cityscapes" and not args.url:
         print(cityscapes_instructions())
         return 0
-    folder = download_dataset(args.name, Path(args.out), url=args.url, sha256=args.sha256, max_bytes=args.max_bytes,
+    folder = download_dataset(args.name, Path(args.into), url=args.url, sha256=args.sha256, max_bytes=args.max_bytes,
                               max_expansion=args.max_expansion, max_members=args.max_members)
     print(f"{args.name}: {folder}")
     return 0
@@ -129,11 +157,12 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 def cmd_datasets_combine(args: argparse.Namespace) -> int:
     from ..datasets.layout import combine
 
-    report = combine(Path(args.a), Path(args.b), Path(args.out))
-    for line in report.problems:
-        print(f"skipped: {line}")
+    report = combine(Path(args.a), Path(args.b), Path(args.out), val=args.val, test=args.test, seed=args.seed)
+    _print_problems(report.problems, prefix="skipped: ")
     counts = ", ".join(f"{split} {n}" for split, n in report.splits.items())
     print(f"wrote {report.pairs} aligned pair(s) to {args.out} ({counts}); {len(report.problems)} problem(s)")
+    if list(report.splits) == ["train"]:
+        print(f"next: pix2pix datasets split {args.out} --val 0.1 --test 0.1  (gives val and test their share)")
     return 0
 
 

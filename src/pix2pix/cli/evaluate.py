@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, add_seed, positive, print_seed_note
+from .args import add_device, add_no_fast, add_run_checkpoint, add_seed, positive, print_metrics, print_seed_note
 
 
 def add_commands(sub) -> None:
@@ -40,6 +40,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval", help="L1, MSE, PSNR, SSIM, sharpness, FCN-score, FID/KID of translations")
     p.add_argument("--run", help="a run folder: translate its --split and score it")
     p.add_argument("--split", default="test", help="with --run (default test)")
+    add_run_checkpoint(p)
     p.add_argument("--pred", help="a folder of predictions (instead of --run)")
     p.add_argument("--target", help="a folder of targets, named like the predictions")
     p.add_argument("--labels", help="with --pred and --segmenter: the input label maps, named like them")
@@ -106,6 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise Pix2PixError("evaluate either a run (--run DIR) or two folders (--pred DIR --target DIR)")
     if not args.run and not (args.pred and args.target):
         raise Pix2PixError("--pred and --target go together")
+    if not args.run and args.checkpoint != "latest":
+        raise Pix2PixError("--checkpoint picks a run's checkpoint: it goes with --run")
     device = str(resolve_device(args.device))
     seg = Segmenter.load(Path(args.segmenter), device=device) if args.segmenter else None
     wants_fid = args.fid or args.inception is not None
@@ -117,25 +120,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.run:
         print_seed_note(args)
         metrics = evaluate_run(Path(args.run), args.split, seg, inception, seed=args.seed, device=args.device,
-                               progress=not args.json, fast=args.fast)
+                               progress=not args.json, fast=args.fast, checkpoint=args.checkpoint)
     else:
         metrics = evaluate_folders(Path(args.pred), Path(args.target), Path(args.labels) if args.labels else None,
                                    seg, inception, progress=not args.json)
     if args.json:
         print(json.dumps(metrics))
-        return 0
-    for k, v in metrics.items():
-        if k == "fcn":
-            print("FCN-score: " + ", ".join(f"{name} {x:.4f}" for name, x in v.items()))
-        elif k == "per_channel":
-            for p in v:
-                print(f"channel {p['channel']}: L1 {p['l1']:.4f} normalised ({p['l1_units']:.4g} in the data's "
-                      f"units), MSE {p['mse']:.4g} ({p['mse_units']:.4g}), PSNR {p['psnr']:.2f} dB (peak "
-                      f"{p['span_units']:.4g})")
-        else:  # figures in the data's units may be of any size: significant digits
-            print((f"{k}: {v:.4g}" if k.endswith("_units") else f"{k}: {v:.4f}") if isinstance(v, float) else f"{k}: {v}")
-    if args.run:
-        print(f"results: {Path(args.run) / 'results' / args.split / 'index.html'}")
+    else:
+        print_metrics(metrics)
     return 0
 
 

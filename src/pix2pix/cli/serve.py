@@ -8,8 +8,8 @@ from pathlib import Path
 from .. import config as C
 from ..errors import Pix2PixError
 from ..data.rasters import OUTPUT_FORMATS
-from .args import (add_config_flags, add_device, add_no_fast, add_seed, given, non_negative, port, positive,
-                   print_rows, print_seed_note)
+from .args import (add_config_flags, add_device, add_no_fast, add_run_checkpoint, add_seed, given, non_negative,
+                   port, positive, print_metrics, print_rows, print_seed_note)
 
 # What `translate` may state about a checkpoint, in train's own flags.
 TRANSLATE_FLAGS = {("data", "direction"), ("generator", "arch"), ("generator", "ngf"), ("generator", "norm"),
@@ -17,9 +17,10 @@ TRANSLATE_FLAGS = {("data", "direction"), ("generator", "arch"), ("generator", "
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("test", help="translate a split of a run's dataset and write a results page")
+    p = sub.add_parser("test", help="translate a split of a run's dataset, score it, write a results page")
     p.add_argument("--run", required=True, help="a run folder (runs/NAME)")
     p.add_argument("--split", default="test", help="split to translate (default test)")
+    add_run_checkpoint(p)
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p)
     add_device(p)
@@ -88,11 +89,11 @@ def add_commands(sub) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from ..inference.translate import test_split
+    from ..evaluation.metrics import evaluate_run
 
     print_seed_note(args)
-    page = test_split(Path(args.run), args.split, eval=args.eval, seed=args.seed, device=args.device, fast=args.fast)
-    print(f"results: {page}")
+    print_metrics(evaluate_run(Path(args.run), args.split, seed=args.seed, device=args.device, fast=args.fast,
+                               eval=args.eval, checkpoint=args.checkpoint))
     return 0
 
 

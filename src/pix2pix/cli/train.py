@@ -15,10 +15,10 @@ from .. import config as C
 from ..training.distributed import world_from_env
 from ..errors import Pix2PixError
 from ..training import rules
-from .args import add_config_flags, apply_flags, given, positive
+from .args import add_config_flags, apply_flags, given, positive, renamed
 
 # Flags of `train` that are not configuration fields, and never change a resumed run.
-RUN_FLAGS = ("data", "name", "out", "preset", "n_layers_d")
+RUN_FLAGS = ("data", "name", "runs", "preset", "n_layers_d")
 # What `bench` times: the networks, the batch, the input path and the device, in train's own flags.
 BENCH_FLAGS = {("generator", "arch"), ("generator", "ngf"), ("discriminator", "arch"), ("discriminator", "ndf"),
                ("data", "batch_size"), ("data", "workers"), ("data", "preload"), ("train", "device")}
@@ -31,9 +31,12 @@ def add_commands(sub) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--data", help="dataset root: DATA/train/*.jpg (A|B side by side) or DATA/A/train + DATA/B/train")
     g.add_argument("--name", help="run name (default: the dataset folder's name)")
-    g.add_argument("--out", help="folder that holds runs (default: runs)")
+    g.add_argument("--runs", metavar="DIR", help="the folder that holds runs: this one is DIR/NAME (default runs)")
+    g.add_argument("--out", dest="runs", action=renamed("--runs"), help=argparse.SUPPRESS)
     g.add_argument("--resume", metavar="RUN_DIR", help="continue runs/NAME exactly where it stopped")
-    g.add_argument("--preset", choices=sorted(C.PRESETS), help="the paper's settings for a dataset")
+    g.add_argument("--preset", choices=list(C.PRESETS),
+                   help="the paper's settings for a dataset, or cpu: the demo's CPU recipe (unet_128 at 128x128, "
+                        f"half widths) with a schedule sized to --minutes (default {C.CPU_MINUTES:g})")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     g.add_argument("--nproc", type=positive(int),
                    help="train on N processes (GPUs) of this machine through torchrun; --batch-size is per process")
@@ -69,17 +72,25 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
         raise Pix2PixError(f"--data {args.data}: no such folder")
     cfg.data.root = args.data
     cfg.name = args.name or Path(args.data).resolve().name or "pix2pix"
-    cfg.out = args.out or "runs"
+    cfg.out = args.runs or "runs"
     if cfg.train.init_from:
         rules.fine_tune(cfg, stated_flags(args))  # before resolve(): the crop size may fit only the source's G
     rules.absolute_files(cfg)  # so that --resume works from anywhere
-    return C.resolve(cfg)
+    cfg = C.resolve(cfg)
+    if args.preset == C.CPU_PRESET and not {("train", "epochs"), ("train", "epochs_decay")} & set(given(args)):
+        from ..training.planning import size_to_minutes
+
+        if args.nproc or world_from_env().distributed:  # each process would time its own schedule
+            raise Pix2PixError("--preset cpu sizes its schedule for one process; with several give --epochs and "
+                               "--epochs-decay")
+        print(f"timing a step here to size the schedule to {cfg.train.max_minutes or C.CPU_MINUTES:g} minutes...")
+        cfg = size_to_minutes(cfg, cfg.train.max_minutes or C.CPU_MINUTES)
+    return cfg
 
 
 def stated_flags(args: argparse.Namespace) -> set[tuple[str, str]]:
     """The configuration fields the command line chose: its flags, and a preset's settings."""
-    preset = C.PRESETS.get(args.preset or "", {})
-    return set(given(args)) | {(s, k) for s, cls in C.SECTIONS.items() for k in preset if hasattr(cls, k)}
+    return set(given(args)) | set(C.preset_fields(args.preset) if args.preset else ())
 
 
 def resumed_config(args: argparse.Namespace) -> C.RunConfig:
@@ -112,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     rate = result.images / max(result.seconds, 1e-9)
     how = {"SIGTERM": "terminated (SIGTERM); saved", "SIGINT": "interrupted; saved",
-           "max_minutes": "stopped at --max-minutes;", "max_steps": "stopped at --max-steps;"}.get(result.stopped,
+           "max_minutes": "stopped at --minutes;", "max_steps": "stopped at --max-steps;"}.get(result.stopped,
                                                                                                  "done:")
     print(f"{how} step {result.step}, epoch {result.epoch}, {result.seconds:.1f} s ({rate:.1f} images/s)")
     if result.bad_images:

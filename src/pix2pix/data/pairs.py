@@ -15,7 +15,9 @@ instead of a worker traceback."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -125,42 +127,112 @@ def scan_split(root: Path, split: str) -> tuple[list[Pair], list[str]]:
     return pairs, problems
 
 
-def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3,
-                  kinds: dict[str, str] | None = None) -> tuple[int, list[str]]:
-    """Decode every file of every split; return (number of pairs checked, problems found). Arrays are checked
-    as training reads them (rank, empty sides, dtype, NaN/inf, channels), and each side's files for one kind
-    of data (8-bit, 16-bit, integers, floats) with one channel count; ``kinds`` (side -> what it holds) is
-    filled in."""
-    kinds = {} if kinds is None else kinds
+@dataclass
+class DatasetCheck:
+    """What :func:`check_dataset` found: the pairs of each split, what each side's files hold, and the problems."""
+    root: Path
+    splits: dict[str, int] = field(default_factory=dict)  # pairs found per split
+    layouts: set[str] = field(default_factory=set)  # "aligned A|B files", "A/ and B/ folders"
+    # side ("A", "B") -> {what its files hold (describe()): how many}, and {(width, height): how many}
+    holds: dict[str, Counter] = field(default_factory=lambda: {"A": Counter(), "B": Counter()})
+    sizes: dict[str, Counter] = field(default_factory=lambda: {"A": Counter(), "B": Counter()})
+    problems: list[str] = field(default_factory=list)  # one line each, naming its file
+
+    @property
+    def pairs(self) -> int:
+        return sum(self.splits.values())
+
+    def side(self, side: str) -> str:
+        """One line on a side: what its files hold and their size, e.g. '4-channel float32 .npy arrays, 256x256'."""
+        holds, sizes = self.holds[side], self.sizes[side]
+        if not holds:
+            return "no file could be read"
+        what = ", ".join(h if len(holds) == 1 else f"{h} ({n})" for h, n in holds.most_common())
+        if len(sizes) == 1:
+            (w, h), = sizes
+            return f"{what}, {w}x{h}"
+        (w0, h0), *_, (w1, h1) = sorted(sizes, key=lambda s: (s[0] * s[1], s))
+        return f"{what}, {len(sizes)} sizes from {w0}x{h0} to {w1}x{h1}"
+
+
+def check_dataset(root: Path, in_channels: int = 3, out_channels: int = 3) -> DatasetCheck:
+    """Decode every file of every split once and report what the dataset holds and every problem. Each side is
+    described as stored (even where training could not read it: B's channels are named when they are wrong),
+    then checked as training reads it (:func:`fit_pair`: channels, rank, empty sides, dtype, NaN/inf), and each
+    side's files for one kind of data (8-bit, 16-bit, integers, floats) with one channel count."""
     root = Path(root)
     if not root.is_dir():
         raise Pix2PixError(f"{root}: no such folder")
+    report = DatasetCheck(root)
     splits = available_splits(root)
     if not splits:
-        return 0, [f"{root}: no train, val or test split (expected DATA/SPLIT/*.jpg or DATA/A/SPLIT + DATA/B/SPLIT)"]
-    count, problems = 0, []
+        report.problems.append(f"{root}: no train, val or test split (expected DATA/SPLIT/*.jpg or DATA/A/SPLIT + "
+                               "DATA/B/SPLIT)")
+        return report
+    kinds: dict[str, str] = {}  # side -> the kind of its first file, which the others must match
     for split in splits:
         try:
             pairs, split_problems = scan_split(root, split)
         except Pix2PixError as e:
-            problems.append(str(e))
+            report.problems.append(str(e))
             continue
-        problems += split_problems
+        report.splits[split] = len(pairs)
+        report.layouts.add("aligned A|B files" if (root / split).is_dir() else "A/ and B/ folders")
+        report.problems += split_problems
         for pair in pairs:
-            count += 1
+            files = [pair.a] if pair.b is None else [pair.a, pair.b]
+            stored: list[Raster | None] = []
+            for path in files:
+                try:
+                    stored.append(read_raster(path, None))
+                except Pix2PixError as e:
+                    report.problems.append(str(e))
+                    stored.append(None)
+            for side, x, path in zip("AB", stored * 2 if pair.b is None else stored, files * 2):
+                if x is not None:
+                    w, h = size_of(x)
+                    report.holds[side][describe(x, path)] += 1
+                    report.sizes[side][(w // 2, h) if pair.b is None else (w, h)] += 1
+            if any(x is None for x in stored):
+                continue
             try:
-                sides = load_pair(pair, "AtoB", in_channels, out_channels)
+                sides = fit_pair(pair, stored[0], stored[-1] if pair.b else None, "AtoB", in_channels, out_channels)
             except Pix2PixError as e:
-                problems.append(str(e))
+                report.problems.append(str(e))
                 continue
             for side, x, where in zip("AB", sides, side_files(pair, "AtoB")):
                 arr = as_array(x)
                 kind = f"{dtype_class(arr.dtype)}, {arr.shape[2]} channel(s)"
                 first = kinds.setdefault(side, kind)
                 if kind != first:
-                    problems.append(f"{where}: {kind}, and the {side} files before it are {first}; a side's files "
-                                    "must be of one kind")
-    return count, problems
+                    report.problems.append(f"{where}: {kind}, and the {side} files before it are {first}; a side's "
+                                           "files must be of one kind")
+    return report
+
+
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WebP", ".tif": "TIFF",
+            ".tiff": "TIFF", ".npy": ".npy"}
+_MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "1": "bilevel"}  # else Pillow's (RGB, ...)
+
+
+def describe(x: Raster, path: Path) -> str:
+    """What a file holds as stored, as a person names it: '3-channel RGB JPEG images', '1-channel uint16 PNG
+    images', '4-channel float32 .npy arrays' (plural: it names a side's files)."""
+    fmt = _FORMATS.get(path.suffix.lower(), path.suffix)
+    if isinstance(x, Image.Image):
+        return f"{len(x.getbands())}-channel {_MODE_NAMES.get(x.mode, x.mode)} {fmt} images"
+    return f"{x.shape[2]}-channel {x.dtype.name} {fmt} {'arrays' if fmt == '.npy' else 'images'}"
+
+
+def group_problems(problems: list[str]) -> list[list[str]]:
+    """Problem lines grouped by kind, in the order each kind first appears: two lines are of one kind when they
+    read the same once paths (any word with a slash) and numbers are blanked out, e.g. every
+    '<file>: 1 channel(s), and --out-channels is 4'. A file name with a space in it may make a kind of its own."""
+    groups: dict[str, list[str]] = {}
+    for line in problems:
+        kind = re.sub(r"\d+", "#", re.sub(r"\S*[/\\]\S*", "<path>", line))
+        groups.setdefault(kind, []).append(line)
+    return list(groups.values())
 
 
 def side_files(pair: Pair, direction: str) -> tuple[Path, Path]:
@@ -174,12 +246,21 @@ def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
     """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
     (:func:`pix2pix.data.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
     scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored."""
+    first = read_raster(pair.a, None)
+    second = None if pair.b is None else read_raster(pair.b, None)
+    return fit_pair(pair, first, second, direction, in_channels, out_channels, scales)
+
+
+def fit_pair(pair: Pair, first: Raster, second: Raster | None, direction: str, in_channels: int, out_channels: int,
+             scales: Scales | None = None) -> tuple[Raster, Raster]:
+    """:func:`load_pair` of a pair's files already read as stored (``read_raster(path, None)``): ``first`` is the
+    aligned file or the A file, ``second`` the B file (None for an aligned pair)."""
     in_8 = scales is not None and scales.input.kind == "uint8"
     out_8 = scales is not None and scales.output.kind == "uint8"
     sides = ((in_channels, "--in-channels", in_8), (out_channels, "--out-channels", out_8))
     (a_ch, a_flag, a_8), (b_ch, b_flag, b_8) = sides if direction == "AtoB" else sides[::-1]
-    if pair.b is None:
-        whole = read_raster(pair.a, None)
+    if second is None:
+        whole = first
         if a_8 and b_8 and a_ch in MODES and b_ch in MODES:
             whole = fit_channels(whole, max(a_ch, b_ch), pair.a, eight_bit=True)
         if isinstance(whole, Image.Image):
@@ -198,7 +279,7 @@ def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
                                        f"{channels} (the halves of an aligned array share its channels: use "
                                        "the two-folder layout for sides of different channels)")
     else:
-        a, b = read_raster(pair.a, a_ch, a_flag, a_8), read_raster(pair.b, b_ch, b_flag, b_8)
+        a, b = fit_channels(first, a_ch, pair.a, a_flag, a_8), fit_channels(second, b_ch, pair.b, b_flag, b_8)
         if size_of(a) != size_of(b):
             (wa, ha), (wb, hb) = size_of(a), size_of(b)
             raise Pix2PixError(f"{pair.a}: size {wa}x{ha} differs from its B file {pair.b} ({wb}x{hb})")

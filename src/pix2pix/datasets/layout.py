@@ -1,19 +1,23 @@
-"""Dataset layout tools: pair two folders into the paper's aligned A|B images, and split a flat folder.
+"""Dataset layout tools: pair two folders into the paper's aligned A|B images, and split a dataset into
+train/val/test. The two follow on: ``combine`` then ``split`` (or ``combine --val --test``) gives a split dataset.
 
 ``combine(A, B, OUT)`` matches files by name without extension (``A/x.jpg`` with ``B/x.png``) and writes
 ``OUT/{split}/x.png``: A on the left, B on the right, as RGB PNG (lossless; an alpha channel is dropped,
 grayscale becomes RGB, and the loader converts back with ``--in-channels``/``--out-channels``). If A and B
 have split folders (``train``, ``val``, ``test``) each split is paired on its own; flat folders make a
-``train`` split, so the result is always a dataset that training accepts. Files without a partner, pairs of
+``train`` split, or, with ``val``/``test`` fractions, are split as :func:`split_folder` splits, so the result
+is always a dataset that training accepts. Files without a partner, pairs of
 different sizes and unreadable images are skipped and reported, never fixed: resizing a label map to match a
 photo would silently change the labels. Arrays (``.npy``, TIFF bands, 16-bit images) are paired into one
 array of their kind, A's columns then B's (``x.npy``; a one-channel 16-bit pair as a 16-bit PNG), when both
 sides have one shape and type; any other pair of arrays is skipped and reported (the two-folder layout, which
-training reads as it is, is the one for it). Everything is written into a hidden sibling folder renamed to ``OUT`` at the end, so a folder named
-``OUT`` is always complete.
+training reads as it is, is the one for it). Everything is written into a hidden sibling folder renamed to
+``OUT`` at the end, so a folder named ``OUT`` is always complete.
 
-``split_folder(DIR)`` moves the images of a flat folder of aligned images into ``DIR/{train,val,test}``,
-the same way for the same seed.
+``split_folder(DIR)`` splits a dataset that has no val or test yet: a flat folder of aligned images moves into
+``DIR/{train,val,test}``, and a dataset whose images are all in ``DIR/train`` (what ``combine`` makes of flat
+folders) gives the chosen fractions of them to ``DIR/val`` and ``DIR/test``. Which image goes where is a
+function of the sorted file names and the seed only, the same rule in both cases and in ``combine``.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ class CombineReport:
     splits: dict[str, int] = field(default_factory=dict)  # aligned images written per split
 
 
-def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
-    """Pair ``a_dir`` and ``b_dir`` by file name into aligned A|B images under ``out`` (see the module doc)."""
+def combine(a_dir: Path, b_dir: Path, out: Path, val: float = 0.0, test: float = 0.0, seed: int = 0) -> CombineReport:
+    """Pair ``a_dir`` and ``b_dir`` by file name into aligned A|B images under ``out`` (see the module doc);
+    flat folders are split by the ``val`` and ``test`` fractions and ``seed`` as :func:`split_folder` splits."""
     a_dir, b_dir, out = Path(a_dir), Path(b_dir), Path(out)
+    _check_fractions(val, test, seed)
     for flag, folder in (("--a", a_dir), ("--b", b_dir)):
         if not folder.is_dir():
             raise Pix2PixError(f"{flag} {folder}: no such folder")
@@ -54,6 +60,9 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
         with_splits, without = (a_dir, b_dir) if a_splits else (b_dir, a_dir)
         raise Pix2PixError(f"{with_splits} has split folders ({', '.join(a_splits or b_splits)}) but {without} has "
                            "none; give both folders the same layout (flat, or train/val/test inside each)")
+    if a_splits and (val or test):
+        raise Pix2PixError(f"--a {a_dir} and --b {b_dir} are already split into train/val/test folders; --val and "
+                           "--test split flat folders only (leave them out to keep the folders' split)")
     problems: list[str] = []
     if a_splits:
         jobs = [(s, a_dir / s, b_dir / s) for s in SPLITS if s in a_splits and s in b_splits]
@@ -79,6 +88,8 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
         where = " in any split" if a_splits else ""
         raise Pix2PixError(f"--a {a_dir} and --b {b_dir} have no image names in common{where}; pairs are matched by "
                            "file name without extension (A/x.jpg with B/x.png)")
+    where = f"--a {a_dir}, --b {b_dir}"
+    _split_sizes(len(plan), val, test, where)  # before the work, when even every pair would be too few
 
     counts: dict[str, int] = {}
     try:
@@ -112,6 +123,8 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
         if not counts:
             raise Pix2PixError(f"--a {a_dir}, --b {b_dir}: no pair could be combined ({len(problems)} problem(s); "
                                f"the first: {problems[0]})")
+        if val or test:
+            counts = _move_into_splits(tmp, list_images(tmp / "train")[0], val, test, seed, where)
         if out.is_dir():
             out.rmdir()  # empty, as checked above
         os.rename(tmp, out)
@@ -119,7 +132,7 @@ def combine(a_dir: Path, b_dir: Path, out: Path) -> CombineReport:
         raise Pix2PixError(f"--out {out}: cannot write there ({e.strerror or e})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return CombineReport(sum(counts.values()), problems, {s: counts[s] for s in SPLITS if s in counts})
+    return CombineReport(sum(counts.values()), problems, {s: counts[s] for s in SPLITS if counts.get(s)})
 
 
 def _combine_arrays(a: np.ndarray, b: np.ndarray, a_path: Path, b_path: Path, folder: Path, stem: str) -> Path:
@@ -151,13 +164,39 @@ def _images_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
 
 
 def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[str, int]:
-    """Move the images of a flat ``folder`` into ``folder/{train,val,test}``; return the count of each split.
+    """Split ``folder`` into train/val/test (see the module doc); return the count of each split.
 
-    ``val`` and ``test`` are fractions of the images (rounded to whole images); which image goes where is a
-    function of the sorted file names and ``seed`` only. Non-image files stay where they are. A split that
-    gets no image gets no folder, since an empty split is not a valid one.
+    ``val`` and ``test`` are fractions of the images (rounded to whole images). Non-image files stay where they
+    are. A split that gets no image gets no folder, since an empty split is not a valid one. A split folder
+    itself (``DIR/train``) and a dataset that already has val or test are refused, so nothing is ever nested
+    (``train/train``) or split twice.
     """
     folder = Path(folder)
+    _check_fractions(val, test, seed)
+    if not folder.is_dir():
+        raise Pix2PixError(f"{folder}: no such folder")
+    if folder.name in SPLITS:
+        raise Pix2PixError(f"{folder} is the '{folder.name}' split of {folder.parent}; split {folder.parent} instead "
+                           f"(splitting {folder} itself would nest {folder.name}/train)")
+    done = [s for s in SPLITS if s != "train" and (folder / s).exists()]
+    if done:
+        raise Pix2PixError(f"{folder} already has {', '.join(done)}, so it is split already (to split it again, "
+                           f"move their images back into {folder / 'train'} and remove those folders)")
+    loose, _ = list_images(folder)  # other files stay where they are
+    if (folder / "train").exists():  # what combine makes of flat folders: give val and test their share
+        if loose:
+            raise Pix2PixError(f"{folder} has images both directly in it and in {folder / 'train'}; move them into "
+                               "one place to split them")
+        source = folder / "train"
+        images, _ = list_images(source)
+    else:
+        source, images = folder, loose
+    if not images:
+        raise Pix2PixError(f"{source}: no image files directly in it to split")
+    return _move_into_splits(folder, images, val, test, seed, str(folder))
+
+
+def _check_fractions(val: float, test: float, seed: int) -> None:
     for flag, value in (("--val", val), ("--test", test)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
             raise Pix2PixError(f"{flag} {value}: expected a fraction of the images, from 0 up to (not including) 1")
@@ -166,41 +205,43 @@ def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 
                            "on; their sum must be below 1")
     if not isinstance(seed, int) or seed < 0:
         raise Pix2PixError(f"--seed {seed}: expected a whole number >= 0")
-    if not folder.is_dir():
-        raise Pix2PixError(f"{folder}: no such folder")
-    existing = [s for s in SPLITS if (folder / s).exists()]
-    if existing:
-        raise Pix2PixError(f"{folder} already has {', '.join(existing)}; only a flat folder of images is split "
-                           "(move the images back up and remove the split folders to split it again)")
-    images, _ = list_images(folder)  # other files stay where they are
-    if not images:
-        raise Pix2PixError(f"{folder}: no image files directly in it to split")
-    n = len(images)
-    n_val, n_test = math.floor(n * val + 0.5), math.floor(n * test + 0.5)
-    n_train = n - n_val - n_test
-    if n_train < 1:
-        raise Pix2PixError(f"{folder}: {n} image(s) are too few for --val {val} and --test {test}: "
-                           "none would be left to train on")
 
-    order = np.random.default_rng(seed).permutation(n)
-    split_of = {int(i): "val" for i in order[:n_val]} | {int(i): "test" for i in order[n_val:n_val + n_test]}
-    counts = {"train": n_train, "val": n_val, "test": n_test}
+
+def _split_sizes(n: int, val: float, test: float, where: str) -> dict[str, int]:
+    """How many of ``n`` images each split gets: ``val`` and ``test`` rounded to whole images, the rest train."""
+    n_val, n_test = math.floor(n * val + 0.5), math.floor(n * test + 0.5)
+    if n - n_val - n_test < 1:
+        raise Pix2PixError(f"{where}: {n} image(s) are too few for --val {val} and --test {test}: none would be left "
+                           "to train on")
+    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
+
+
+def _move_into_splits(folder: Path, images: list[Path], val: float, test: float, seed: int,
+                      where: str) -> dict[str, int]:
+    """Move ``images`` (sorted by name) into ``folder/{train,val,test}``: the one rule of which goes where, a
+    function of their order and ``seed`` only. An image already in its split stays; on an error every moved
+    image goes back, since a half-split folder would mislead."""
+    counts = _split_sizes(len(images), val, test, where)
+    order = np.random.default_rng(seed).permutation(len(images))
+    split_of = {int(i): "val" for i in order[:counts["val"]]}
+    split_of |= {int(i): "test" for i in order[counts["val"]:counts["val"] + counts["test"]]}
     made: list[Path] = []
     moved: list[tuple[Path, Path]] = []
     try:
         for s in SPLITS:
-            if counts[s]:
+            if counts[s] and not (folder / s).is_dir():
                 (folder / s).mkdir()
                 made.append(folder / s)
         for i, path in enumerate(images):
             dest = folder / split_of.get(i, "train") / path.name
-            os.rename(path, dest)
-            moved.append((dest, path))
+            if dest != path:
+                os.rename(path, dest)
+                moved.append((dest, path))
     except OSError as e:
-        for dest, path in reversed(moved):  # put everything back: a half-split folder would mislead
+        for dest, path in reversed(moved):
             os.rename(dest, path)
         for d in made:
             d.rmdir()
-        raise Pix2PixError(f"{folder}: cannot move images into split folders ({e.strerror or e}); "
+        raise Pix2PixError(f"{where}: cannot move images into split folders ({e.strerror or e}); "
                            "nothing was moved") from None
     return counts

@@ -290,18 +290,22 @@ def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None =
 
 
 def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: Path | None = None,
-                 seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True) -> dict:
-    """``pix2pix eval --run DIR``: translate the split with the run's latest checkpoint (paper test mode), score
-    it, and write ``results/SPLIT/metrics.json`` and the results page with the figures on top."""
+                 seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True,
+                 eval: bool = False, checkpoint: str = "latest") -> dict:
+    """``pix2pix test`` and ``eval --run DIR``: translate the split with the run's ``checkpoint`` (latest, best, a
+    snapshot or a file; in the paper's test mode unless ``eval``), score it, and write ``metrics.json`` and the
+    results page with the figures on top into its results folder (``results/SPLIT`` for latest). Returns the
+    metrics, which name the checkpoint and its step, and ``page``, the page's path."""
     from ..checkpoints import checkpoint_scales
     from ..config import RunConfig
     from ..data.pairs import load_pair, scan_split
-    from ..inference.translate import translate_split
+    from ..inference.translate import run_config, translate_split
     from ..pages import write_page
 
     run_dir = Path(run_dir)
     # What can fail fails before the translation: a missing Inception file, labels of other classes.
-    scales, g = checkpoint_scales(run_dir), RunConfig.load(run_dir / "config.json").generator
+    g = run_config(run_dir, split).generator
+    scales = checkpoint_scales(run_dir)
     why = image_only(scales, g.in_channels, g.out_channels, segmenter is not None, inception is not None)
     if why:
         raise Pix2PixError(f"{run_dir}: {why}, and this run's data is {scales.output.data} with "
@@ -314,32 +318,62 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         if found and not (Path(cfg.data.root) / split / "labels").is_dir():
             first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
             read_truth(segmenter.labels, first, where=found[0].a)
-    out, title, rows = translate_split(run_dir, split, seed=seed, device=device, progress=progress, fast=fast)
+    out, title, rows, source = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint)
     stems = [stem for stem, _ in rows]
     if not image_side(scales.output, g.out_channels):  # scored on the .npy outputs, in the target's units
         arrays = [(np.load(out / "images" / f"{s}_output.npy"), np.load(out / "images" / f"{s}_target.npy"))
                   for s in stems]
-        metrics = {"split": split, **array_metrics(arrays, scaling_spans(scales.output))}
+        metrics = {"split": split, **source, **array_metrics(arrays, scaling_spans(scales.output))}
         write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
-        return metrics
+        return metrics | {"page": str(out / "index.html")}
     pairs = [(s, out / "images" / f"{s}_output.png", out / "images" / f"{s}_target.png") for s in stems]
     truths = None
     if segmenter is not None:
         root = Path(RunConfig.load(run_dir / "config.json").data.root)
         truths = {s: read_truth(segmenter.labels, out / "images" / f"{s}_input.png",
                                 index=root / split / "labels" / f"{s}.png") for s in stems}
-    metrics = {"split": split, **evaluate_images(pairs, truths, segmenter, features, progress)}
+    metrics = {"split": split, **source, **evaluate_images(pairs, truths, segmenter, features, progress)}
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_page(out / "index.html", title, rows, intro=metrics_table(metrics))
-    return metrics
+    return metrics | {"page": str(out / "index.html")}
+
+
+# A score's name in words, and how it is written (a format spec).
+METRIC_NAMES = {
+    "split": ("split", "s"), "checkpoint": ("checkpoint", "s"), "step": ("its training step", ",d"),
+    "page": ("results page", "s"),
+    "count": ("images", "d"), "channels": ("channels", "d"),
+    "l1": ("L1: mean absolute error per pixel, values 0 to 1 (lower is better)", ".4f"),
+    "mse": ("MSE: mean squared error, values 0 to 1 (lower is better)", ".4g"),
+    "psnr": ("PSNR, dB (higher is better)", ".2f"),
+    "ssim": ("SSIM: structural similarity, 0 to 1 (higher is better)", ".3f"),
+    "sharpness": ("sharpness: the output's mean gradient over the target's (1: as sharp)", ".2f"),
+    "l1_units": ("L1 in the data's units", ".4g"), "mse_units": ("MSE in the data's units", ".4g"),
+    "fid": ("FID: Fréchet Inception distance (lower is better)", ".2f"),
+    "kid": ("KID: kernel Inception distance (lower is better)", ".4f"), "kid_std": ("... its spread", ".4f"),
+    "per_pixel_acc": ("FCN-score, per-pixel accuracy (higher is better)", ".3f"),
+    "per_class_acc": ("FCN-score, per-class accuracy", ".3f"), "class_iou": ("FCN-score, class IoU", ".3f"),
+}
+
+
+def describe_metrics(metrics: dict) -> list[tuple[str, str]]:
+    """(name in words, value as written) of each score of ``metrics`` (from :func:`evaluate_run`, or
+    ``evaluate_folders``), the FCN-scores and each channel's scores of array data included."""
+    flat = {k: v for k, v in metrics.items() if k not in ("fcn", "per_channel")} | metrics.get("fcn", {})
+    lines = [(METRIC_NAMES[k][0] if k in METRIC_NAMES else k,
+              format(v, METRIC_NAMES[k][1]) if k in METRIC_NAMES and v is not None else str(v))
+             for k, v in flat.items()]
+    for p in metrics.get("per_channel", []):
+        lines.append((f"channel {p['channel']}", f"L1 {p['l1']:.4f} normalised ({p['l1_units']:.4g} in the data's "
+                      f"units), MSE {p['mse']:.4g} ({p['mse_units']:.4g}), PSNR {p['psnr']:.2f} dB (peak "
+                      f"{p['span_units']:.4g})"))
+    return lines
 
 
 def metrics_table(metrics: dict) -> str:
-    """An HTML table of a metrics dict (nested ``fcn`` flattened)."""
-    flat = {k: v for k, v in metrics.items() if k not in ("fcn", "per_channel")} | \
-        {f"FCN {k}": v for k, v in metrics.get("fcn", {}).items()} | \
-        {f"channel {p['channel']} {k}": v for p in metrics.get("per_channel", []) for k, v in p.items() if k != "channel"}
-    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
-                    f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in flat.items())
+    """An HTML table of a metrics dict, in words (:func:`describe_metrics`)."""
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in describe_metrics(metrics))
     return f"<table class=kv>{cells}</table>"
+
+

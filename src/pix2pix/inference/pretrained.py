@@ -41,7 +41,7 @@ def download_published(name: str, folder: Path | None = None, url: str | None = 
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise Pix2PixError(f"{out.parent}: cannot create the models folder ({e.strerror}); set PIX2PIX_HOME or "
-                           "pass --out") from None
+                           "pass --into") from None
     part = out.with_suffix(".pth.part")
     fetch(url or pub.url, part, name, progress, None, MAX_BYTES)
     try:

@@ -38,7 +38,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints import Checkpoint, load_checkpoint
+from ..checkpoints import Checkpoint, load_checkpoint, run_checkpoint
 from ..config import GeneratorConfig, RunConfig
 from ..data.pairs import PairDataset, is_data_file, scan_split, to_image
 from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
@@ -325,22 +325,19 @@ def seed_note(device: str, eval: bool, seed: int | None, fast: bool = True) -> s
 
 
 def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
-                    device: str = "auto", progress: bool = True, fast: bool = True) -> tuple[Path, str, list]:
-    """Translate a split of the run's dataset with its latest checkpoint into ``run_dir/results/SPLIT/images``
+                    device: str = "auto", progress: bool = True, fast: bool = True,
+                    checkpoint: str = "latest") -> tuple[Path, str, list, dict]:
+    """Translate a split of the run's dataset with its ``checkpoint`` (:func:`pix2pix.checkpoints.run_checkpoint`:
+    latest, best, a snapshot or a file) into ``run_dir/results/SPLIT/images`` (``results/SPLIT_best`` and so on
+    for another than latest)
     (``STEM_input.png``, ``STEM_output.png``, ``STEM_target.png``: the images, or for other data their
     :func:`pix2pix.data.rasters.preview` pictures beside ``STEM_output.npy`` and ``STEM_target.npy`` in the target's
-    units). Returns (folder, page title, page rows).
+    units). Returns (folder, page title, page rows, {"checkpoint": its path, "step": its step}).
     ``seed``: the paper's mode draws PyTorch's exact noise of that seed; None: the faster engine's own noise,
     repeatable too (PyTorch's of seed 0, or ONNX Runtime's seeded graph)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        if str(run_dir) in PUBLISHED or run_dir.is_file():  # a checkpoint has no dataset or folder to test into
-            raise Pix2PixError(f"--run {run_dir}: a checkpoint, not a run folder; translate a split's aligned "
-                               f"images with: pix2pix translate --checkpoint {run_dir} --input DATA/{split} "
-                               "--direction BtoA --output DIR")
-        raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
-    cfg = RunConfig.load(run_dir / "config.json")
-    ckpt = load_checkpoint(run_dir)
+    cfg = run_config(run_dir, split)
+    ckpt = load_checkpoint(run_checkpoint(run_dir, checkpoint))
     pairs, problems = scan_split(Path(cfg.data.root), split)
     if problems:
         raise Pix2PixError(f"{problems[0]}; 'pix2pix datasets check {cfg.data.root}' lists every problem")
@@ -349,7 +346,8 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     scales = ckpt.scales
     translator = Translator(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta,
                             fast=fast, engine=engine_for_run(eval, seed, len(pairs)), scales=scales)
-    out = run_dir / "results" / split
+    latest = ckpt.path.resolve() == run_checkpoint(run_dir).resolve()
+    out = run_dir / "results" / (split if latest else f"{split}_{ckpt.path.stem}")
     (out / "images").mkdir(parents=True, exist_ok=True)
     dataset = PairDataset(pairs, cfg.data, cfg.generator.in_channels, cfg.generator.out_channels, train=False,
                           scales=scales)
@@ -371,7 +369,20 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
         rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
     mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
     rows.sort(key=lambda row: natural_key(row[0]))  # 1, 2, ..., 10, 11, 100 on the page, as a person counts
-    return out, f"{cfg.name}: {split} split, step {translator.meta.get('step', '?')} ({mode})", rows
+    step = translator.meta.get("step")
+    title = f"{cfg.name}: {split} split, {ckpt.path.stem} checkpoint, step {step if step is not None else '?'} ({mode})"
+    return out, title, rows, {"checkpoint": str(ckpt.path), "step": step}
+
+
+def run_config(run_dir: Path, split: str) -> RunConfig:
+    """The configuration of the run folder that a split is translated from; what else it might be, in one line."""
+    if not (run_dir / "config.json").exists():
+        if str(run_dir) in PUBLISHED or run_dir.is_file():  # a checkpoint has no dataset or folder to test into
+            raise Pix2PixError(f"--run {run_dir}: a checkpoint, not a run folder; translate a split's aligned "
+                               f"images with: pix2pix translate --checkpoint {run_dir} --input DATA/{split} "
+                               "--direction BtoA --output DIR")
+        raise Pix2PixError(f"{run_dir}: not a run folder (no config.json)")
+    return RunConfig.load(run_dir / "config.json")
 
 
 def natural_key(name: str) -> list:
@@ -380,8 +391,8 @@ def natural_key(name: str) -> list:
 
 
 def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
-               device: str = "auto", progress: bool = True, fast: bool = True) -> Path:
+               device: str = "auto", progress: bool = True, fast: bool = True, checkpoint: str = "latest") -> Path:
     """Translate a split (see :func:`translate_split`) and write its ``index.html``. Returns the page's path."""
-    out, title, rows = translate_split(run_dir, split, eval, seed, device, progress, fast)
+    out, title, rows, _ = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint)
     write_page(out / "index.html", title, rows)
     return out / "index.html"

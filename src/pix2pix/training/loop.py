@@ -3,7 +3,7 @@
 (:func:`.step.train_step`), then logging, samples, validation and saving on their schedules.
 
 Stops are read between two steps only (:class:`.guards.StopRequests`): the schedule's end, ``--max-steps``,
-``--max-minutes``, SIGTERM and Ctrl-C; under torchrun every process stops at the same step. Whatever stops it,
+``--minutes``, SIGTERM and Ctrl-C; under torchrun every process stops at the same step. Whatever stops it,
 :func:`finish` logs the interval in progress, validates the final state (unless a signal asked to be quick) and
 saves ``latest``, so a resume continues exactly. An error (a diverged loss among them) ends it without another
 save, so ``latest`` stays the last good one.
@@ -12,6 +12,7 @@ save, so ``latest`` stays the last good one.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from .distributed import (any_process, gather_bad_images, gather_rng_states, mea
 from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diverged, first_non_finite,
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
 from .setup import Setup, setup
+from .planning import LONG_PLAN_HOURS, planned_step_seconds
 from .step import lr_at, set_lr, train_step
 from .validation import FCN
 
@@ -99,8 +101,10 @@ def fit(s: Setup, stop: StopRequests) -> TrainResult:
     if s.world.main:
         s.folder.open(s.at.step)
         log.info(summary(s))
+        warn_of_a_long_plan(s)
     stop.start_clock(s.cfg.train.max_minutes)
-    bar = tqdm(total=s.total_steps, initial=s.at.step, disable=not s.progress, unit="step", dynamic_ncols=True)
+    bar = s.bar = tqdm(total=s.total_steps, initial=s.at.step, disable=not s.progress, unit="step",
+                       dynamic_ncols=True, desc="training")
     try:
         stopped = steps(s, stop, meter, bar)
     except (torch.OutOfMemoryError, RuntimeError) as e:
@@ -109,6 +113,7 @@ def fit(s: Setup, stop: StopRequests) -> TrainResult:
         raise
     finally:
         bar.close()
+        s.bar = None
     finish(s, stopped, meter)
     return _result(s, meter, stopped)
 
@@ -130,6 +135,28 @@ def summary(s: Setup) -> str:
     return (f"training {cfg.run_dir}: {d.root} {d.direction}, {nets}; {d.crop_size}x{d.crop_size} crops, batch "
             f"{d.batch_size}\n{s.total_steps:,} steps {start} ({s.steps_per_epoch:,} an epoch, {t.epochs} + "
             f"{t.epochs_decay} epochs) on {where}, {s.speed.name}")
+
+
+def warn_of_a_long_plan(s: Setup) -> None:
+    """How long the rest of the schedule takes here, timed on a CPU of one process (elsewhere the progress bar's
+    estimate says it: a timing there would compile), and a warning when that is hours."""
+    schedule = s.steps_per_epoch * s.total_epochs - s.at.step
+    if s.device.type != "cpu" or s.world.distributed or schedule <= 0:
+        return
+    per_step = planned_step_seconds(s.cfg, s.speed)
+    session = min((s.total_steps - s.at.step) * per_step, (s.cfg.train.max_minutes or math.inf) * 60)
+    log.info(f"planned: about {_duration(schedule * per_step)} on this CPU" + (
+        f"; this session stops after about {_duration(session)} (--max-steps or --minutes)"
+        if session < schedule * per_step * 0.99 else ""))
+    if schedule * per_step > LONG_PLAN_HOURS * 3600:
+        log.warning(f"this schedule takes about {_duration(schedule * per_step)} on this CPU (the paper's recipes "
+                    "are sized for a GPU); --preset cpu --minutes N trains the demo's smaller model in the time you "
+                    "give it")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{max(seconds / 60, 0.1):.1f} minutes" \
+        if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def steps(s: Setup, stop: StopRequests, meter: Meter, bar) -> str:
@@ -204,6 +231,7 @@ def finish(s: Setup, stopped: str, meter: Meter) -> None:
         validate(s, meter)  # the final state, when this session trained it and no validation has scored it
     if s.saved_at != s.at.step:
         save(s)
+    on_main(s.room, s.world, lambda: s.folder.write_page(page_title(s)))  # with the session's final curves
 
 
 # ------------------------------------------------------------------------- on their schedules
@@ -232,9 +260,12 @@ def log_losses(s: Setup, meter: Meter, bar) -> None:
 
 
 def sample(s: Setup, meter: Meter) -> None:
-    title = f"{s.cfg.name}: training samples (input | output | target)"
-    on_main(s.room, s.world, lambda: s.folder.sample(s.at.step, title, *meter.samples))
+    on_main(s.room, s.world, lambda: s.folder.sample(s.at.step, page_title(s), *meter.samples))
     meter.sampled_at = s.at.step
+
+
+def page_title(s: Setup) -> str:
+    return f"{s.cfg.name}: training samples (input | output | target)"
 
 
 def validate(s: Setup, meter: Meter) -> None:
@@ -256,8 +287,18 @@ def validate(s: Setup, meter: Meter) -> None:
                  + ("the best so far" if best else f"best {s.cfg.train.best_metric} {v.best:.4g} at step "
                                                     f"{v.best_step}"))
 
+    phase(s, "validating")
     on_main(s.room, s.world, score)
+    phase(s, "training")
     meter.validated_at, meter.trained_since = s.at.step, time.perf_counter()
+
+
+def phase(s: Setup, name: str) -> None:
+    """Say on the progress bar what the run is doing; back to training, its time estimate leaves the pause out."""
+    if s.bar is not None:
+        s.bar.set_description_str(name, refresh=True)
+        if name == "training":
+            s.bar.unpause()
 
 
 def save_best(s: Setup, scores: dict[str, float]) -> None:

@@ -59,6 +59,24 @@ def steps_in_minutes(cfg: RunConfig, minutes: float, timings: int = 3) -> int:
     return max(1, int(minutes * 60 / (seconds * OVERHEAD)))
 
 
+LONG_PLAN_HOURS = 3.0  # a plan longer than this on a CPU is warned of, naming the CPU recipe
+
+
+def planned_step_seconds(cfg: RunConfig, speed: Speed) -> float:
+    """About how long a step of ``cfg`` takes in a run on this machine, from a short timing (on networks of its
+    own, with the random number generators left as they were: the run's draws are unchanged)."""
+    with torch.random.fork_rng(devices=[]):
+        return measure_step_seconds(cfg, steps=2, warmup=1, speed=speed) * OVERHEAD
+
+
+def size_to_minutes(cfg: RunConfig, minutes: float) -> RunConfig:
+    """``cfg`` with the paper's schedule shape sized to fit ``minutes`` on this machine (from a timing of its
+    step here), and ``minutes`` as the session's time limit too: the demo's and ``--preset cpu``'s schedule."""
+    cfg.train.max_minutes = minutes
+    cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps_in_minutes(cfg, minutes))
+    return cfg
+
+
 def plan_epochs(cfg: RunConfig, steps: float, nearest: bool = False) -> int:
     """The paper's schedule shape for a budget of ``steps``: the number of epochs at a constant lr (and as
     many decaying) whose total comes nearest to ``steps`` without exceeding it (a time budget: the demo), or

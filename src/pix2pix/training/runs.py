@@ -4,7 +4,8 @@
 * ``checkpoints/``: ``latest.safetensors``, its ``state_STEP.pt``, snapshots (formats: :mod:`pix2pix.checkpoints`);
 * ``losses.csv``: one row per log interval (step, epoch, lr, images/s and each loss term);
 * ``tensorboard/``: the same figures and the samples, for ``tensorboard --logdir``;
-* ``web/index.html``: input | output | target samples over time.
+* ``web/index.html``: input | output | target samples over time, under the loss and validation curves
+  (``web/curves.png``) and a table of the validations.
 
 Only the main process writes (under torchrun every process holds a :class:`RunFolder`, and only rank 0 calls
 its writers), and only one process at a time: it holds the folder's :class:`RunLock` while it trains.
@@ -17,6 +18,7 @@ import io
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -24,11 +26,12 @@ import torch
 from ..data.rasters import preview
 from ..errors import Pix2PixError
 from ..files import Lock, atomic_write, remove_debris, write_text
-from ..pages import write_page
+from ..pages import line_panels, write_page
 
 log = logging.getLogger(__name__)
 
 SAMPLE_NAMES = ("input", "output", "target")
+CURVES_EVERY_S = 120.0  # the samples page redraws its curves at most this often (and at a session's end)
 # val.csv: one row per validation (pix2pix.training.validation). The FCN-scores and FID/KID are blank when no segmenter or
 # Inception file was given.
 VAL_OPTIONAL = ("per_pixel_acc", "per_class_acc", "class_iou", "fid", "kid")
@@ -55,6 +58,8 @@ class RunFolder:
         self.config = self.path / "config.json"
         self.lock = RunLock(self.path)
         self.writer = None  # TensorBoard, between open() and close()
+        self.curves = self.web / "curves.png"
+        self.curves_drawn = -CURVES_EVERY_S  # time.monotonic() of the last drawing
 
     @property
     def latest(self) -> Path:
@@ -70,7 +75,7 @@ class RunFolder:
             probe.write_text("")
             probe.unlink()
         except OSError as e:
-            raise Pix2PixError(f"--out {self.path}: cannot write there ({e.strerror}); choose a writable folder") \
+            raise Pix2PixError(f"{self.path}: cannot write there ({e.strerror}); choose a writable --runs folder") \
                 from None
 
     def make(self) -> None:
@@ -157,10 +162,28 @@ class RunFolder:
         for name, img in zip(SAMPLE_NAMES, (real_A, fake_B, real_B)):
             picture = preview(img)
             atomic_write(self.web / "images" / f"{tag}_{name}.png", lambda tmp: picture.save(tmp, "PNG"))
+        self.write_page(title, curves=time.monotonic() - self.curves_drawn >= CURVES_EVERY_S)
+
+    def write_page(self, title: str, curves: bool = True) -> None:
+        """The samples page: the curves (redrawn with ``curves``), the validations, then every step's samples."""
+        if curves:
+            self.draw_curves()
         steps = sorted({p.name.split("_")[0] for p in (self.web / "images").glob("step*_output.png")},
                        reverse=True)
         rows = [(f"step {int(s[4:])}", [(n, f"images/{s}_{n}.png") for n in SAMPLE_NAMES]) for s in steps]
-        write_page(self.web / "index.html", title, rows, intro=self._val_table())
+        plot = f"<img class=plot src='{self.curves.name}' alt='loss and validation curves'>" \
+            if self.curves.exists() else ""
+        write_page(self.web / "index.html", title, rows, intro=plot + self._val_table())
+
+    def draw_curves(self) -> Path | None:
+        """The losses (losses.csv) and validation scores (val.csv) so far, side by side in ``web/curves.png``."""
+        losses, vals = read_log(self.losses), read_log(self.val)
+        points = lambda rows, key: [(r["step"], r[key]) for r in rows if key in r]  # noqa: E731
+        panels = [("generator's L1 term (x lambda)", {"G L1": points(losses, "G_l1")}),
+                  ("adversarial terms", {"D": points(losses, "D"), "G GAN": points(losses, "G_gan")}),
+                  ("validation L1 (lower is better)", {"val L1": points(vals, "l1")})]
+        self.curves_drawn = time.monotonic()
+        return line_panels(self.curves, panels)
 
     def _val_table(self) -> str:
         """The validations so far (val.csv), newest first, as an HTML table for the samples page."""

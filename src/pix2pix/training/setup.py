@@ -68,6 +68,7 @@ class Setup:
     saved_at: int | None = None
     nothing_to_do: bool = False
     stop: object = None  # the run's StopRequests (pix2pix.training.guards), once the loop has it
+    bar: object = None  # the run's progress bar (tqdm), once the loop has it
 
     @property
     def total_epochs(self) -> int:
