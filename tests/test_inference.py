@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_pair
+from conftest import make_pair, one_line_error
 from conftest import train_tiny as _train
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
@@ -230,3 +230,37 @@ def test_a_results_page_counts_its_images_as_a_person_does(tmp_path):
     page = (run / "results" / "val" / "index.html").read_text()
     order = [int(h.split("<")[0]) for h in page.split("<h2>")[1:]]
     assert order == list(range(1, 12))
+
+
+def test_translate_takes_the_source_half_of_a_file_shaped_like_the_training_pairs(tmp_path, blocks, tiny, capsys):
+    """A run trained on aligned A|B files, given one such file without --direction: the source half is
+    translated (as training read it), in one line said; --whole translates the whole file."""
+    run = _train(tmp_path, blocks, tiny, "--direction", "BtoA", "--max-steps", "2")
+    capsys.readouterr()
+
+    def out(dest, *flags):
+        assert main(["translate", "--checkpoint", str(run), "--input", str(blocks / "val" / "1.png"),
+                     "--output", str(tmp_path / dest), "--eval", *flags]) == 0
+        return np.asarray(Image.open(tmp_path / dest / "1.png"))
+
+    guarded = out("guarded")
+    said = capsys.readouterr().out
+    assert guarded.shape == (32, 32, 3) and "64x32, the size of the aligned A|B files" in said
+    assert "translating the B (right) half" in said
+    assert np.array_equal(guarded, out("stated", "--direction", "BtoA"))
+    assert out("whole", "--whole").shape == (32, 64, 3)
+    assert "aligned" not in capsys.readouterr().out
+
+
+def test_test_and_eval_pick_a_checkpoint_and_print_their_scores(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "4", "--val-every", "2")
+    capsys.readouterr()
+    assert main(["test", "--run", str(run), "--split", "val", "--eval", "--checkpoint", "best"]) == 0
+    said = capsys.readouterr().out
+    assert "best.safetensors" in said and "L1: mean absolute error" in said and "PSNR, dB" in said
+    assert (run / "results" / "val_best" / "index.html").exists()  # beside latest's results/val, not over them
+    assert main(["eval", "--run", str(run), "--split", "val", "--checkpoint", "latest"]) == 0
+    said = capsys.readouterr().out
+    assert "latest.safetensors" in said and "its training step:" in said
+    one_line_error(capsys, main(["test", "--run", str(run), "--checkpoint", "epoch_999"]),
+                   "no checkpoint 'epoch_999'; it has best, latest")

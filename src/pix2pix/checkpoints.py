@@ -32,7 +32,7 @@ from .data.units import EIGHT_BIT, Scales
 FORMAT = "pix2pix/1"
 # Every key of a checkpoint's metadata (each value JSON but the format tag): see save_weights, save_run.
 METADATA_KEYS = {"format", "generator", "discriminator", "step", "epoch", "config", "state", "source", "published",
-                 "val", "scales"}
+                 "val", "scales", "pairs"}
 
 
 def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None = None,
@@ -163,13 +163,16 @@ def _asks_for_code(path: Path) -> bool:
 
 def save_run(ckpt_dir: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module | None,
              D_cfg: DiscriminatorConfig | None, state: RunState, config: dict, scales: Scales = EIGHT_BIT,
-             snapshot: str | None = None) -> Path:
+             snapshot: str | None = None, pairs: dict | None = None) -> Path:
     """Write ``latest.safetensors`` and its ``state_STEP.pt`` (and a snapshot ``SNAPSHOT.safetensors``).
 
+    ``pairs``: what the training files were (:func:`pix2pix.data.pairs.pairs_shape`), for translate's guard.
     The state file is named by its step and the weights name theirs: a crash between the two writes leaves the
     previous weights pointing at the previous state, which is deleted only afterwards."""
     latest = ckpt_dir / "latest.safetensors"
     meta = dict(step=state.step, epoch=state.epoch, config=config, scales=scales.to_dict())
+    if pairs:
+        meta["pairs"] = pairs
     state_path = ckpt_dir / f"state_{state.step:08d}.pt"
     save_state(state_path, state)
     save_weights(latest, G, G_cfg, D, D_cfg, state=state_path.name, **meta)

@@ -34,6 +34,9 @@ def add_commands(sub) -> None:
     p.add_argument("--output-format", choices=OUTPUT_FORMATS,
                    help="png (8-bit), png16 (16-bit grayscale), tiff or npy (the target's units); default: the "
                         "data's kind (.npy for .npy inputs, TIFF for TIFF, else PNG of the target's bit depth)")
+    p.add_argument("--whole", action="store_true",
+                   help="translate each file whole, even one of the size of the aligned A|B files the model was "
+                        "trained on (by default such a file's source half is taken, as in training)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p, "; image i uses seed + i")
     add_device(p)
@@ -124,7 +127,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
         seed = None if args.seed is None else args.seed + i
         try:
-            translator.write(f, out, direction, seed, args.output_format)
+            translator.write(f, out, direction, seed, args.output_format, whole=args.whole)
         except OSError as e:
             raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
     print(f"translated {len(files)} file(s) into {out}")

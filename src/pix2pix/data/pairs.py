@@ -41,6 +41,20 @@ class Pair:
     b: Path | None = None  # the B image of a two-folder pair
 
 
+def pairs_shape(pairs: list[Pair]) -> dict | None:
+    """``{"layout": "aligned", "width": W, "height": H}`` when the first pair is an aligned A|B file (the
+    size of such files: a file of that size given to translate is one of them), else None."""
+    from .rasters import read_raster, size_of
+
+    if not pairs or pairs[0].b is not None:
+        return None
+    try:
+        w, h = size_of(read_raster(pairs[0].a, None))
+    except Pix2PixError:  # a bad first image: said where training reads it
+        return None
+    return {"layout": "aligned", "width": w, "height": h}
+
+
 # ----------------------------------------------------------------------------------------- images
 
 

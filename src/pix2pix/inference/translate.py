@@ -28,6 +28,7 @@ Three lines::
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from ..checkpoints import Checkpoint, load_checkpoint, run_checkpoint
 from ..config import GeneratorConfig, RunConfig
 from ..data.pairs import PairDataset, is_data_file, scan_split, to_image
 from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
-                      output_format, pil_raster, preview, read_raster, split_ab, to_tensor, write_raster)
+                      output_format, pil_raster, preview, read_raster, size_of, split_ab, to_tensor, write_raster)
 from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
 from ..files import atomic_write
@@ -50,6 +51,8 @@ from ..published import PUBLISHED
 from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
 from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
+
+log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------ test mode
 
@@ -164,6 +167,7 @@ class Translator:
         self.dtype = self.speed.dtype
         self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
         self.per_image, self._session = False, None
+        self.said_aligned = False  # read_input says once that it takes aligned files' source half
 
     @classmethod
     def load(cls, checkpoint: str | Path, eval: bool = False, device: str = "auto", fast: bool = True,
@@ -255,13 +259,29 @@ class Translator:
         self.scales.input.check(as_array(side), where)
         return self.translate_tensor(to_tensor(side, self.scales.input)[None], seed)[0]
 
-    def read_input(self, path: Path, direction: str | None = None) -> Raster:
+    def read_input(self, path: Path, direction: str | None = None, whole: bool = False) -> Raster:
         """An input file as the generator's input side. With ``direction``, the file is an aligned A|B pair and
-        the source half (A for AtoB, B for BtoA) is taken."""
+        the source half (A for AtoB, B for BtoA) is taken. Without it, a file of the size of the aligned pairs
+        the model was trained on is taken as one of them (and said once), unless ``whole``."""
         channels, eight_bit = self.config.in_channels, self.scales.input.kind == "uint8"
         if direction is None:
-            return read_raster(path, channels, "the generator's input channels", eight_bit)
-        whole = read_raster(path, None)
+            trained = self.meta.get("pairs") or {}
+            if whole or trained.get("layout") != "aligned":
+                return read_raster(path, channels, "the generator's input channels", eight_bit)
+            raw = read_raster(path, None)
+            direction = (self.meta.get("config") or {}).get("data", {}).get("direction")
+            if size_of(raw) != (trained["width"], trained["height"]) or direction not in ("AtoB", "BtoA"):
+                return fit_channels(raw, channels, path, "the generator's input channels", eight_bit)
+            if not self.said_aligned:
+                log.info(f"{Path(path).name}: {trained['width']}x{trained['height']}, the size of the aligned A|B "
+                         f"files this model was trained on: translating the {'A (left)' if direction == 'AtoB' else 'B (right)'} "
+                         "half of such files, as in training (--whole translates whole files)")
+                self.said_aligned = True
+            return self._source_half(raw, direction, path)
+        return self._source_half(read_raster(path, None), direction, path)
+
+    def _source_half(self, whole: Raster, direction: str, path: Path) -> Raster:
+        channels, eight_bit = self.config.in_channels, self.scales.input.kind == "uint8"
         if isinstance(whole, Image.Image) or (eight_bit and channels in MODES):
             if channels not in MODES:
                 raise Pix2PixError(f"{path}: an 8-bit image, and the generator takes {channels} channels")
@@ -274,10 +294,10 @@ class Translator:
         return self(self.read_input(path, direction), seed)
 
     def write(self, path: Path, out_dir: Path, direction: str | None = None, seed: int | None = None,
-              fmt: str | None = None) -> Path:
+              fmt: str | None = None, whole: bool = False) -> Path:
         """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.data.rasters.output_format`,
         or ``fmt``); returns the path written."""
-        u = self.translate_unit(self.read_input(path, direction), seed, where=path)
+        u = self.translate_unit(self.read_input(path, direction, whole), seed, where=path)
         fmt = output_format(path, self.scales.output, u.shape[0], fmt)
         target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
         write_raster(target, encode(u, self.scales.output, fmt), fmt)

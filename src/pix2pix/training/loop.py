@@ -308,7 +308,7 @@ def save_best(s: Setup, scores: dict[str, float]) -> None:
            "images": s.validator.images, **{k: scores[k] for k in BETTER if k in scores}}
     save_weights(s.folder.checkpoints / "best.safetensors", nets.G, s.cfg.generator, nets.D,
                  s.cfg.discriminator if nets.D is not None else None, step=s.at.step, epoch=s.at.epoch,
-                 config=s.cfg.record(), val=val, scales=s.scales.to_dict())
+                 config=s.cfg.record(), val=val, scales=s.scales.to_dict(), **({"pairs": s.pairs} if s.pairs else {}))
 
 
 def save(s: Setup, snapshot: str | None = None) -> None:
@@ -328,7 +328,8 @@ def save(s: Setup, snapshot: str | None = None) -> None:
                          opt_G=nets.opt_G.state_dict(), opt_D=nets.opt_D.state_dict() if nets.opt_D else None,
                          rng=rng, bad_images=s.bad_images, scalers=s.amp.state_dict())
         save_run(s.folder.checkpoints, nets.G, s.cfg.generator, nets.D,
-                 s.cfg.discriminator if nets.D is not None else None, state, s.cfg.record(), s.scales, snapshot)
+                 s.cfg.discriminator if nets.D is not None else None, state, s.cfg.record(), s.scales, snapshot,
+                 s.pairs)
 
     on_main(s.room, s.world, write)
     s.saved_at = s.at.step

@@ -21,7 +21,7 @@ from ..checkpoints import (checkpoint_scales, load_checkpoint, load_into, read_m
                            restore_run)
 from ..config import RunConfig, resolve
 from ..data.batches import TrainingBatches
-from ..data.pairs import fit_scales, load_scaled_pair, scan_split
+from ..data.pairs import fit_scales, load_scaled_pair, pairs_shape, scan_split
 from ..data.units import Scales
 from ..errors import Pix2PixError
 from ..networks import build_discriminator, build_generator, init_weights
@@ -57,6 +57,7 @@ class Setup:
     progress: bool
     at: Position = field(default_factory=Position)
     scales: Scales | None = None
+    pairs: dict | None = None  # what the training files are (pix2pix.data.pairs.pairs_shape), for checkpoints
     data: TrainingBatches | None = None
     nets: Networks | None = None
     validates: bool = False  # on every process: whether the run validates (the main one holds the validator)
@@ -116,6 +117,7 @@ def _build(s: Setup, resume: bool) -> None:
         raise Pix2PixError(f"{s.folder.path} already holds a run; continue it with --resume {s.folder.path}, "
                            "or choose another --name")
     pairs = _train_pairs(s)
+    s.pairs = pairs_shape(pairs)
     s.steps_per_epoch = math.ceil(len(pairs) / (cfg.data.batch_size * s.world.size))
     s.total_steps = min(s.steps_per_epoch * s.total_epochs, cfg.train.max_steps or math.inf)
     if resume and _at_the_end(s):
