@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import json
 import subprocess
@@ -256,3 +258,21 @@ def test_datasets_combine_split_and_check_follow_on(tmp_path, capsys):
         sorted(p.relative_to(tmp_path / "two-steps").as_posix() for p in (tmp_path / "two-steps").glob("*/*"))
     code = main(["datasets", "split", str(tmp_path / "one-step")])
     _one_line_error(capsys, code, "already has val, test")
+
+
+def test_the_help_lists_every_command_in_a_group_with_examples(capsys):
+    from pix2pix.cli import GROUPS, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    listed = [name for names in GROUPS.values() for name in names]
+    assert sorted(listed) == sorted(commands) and listed[0] == "demo"  # each once; the main job first
+    assert all(p.description for p in commands.values())  # every command says what it does
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.index("train and use:") < out.index("data:") < out.index("evaluate:") < out.index("app:")
+    assert "examples:" in out and "pix2pix train --data DATA --preset cpu --minutes 30" in out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("pix2pix ")

@@ -21,15 +21,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+# The commands as the top-level help lists them: the main job first, then by what they are for.
+GROUPS = {
+    "train and use": ("demo", "train", "test", "translate", "export", "pretrained", "models", "bench"),
+    "data": ("datasets",),
+    "evaluate": ("eval", "segmenter", "ablate"),
+    "app": ("serve",),
+}
+EXAMPLES = """examples:
+  pix2pix demo                                          # the main job: make data, train 8 minutes, a page
+  pix2pix datasets check DATA                           # what a dataset holds and what is wrong with it
+  pix2pix train --data DATA --preset cpu --minutes 30   # a CPU-sized model in the time given
+  pix2pix train --data DATA --preset facades            # the paper's recipe (a GPU's)
+  pix2pix test --run runs/NAME --checkpoint best        # translate and score the test split
+  pix2pix translate --checkpoint runs/NAME --input photos/ --output out/
+  pix2pix serve --checkpoint runs/NAME                  # the app: draw and translate in a browser
+  pix2pix export --checkpoint runs/NAME --out model.onnx
+
+'pix2pix COMMAND --help' says what a command takes."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pix2pix", description="Image-to-image translation with conditional adversarial "
-                                                 "networks (Isola et al., CVPR 2017).")
     from .. import __version__
 
+    parser = _Parser(prog="pix2pix", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                     usage="pix2pix [-h] [--version] COMMAND ...")
     parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
     for group in (train, serve, data, evaluate):
         group.add_commands(sub)
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    listed = [name for names in GROUPS.values() for name in names]  # every command (tests/test_cli.py)
+    width = max(map(len, listed)) + 2
+    parser.description = "Image-to-image translation with conditional adversarial networks (Isola et al., CVPR " \
+        "2017).\n\n" + "\n\n".join(f"{title}:\n" + "\n".join(f"  {n:<{width}}{helps[n]}" for n in names)
+                                      for title, names in GROUPS.items())
+    for name, p in sub.choices.items():  # a command without a description of its own says its summary
+        p.description = p.description or helps[name][0].upper() + helps[name][1:] + "."
     return parser
 
 

@@ -23,7 +23,7 @@ def add_commands(sub) -> None:
     q.add_argument("--sha256", help="expected SHA-256 of the .pth")
     q.set_defaults(func=cmd_pretrained_download)
 
-    p = sub.add_parser("datasets", help="dataset tools")
+    p = sub.add_parser("datasets", help="make, download, combine, split and check datasets")
     dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
     q = dsub.add_parser("check", help="read every file of a dataset: a summary of what it holds, then its problems "
                         "grouped by kind (exit 1 if any)")

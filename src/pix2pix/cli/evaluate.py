@@ -37,7 +37,9 @@ def add_commands(sub) -> None:
     add_device(q, "cpu", ("cpu", "cuda", "mps"))
     q.set_defaults(func=cmd_segmenter_eval)
 
-    p = sub.add_parser("eval", help="L1, MSE, PSNR, SSIM, sharpness, FCN-score, FID/KID of translations")
+    p = sub.add_parser("eval", help="L1, MSE, PSNR, SSIM, sharpness, FCN-score, FID/KID of translations",
+                       description="Score translations: a run's split, translated with one of its checkpoints, or "
+                                   "two folders of predictions and targets named alike.")
     p.add_argument("--run", help="a run folder: translate its --split and score it")
     p.add_argument("--split", default="test", help="with --run (default test)")
     add_run_checkpoint(p)

@@ -17,7 +17,10 @@ TRANSLATE_FLAGS = {("data", "direction"), ("generator", "arch"), ("generator", "
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("test", help="translate a split of a run's dataset, score it, write a results page")
+    p = sub.add_parser("test", help="translate a split of a run's dataset, score it, write a results page",
+                       description="Translate a split of the run's dataset with one of its checkpoints, score it "
+                                   "against the targets (L1, PSNR, SSIM, sharpness), print the scores and write "
+                                   "RUN/results/SPLIT/index.html.")
     p.add_argument("--run", required=True, help="a run folder (runs/NAME)")
     p.add_argument("--split", default="test", help="split to translate (default test)")
     add_run_checkpoint(p)
@@ -27,7 +30,9 @@ def add_commands(sub) -> None:
     add_no_fast(p)
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("translate", help="translate image or array files of any size with a checkpoint")
+    p = sub.add_parser("translate", help="translate image or array files of any size with a checkpoint",
+                       description="Translate image or array files (or folders of them) of any size with a run "
+                                   "folder, a checkpoint file or a published model's name, into OUTPUT/STEM.EXT.")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors checkpoint, or reference .pth")
     p.add_argument("--input", required=True, nargs="+", action="extend", help="image or array files, or folders")
     p.add_argument("--output", required=True, help="folder for DIR/<input stem>.EXT")
@@ -53,7 +58,10 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("serve", help="the app: a page to draw and translate, and an HTTP API")
+    p = sub.add_parser("serve", help="the app: a page to draw and translate, and an HTTP API",
+                       description="The app: a page to draw a label map (or a sketch) and watch it become a photo, "
+                                   "and an HTTP API (its docs at /docs, which need no network), on this machine "
+                                   "only unless --host says otherwise.")
     p.add_argument("--checkpoint", required=True, action="append",
                    help="a run folder, .safetensors, reference .pth (or .onnx with --backend onnx); repeat for more")
     p.add_argument("--name", action="append", help="the name of each --checkpoint (default: its run's name)")
@@ -82,7 +90,11 @@ def add_commands(sub) -> None:
                    help="how long a request waits for company (default 10)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch")
+    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch",
+                       description="Write the generator as one ONNX file (any batch, height and width; the padding "
+                                   "and the test mode inside it), checked against PyTorch. Its input 'x' and output "
+                                   "'y' are NCHW float32: an image model's in [-1, 1] (pixel / 127.5 - 1), other "
+                                   "data's in the data's own units.")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
     p.add_argument("--format", choices=("onnx",), default="onnx",
                    help="onnx (the one format so far: any batch, height and width, padding inside the graph)")
