@@ -276,3 +276,6 @@ def test_the_help_lists_every_command_in_a_group_with_examples(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("pix2pix ")
+    with pytest.raises(SystemExit):
+        main(["datasets", "split", "--help"])
+    assert capsys.readouterr().out.startswith("usage: pix2pix datasets split [-h]")  # the command's own usage

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pix2pix", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                      usage="pix2pix [-h] [--version] COMMAND ...")
     parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS,
+                                prog="pix2pix")  # the commands' usage lines: "pix2pix train ...", not ours
     for group in (train, serve, data, evaluate):
         group.add_commands(sub)
     helps = {a.dest: a.help for a in sub._choices_actions}

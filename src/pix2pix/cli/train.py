@@ -83,8 +83,9 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
         if args.nproc or world_from_env().distributed:  # each process would time its own schedule
             raise Pix2PixError("--preset cpu sizes its schedule for one process; with several give --epochs and "
                                "--epochs-decay")
-        print(f"timing a step here to size the schedule to {cfg.train.max_minutes or C.CPU_MINUTES:g} minutes...")
-        cfg = size_to_minutes(cfg, cfg.train.max_minutes or C.CPU_MINUTES)
+        minutes = cfg.train.max_minutes or C.CPU_MINUTES
+        print(f"timing a step here to size the schedule to {minutes:g} minute{'' if minutes == 1 else 's'}...")
+        cfg = size_to_minutes(cfg, minutes)
     return cfg
 
 

@@ -65,8 +65,8 @@ LONG_PLAN_HOURS = 3.0  # a plan longer than this on a CPU is warned of, naming t
 def planned_step_seconds(cfg: RunConfig, speed: Speed) -> float:
     """About how long a step of ``cfg`` takes in a run on this machine, from a short timing (on networks of its
     own, with the random number generators left as they were: the run's draws are unchanged)."""
-    with torch.random.fork_rng(devices=[]):
-        return measure_step_seconds(cfg, steps=2, warmup=1, speed=speed) * OVERHEAD
+    with torch.random.fork_rng(devices=[]):  # the first steps pay one-time costs (kernels, allocations)
+        return measure_step_seconds(cfg, steps=3, warmup=2, speed=speed) * OVERHEAD
 
 
 def size_to_minutes(cfg: RunConfig, minutes: float) -> RunConfig:
