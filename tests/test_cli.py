@@ -267,7 +267,10 @@ def test_the_help_lists_every_command_in_a_group_with_examples(capsys):
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     listed = [name for names in GROUPS.values() for name in names]
     assert sorted(listed) == sorted(commands) and listed[0] == "demo"  # each once; the main job first
-    assert all(p.description for p in commands.values())  # every command says what it does
+    assert all(p.description for p in commands.values())  # every command says what it does, and these more
+    helps = {a.dest: a.help for a in parser._subparsers._group_actions[0]._choices_actions}
+    assert all(len(commands[c].description) > len(helps[c]) + 20 for c in ("test", "translate", "serve", "export",
+                                                                              "eval"))
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out

@@ -264,3 +264,29 @@ def test_test_and_eval_pick_a_checkpoint_and_print_their_scores(tmp_path, blocks
     assert "latest.safetensors" in said and "its training step:" in said
     one_line_error(capsys, main(["test", "--run", str(run), "--checkpoint", "epoch_999"]),
                    "no checkpoint 'epoch_999'; it has best, latest")
+
+
+def test_whole_and_direction_together_are_one_line(tmp_path, blocks, tiny, capsys):
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    one_line_error(capsys, main(["translate", "--checkpoint", str(run), "--input", str(blocks / "val" / "1.png"),
+                                 "--output", str(tmp_path / "o"), "--whole", "--direction", "BtoA"]), "give one")
+
+
+def test_a_checkpoint_named_with_its_suffix_and_bad_pairs_metadata(tmp_path, blocks, tiny, capsys):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from pix2pix.checkpoints import load_checkpoint, run_checkpoint
+
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "2")
+    assert run_checkpoint(run, "latest.safetensors") == run / "checkpoints" / "latest.safetensors"
+    latest = run / "checkpoints" / "latest.safetensors"
+    with safe_open(str(latest), framework="pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["pairs"]) == {"layout": "aligned", "width": 64, "height": 32}
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(latest)), str(bad), metadata=meta | {"pairs": json.dumps({"layout": "aligned"})})
+    with pytest.raises(Exception, match="'pairs' metadata is not"):
+        load_checkpoint(bad)

@@ -397,3 +397,21 @@ def test_the_cpu_preset_sizes_its_schedule_to_the_minutes_given(tmp_path, blocks
 def test_the_cpu_preset_refuses_several_processes(tmp_path, blocks, capsys):
     one_line_error(capsys, main(["train", "--preset", "cpu", "--nproc", "2", "--data", str(blocks)]),
                    "--preset cpu sizes its schedule for one process")
+
+
+def test_the_cpu_preset_takes_both_epoch_counts_or_neither(tmp_path, blocks, capsys):
+    one_line_error(capsys, main(["train", "--preset", "cpu", "--data", str(blocks), "--epochs", "3"]),
+                   "give both, or neither")
+
+
+def test_the_old_spelling_of_the_runs_folder_still_works_and_says_the_new_one(tmp_path, blocks, tiny, capsys):
+    assert main(["train", "--data", str(blocks), "--out", str(tmp_path / "old"), "--name", "r", *tiny,
+                 "--max-steps", "1"]) == 0
+    assert "--out is now --runs" in capsys.readouterr().err
+    assert (tmp_path / "old" / "r" / "checkpoints" / "latest.safetensors").exists()
+
+
+def test_every_runs_samples_page_shows_its_curves(tmp_path, blocks, tiny):
+    run = train_tiny(tmp_path, blocks, tiny, "--max-steps", "6", "--val-every", "3")
+    page = (run / "web" / "index.html").read_text()
+    assert "src='curves.png'" in page and (run / "web" / "curves.png").stat().st_size > 5000

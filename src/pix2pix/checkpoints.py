@@ -267,13 +267,14 @@ def run_checkpoint(run_dir: Path, which: str = "latest") -> Path:
     """The checkpoint of a run that ``which`` names: ``latest``, ``best`` (kept by validation), a snapshot's
     name (``epoch_005``), or the path of a checkpoint file."""
     folder = Path(run_dir) / "checkpoints"
+    which = which.removesuffix(".safetensors") if "/" not in which else which
     named = folder / f"{which}.safetensors"
     if named.exists():
         return named
     if which == "best":
         raise Pix2PixError(f"{run_dir}: no best checkpoint (it is kept by validation, which needs a val split); "
                            "use --checkpoint latest")
-    if which == "latest" or "/" not in which and not Path(which).exists():
+    if which == "latest" or ("/" not in which and not Path(which).exists()):
         have = sorted(p.stem for p in folder.glob("*.safetensors"))
         raise Pix2PixError(f"{run_dir}: no checkpoint '{which}'" + (f"; it has {', '.join(have)}" if have else
                                                                     " (it has none yet)"))
@@ -315,8 +316,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if meta.get("config") is not None:
         RunConfig.from_dict(meta["config"], f"{path} (its run configuration)")  # unknown keys are one line
     _scales(meta, path).fits(G_cfg.in_channels, G_cfg.out_channels, path)
+    _check_pairs(meta.get("pairs"), path)
     split = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return Checkpoint(G_cfg, split("generator."), D_cfg, split("discriminator."), meta, path)
+
+
+def _check_pairs(pairs, path: Path) -> None:
+    """The ``pairs`` metadata (what the training files were: :func:`pix2pix.data.pairs.pairs_shape`), if any."""
+    if pairs is None:
+        return
+    sides = [pairs.get(k) for k in ("width", "height")] if isinstance(pairs, dict) else []
+    if not (sides and pairs.get("layout") == "aligned" and all(type(v) is int and 0 < v <= 2**20 for v in sides)):
+        raise Pix2PixError(f"{path}: the checkpoint's 'pairs' metadata is not {{\"layout\": \"aligned\", \"width\": W, "
+                           f"\"height\": H}} (it is {json.dumps(pairs)[:80]}); remove it or fix it")
 
 
 def _buildable(path: Path, G_cfg: GeneratorConfig, D_cfg: DiscriminatorConfig | None) -> None:

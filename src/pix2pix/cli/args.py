@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 
 from .. import config as C
 from ..config import DEVICES
@@ -73,8 +74,6 @@ def add_seed(p: argparse.ArgumentParser, more: str = "") -> None:
 
 def print_seed_note(args: argparse.Namespace) -> None:
     """Say so when a --seed moves the translation from ONNX Runtime to PyTorch."""
-    import sys
-
     from ..inference.translate import seed_note
 
     note = seed_note(args.device, args.eval, args.seed, args.fast)
@@ -156,8 +155,6 @@ def renamed(new: str) -> type[argparse.Action]:
     """The action of a flag's old spelling: store the value as the new flag would, and say the new name."""
     class Renamed(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
-            import sys
-
             print(f"warning: {option_string} is now {new}; it still works", file=sys.stderr)
             setattr(namespace, self.dest, values)
     return Renamed

@@ -120,6 +120,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     files = input_files(args.input)
     print_seed_note(args)
     values = given(args)
+    if args.whole and ("data", "direction") in values:
+        raise Pix2PixError("--whole translates files whole and --direction takes one half of each: give one")
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,

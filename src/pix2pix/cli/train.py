@@ -77,7 +77,10 @@ def run_config_from_args(args: argparse.Namespace) -> C.RunConfig:
         rules.fine_tune(cfg, stated_flags(args))  # before resolve(): the crop size may fit only the source's G
     rules.absolute_files(cfg)  # so that --resume works from anywhere
     cfg = C.resolve(cfg)
-    if args.preset == C.CPU_PRESET and not {("train", "epochs"), ("train", "epochs_decay")} & set(given(args)):
+    schedule = {("train", "epochs"), ("train", "epochs_decay")} & set(given(args))
+    if args.preset == C.CPU_PRESET and len(schedule) == 1:
+        raise Pix2PixError("--preset cpu sizes --epochs and --epochs-decay to --minutes: give both, or neither")
+    if args.preset == C.CPU_PRESET and not schedule:
         from ..training.planning import size_to_minutes
 
         if args.nproc or world_from_env().distributed:  # each process would time its own schedule

@@ -296,7 +296,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
     snapshot or a file; in the paper's test mode unless ``eval``), score it, and write ``metrics.json`` and the
     results page with the figures on top into its results folder (``results/SPLIT`` for latest). Returns the
     metrics, which name the checkpoint and its step, and ``page``, the page's path."""
-    from ..checkpoints import checkpoint_scales
+    from ..checkpoints import checkpoint_scales, run_checkpoint
     from ..config import RunConfig
     from ..data.pairs import load_pair, scan_split
     from ..inference.translate import run_config, translate_split
@@ -305,7 +305,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
     run_dir = Path(run_dir)
     # What can fail fails before the translation: a missing Inception file, labels of other classes.
     g = run_config(run_dir, split).generator
-    scales = checkpoint_scales(run_dir)
+    scales = checkpoint_scales(run_checkpoint(run_dir, checkpoint))
     why = image_only(scales, g.in_channels, g.out_channels, segmenter is not None, inception is not None)
     if why:
         raise Pix2PixError(f"{run_dir}: {why}, and this run's data is {scales.output.data} with "
@@ -373,7 +373,6 @@ def describe_metrics(metrics: dict) -> list[tuple[str, str]]:
 
 def metrics_table(metrics: dict) -> str:
     """An HTML table of a metrics dict, in words (:func:`describe_metrics`)."""
-    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in describe_metrics(metrics))
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                    for k, v in describe_metrics(metrics))
     return f"<table class=kv>{cells}</table>"
-
-

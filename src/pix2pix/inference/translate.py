@@ -273,9 +273,10 @@ class Translator:
             if size_of(raw) != (trained["width"], trained["height"]) or direction not in ("AtoB", "BtoA"):
                 return fit_channels(raw, channels, path, "the generator's input channels", eight_bit)
             if not self.said_aligned:
+                half = "A (left)" if direction == "AtoB" else "B (right)"
                 log.info(f"{Path(path).name}: {trained['width']}x{trained['height']}, the size of the aligned A|B "
-                         f"files this model was trained on: translating the {'A (left)' if direction == 'AtoB' else 'B (right)'} "
-                         "half of such files, as in training (--whole translates whole files)")
+                         f"files this model was trained on: translating the {half} half of such files, as in "
+                         "training (--whole translates whole files)")
                 self.said_aligned = True
             return self._source_half(raw, direction, path)
         return self._source_half(read_raster(path, None), direction, path)
@@ -289,9 +290,10 @@ class Translator:
         a, b = split_ab(whole, path)
         return fit_channels(a if direction == "AtoB" else b, channels, path, "the generator's input channels")
 
-    def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None):
+    def translate_file(self, path: Path, direction: str | None = None, seed: int | None = None,
+                       whole: bool = False):
         """Translate a file (see :meth:`read_input`): a PIL image for an 8-bit model, as ``__call__`` gives."""
-        return self(self.read_input(path, direction), seed)
+        return self(self.read_input(path, direction, whole), seed)
 
     def write(self, path: Path, out_dir: Path, direction: str | None = None, seed: int | None = None,
               fmt: str | None = None, whole: bool = False) -> Path:

@@ -28,8 +28,8 @@ from .distributed import (any_process, gather_bad_images, gather_rng_states, mea
                           own_rng_state)
 from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diverged, first_non_finite,
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
-from .setup import Setup, setup
 from .planning import LONG_PLAN_HOURS, planned_step_seconds
+from .setup import Setup, setup
 from .step import lr_at, set_lr, train_step
 from .validation import FCN
 
@@ -137,11 +137,14 @@ def summary(s: Setup) -> str:
             f"{t.epochs_decay} epochs) on {where}, {s.speed.name}")
 
 
+PLANNED_FROM = 50  # steps left: fewer are not worth a timing (it builds networks of its own)
+
+
 def warn_of_a_long_plan(s: Setup) -> None:
     """How long the rest of the schedule takes here, timed on a CPU of one process (elsewhere the progress bar's
     estimate says it: a timing there would compile), and a warning when that is hours."""
     schedule = s.steps_per_epoch * s.total_epochs - s.at.step
-    if s.device.type != "cpu" or s.world.distributed or schedule <= 0:
+    if s.device.type != "cpu" or s.world.distributed or schedule < PLANNED_FROM:
         return
     per_step = planned_step_seconds(s.cfg, s.speed)
     session = min((s.total_steps - s.at.step) * per_step, (s.cfg.train.max_minutes or math.inf) * 60)
@@ -155,8 +158,9 @@ def warn_of_a_long_plan(s: Setup) -> None:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{max(seconds / 60, 0.1):.1f} minutes" \
-        if seconds >= 60 else f"{seconds:.0f} s"
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def steps(s: Setup, stop: StopRequests, meter: Meter, bar) -> str:

@@ -14,6 +14,7 @@ import torch
 
 from ..config import RunConfig, resolve
 from ..data.pairs import scan_split
+from ..errors import Pix2PixError
 from ..speed import PLAIN, Precision, Speed, compiled, configure, fast_path, resolve_device, synchronize, to_device
 from .setup import build_networks
 from .step import Networks, train_step
@@ -72,6 +73,8 @@ def planned_step_seconds(cfg: RunConfig, speed: Speed) -> float:
 def size_to_minutes(cfg: RunConfig, minutes: float) -> RunConfig:
     """``cfg`` with the paper's schedule shape sized to fit ``minutes`` on this machine (from a timing of its
     step here), and ``minutes`` as the session's time limit too: the demo's and ``--preset cpu``'s schedule."""
+    if not scan_split(Path(cfg.data.root), "train")[0]:  # said before the timing, not after it
+        raise Pix2PixError(f"--data {cfg.data.root}: no usable images in the 'train' split")
     cfg.train.max_minutes = minutes
     cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps_in_minutes(cfg, minutes))
     return cfg
