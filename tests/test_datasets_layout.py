@@ -282,3 +282,11 @@ def test_split_refuses_a_split_folder_itself_and_a_dataset_already_split(tmp_pat
     shutil.rmtree(out / "val")
     with pytest.raises(Pix2PixError, match="both directly in it and in"):
         split_folder(out)
+
+
+def test_a_standalone_folder_named_like_a_split_is_split_and_an_empty_train_is_no_obstacle(tmp_path):
+    mine = make_flat(tmp_path / "x" / "test", 10)  # the user's own folder, which happens to be called test
+    assert split_folder(mine, val=0.2, test=0.2) == {"train": 6, "val": 2, "test": 2}
+    other = make_flat(tmp_path / "y", 10)
+    (other / "train").mkdir()  # empty: the images directly in the folder are what is split
+    assert split_folder(other, val=0.2, test=0.2)["train"] == 6

@@ -175,7 +175,8 @@ def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 
     _check_fractions(val, test, seed)
     if not folder.is_dir():
         raise Pix2PixError(f"{folder}: no such folder")
-    if folder.name in SPLITS:
+    siblings = [s for s in SPLITS if (folder.parent / s).is_dir()]
+    if folder.name == "train" or (folder.name in SPLITS and len(siblings) > 1):  # a dataset's split, not a folder
         raise Pix2PixError(f"{folder} is the '{folder.name}' split of {folder.parent}; split {folder.parent} instead "
                            f"(splitting {folder} itself would nest {folder.name}/train)")
     done = [s for s in SPLITS if s != "train" and (folder / s).exists()]
@@ -183,12 +184,12 @@ def split_folder(folder: Path, val: float = 0.1, test: float = 0.1, seed: int = 
         raise Pix2PixError(f"{folder} already has {', '.join(done)}, so it is split already (to split it again, "
                            f"move their images back into {folder / 'train'} and remove those folders)")
     loose, _ = list_images(folder)  # other files stay where they are
-    if (folder / "train").exists():  # what combine makes of flat folders: give val and test their share
+    in_train = list_images(folder / "train")[0] if (folder / "train").is_dir() else []
+    if in_train:  # what combine makes of flat folders: give val and test their share
         if loose:
             raise Pix2PixError(f"{folder} has images both directly in it and in {folder / 'train'}; move them into "
                                "one place to split them")
-        source = folder / "train"
-        images, _ = list_images(source)
+        source, images = folder / "train", in_train
     else:
         source, images = folder, loose
     if not images:
