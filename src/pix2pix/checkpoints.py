@@ -274,7 +274,9 @@ def run_checkpoint(run_dir: Path, which: str = "latest") -> Path:
     if which == "best":
         raise Pix2PixError(f"{run_dir}: no best checkpoint (it is kept by validation, which needs a val split); "
                            "use --checkpoint latest")
-    if which == "latest" or ("/" not in which and not Path(which).exists()):
+    if which == "latest":
+        raise Pix2PixError(f"{run_dir}: no checkpoints/latest.safetensors: the run has not saved a checkpoint yet")
+    if "/" not in which and not Path(which).exists():
         have = sorted(p.stem for p in folder.glob("*.safetensors"))
         raise Pix2PixError(f"{run_dir}: no checkpoint '{which}'" + (f"; it has {', '.join(have)}" if have else
                                                                     " (it has none yet)"))
