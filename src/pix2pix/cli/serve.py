@@ -42,6 +42,11 @@ def add_commands(sub) -> None:
     p.add_argument("--whole", action="store_true",
                    help="translate each file whole, even one of the size of the aligned A|B files the model was "
                         "trained on (by default such a file's source half is taken, as in training)")
+    p.add_argument("--tile", type=positive(int), metavar="N",
+                   help="translate N x N tiles and blend them (for images larger than memory; an .npy or "
+                        "uncompressed TIFF is read and written by window)")
+    p.add_argument("--overlap", type=non_negative(int), metavar="P",
+                   help="pixels by which neighbouring tiles overlap and are blended (default: an eighth of --tile)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p, "; image i uses seed + i")
     add_device(p)
@@ -122,6 +127,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
     values = given(args)
     if args.whole and ("data", "direction") in values:
         raise Pix2PixError("--whole translates files whole and --direction takes one half of each: give one")
+    if args.overlap is not None and not args.tile:
+        raise Pix2PixError("--overlap goes with --tile N")
+    if args.tile and ("data", "direction") in values:
+        raise Pix2PixError("--tile translates whole files; --direction takes one half of aligned pairs: give one")
+    if args.tile and not args.eval:
+        print("tiles in the paper's test mode are each normalised by their own statistics and draw their own "
+              "noise, which can show as seams; --eval is seamless")
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
@@ -141,7 +153,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
         seed = None if args.seed is None else args.seed + i
         try:
-            translator.write(f, out, direction, seed, args.output_format, whole=args.whole)
+            translator.write(f, out, direction, seed, args.output_format, whole=args.whole, tile=args.tile,
+                             overlap=args.overlap)
         except OSError as e:
             raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
     print(f"translated {len(files)} file(s) into {out}")

@@ -296,9 +296,16 @@ class Translator:
         return self(self.read_input(path, direction, whole), seed)
 
     def write(self, path: Path, out_dir: Path, direction: str | None = None, seed: int | None = None,
-              fmt: str | None = None, whole: bool = False) -> Path:
+              fmt: str | None = None, whole: bool = False, tile: int | None = None,
+              overlap: int | None = None) -> Path:
         """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.data.rasters.output_format`,
-        or ``fmt``); returns the path written."""
+        or ``fmt``); returns the path written. With ``tile``, tile by tile (:mod:`.tiling`), the whole file."""
+        if tile:
+            from .tiling import default_overlap, write_tiled
+
+            fmt = output_format(path, self.scales.output, self.config.out_channels, fmt)
+            return write_tiled(self, path, out_dir, tile, default_overlap(tile) if overlap is None else overlap,
+                               seed, fmt)
         u = self.translate_unit(self.read_input(path, direction, whole), seed, where=path)
         fmt = output_format(path, self.scales.output, u.shape[0], fmt)
         target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"

@@ -1,0 +1,241 @@
+"""Tiled translation of images of any size: ``pix2pix translate --tile N [--overlap P]``.
+
+The input is read by window (an ``.npy`` or uncompressed TIFF through a memory map; an image file is decoded
+once), translated tile by tile, and the tiles are blended where they overlap with a smooth window (a raised
+cosine over the overlap, so every pixel's weight is above zero and the weights of overlapping tiles sum to a
+smooth surface). Only one strip of tiles is held in memory: rows that no later tile touches are encoded and
+written out (into a memory-mapped ``.npy`` or TIFF, or the output image) as soon as the strip moves on, so
+memory grows with the image's width, not its area.
+
+MONAI's ``sliding_window_inference`` does this blending too, but it takes the whole input as one tensor and
+keeps a whole-image output and weight map, so the memory it needs grows with the area: what it is for, 3-D
+medical volumes that fit, is not a scene of 12,000 pixels a side. The blend here is the same idea in strips.
+
+In eval mode the result is seamless. In the paper's test mode each tile is normalised by its own statistics
+(and draws its own dropout noise), which can show as seams; ``translate`` says so when it tiles in that mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.rasters import (ARRAY_EXTS, MODES, SUFFIX, TIFF_EXTS, as_array, encode, fit_channels, pil_raster, read_raster,
+                            write_raster)
+from ..errors import Pix2PixError
+from ..files import atomic_write
+
+log = logging.getLogger(__name__)
+
+MAX_TILED_PIXELS = 10**10  # 100,000 pixels a side: what a memory-mapped input may hold
+
+
+def origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Where the tiles of one axis start: every ``tile - overlap`` pixels, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    return list(range(0, length - tile, stride)) + [length - tile]
+
+
+def ramp(n: int, overlap: int) -> np.ndarray:
+    """One axis of the blending window: 1 inside, rising as a raised cosine over ``overlap`` pixels at each end
+    (never 0, so a pixel that one tile alone covers keeps its value)."""
+    w = np.ones(n, np.float32)
+    k = min(overlap, n // 2)
+    if k:
+        rise = (0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)).astype(np.float32)
+        w[:k], w[n - k:] = rise, rise[::-1]
+    return w
+
+
+def check_tiling(tile: int, overlap: int) -> None:
+    if tile < 16:
+        raise Pix2PixError(f"--tile {tile}: a tile is at least 16 pixels a side")
+    if overlap < 0 or overlap * 2 > tile:
+        raise Pix2PixError(f"--overlap {overlap}: from 0 up to half the tile ({tile // 2})")
+
+
+def blend_tiles(translate, source, out, tile: int, overlap: int, encode_rows, progress: bool = True) -> None:
+    """Translate ``source`` ((H, W, C) indexable by window) tile by tile with ``translate`` (an (h, w, C) window
+    -> its (C_out, h, w) output in [-1, 1]) and write the blend into ``out`` (H, W, C_out) by rows, each row
+    strip through ``encode_rows`` ((C_out, h, W) tensor -> what ``out`` holds)."""
+    H, W = source.shape[:2]
+    th, tw = min(tile, H), min(tile, W)
+    ys, xs = origins(H, th, overlap), origins(W, tw, overlap)
+    window = ramp(th, overlap)[:, None] * ramp(tw, overlap)[None, :]
+    acc, wsum = None, np.zeros((th, W), np.float32)  # acc: (C_out, th, W) once the first tile says C_out
+    base = 0
+
+    def flush(stop: int) -> None:  # rows [base, stop) are final: no later tile reaches them
+        rows = slice(0, stop - base)
+        blended = acc[:, rows] / wsum[rows]
+        out[base:stop] = encode_rows(torch.from_numpy(blended))
+
+    with tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress, desc="tiles") as bar:
+        for y0 in ys:
+            if y0 > base:
+                flush(y0)
+                shift = y0 - base  # the rows still open move up, in place (no new buffers: memory stays flat)
+                acc[:, :th - shift] = acc[:, shift:].copy()
+                acc[:, th - shift:] = 0
+                wsum[:th - shift] = wsum[shift:].copy()
+                wsum[th - shift:] = 0
+                base = y0
+            for x0 in xs:
+                u = translate(np.asarray(source[y0:y0 + th, x0:x0 + tw])).float().numpy()
+                if acc is None:
+                    acc = np.zeros((u.shape[0], th, W), np.float32)
+                acc[:, :, x0:x0 + tw] += u * window
+                wsum[:, x0:x0 + tw] += window
+                bar.update(1)
+        flush(H)
+
+
+# ------------------------------------------------------------------------------------ sources and sinks
+
+
+class Rows:
+    """An (H, W, C) array stored row after row in a file from ``offset`` on (an ``.npy``'s data, an uncompressed
+    TIFF's), read or written a band of rows at a time through a memory map of that band alone: what is mapped
+    is unmapped when the next band is, so the process's memory holds one band, not the file."""
+
+    def __init__(self, path: Path, offset: int, dtype, shape: tuple[int, int, int], mode: str = "r"):
+        self.path, self.offset, self.dtype, self.shape, self.mode = path, offset, np.dtype(dtype), shape, mode
+        self.band, self.rows = None, (0, 0)
+
+    def _map(self, y0: int, y1: int) -> np.ndarray:
+        if not (self.rows[0] <= y0 and y1 <= self.rows[1]):
+            self.close()
+            W, C = self.shape[1:]
+            self.band = np.memmap(self.path, self.dtype, self.mode, self.offset + y0 * W * C * self.dtype.itemsize,
+                                  (y1 - y0, W, C))
+            self.rows = (y0, y1)
+        return self.band[y0 - self.rows[0]:y1 - self.rows[0]]
+
+    def __getitem__(self, key):
+        rows, cols = key
+        return np.array(self._map(rows.start, rows.stop)[:, cols])
+
+    def __setitem__(self, rows: slice, value: np.ndarray) -> None:
+        self._map(rows.start, rows.stop)[:] = value
+
+    def close(self) -> None:
+        if self.band is not None:
+            if self.mode != "r":
+                self.band.flush()
+            self.band, self.rows = None, (0, 0)
+
+
+def _mapped(path: Path):
+    """(offset, dtype, (H, W, C)) of an ``.npy`` or a TIFF whose one image is stored uncompressed in one run of
+    bytes, else None."""
+    if path.suffix.lower() in ARRAY_EXTS:
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise Pix2PixError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    elif path.suffix.lower() in TIFF_EXTS:
+        import tifffile
+
+        try:
+            arr = tifffile.memmap(path, mode="r")
+        except (ValueError, OSError, tifffile.TiffFileError):
+            return None  # compressed, or in pieces: decoded once instead
+    else:
+        return None
+    if not (isinstance(arr, np.memmap) and arr.ndim in (2, 3) and arr.dtype.kind in "uif" and
+            arr.flags.c_contiguous):
+        return None
+    shape = arr.shape if arr.ndim == 3 else (*arr.shape, 1)
+    return arr.offset, arr.dtype, shape
+
+
+def open_source(path: Path, channels: int, eight_bit: bool):
+    """The input as an (H, W, C) array read by window where the file allows (:class:`Rows`: an ``.npy``, an
+    uncompressed TIFF), any other file decoded once."""
+    path = Path(path)
+    mapped = _mapped(path)
+    if mapped is not None:
+        offset, dtype, shape = mapped
+        if shape[0] * shape[1] > MAX_TILED_PIXELS:
+            raise Pix2PixError(f"{path}: {shape[1]}x{shape[0]} is over {MAX_TILED_PIXELS:.0e} pixels")
+        if shape[2] != channels:
+            raise Pix2PixError(f"{path}: {shape[2]} channel(s), and the generator takes {channels}")
+        return Rows(path, offset, dtype, shape)
+    if path.suffix.lower() in ARRAY_EXTS | TIFF_EXTS:
+        return as_array(read_raster(path, channels, "the generator's input channels", eight_bit))
+    from PIL import Image, UnidentifiedImageError
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # a large image is what tiling is for
+    try:  # one decoded copy at a time: the image, then its array
+        with Image.open(path) as im:
+            im.load()
+            side = pil_raster(im)
+            if not (isinstance(side, Image.Image) and side.mode == MODES.get(channels)):
+                side = fit_channels(side, channels, path, "the generator's input channels", eight_bit)
+            return as_array(side)
+    except FileNotFoundError:
+        raise Pix2PixError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise Pix2PixError(f"{path}: not a readable image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, seed: int | None,
+                fmt: str, progress: bool = True) -> Path:
+    """Translate the file ``path`` tile by tile into ``out_dir/STEM.EXT`` (see the module doc): an ``.npy`` or
+    TIFF is written band by band into the file (:class:`Rows`), an image file whole at the end."""
+    check_tiling(tile, overlap)
+    scale_in, scale_out = translator.scales.input, translator.scales.output
+    source = open_source(path, translator.config.in_channels, scale_in.kind == "uint8")
+    H, W = source.shape[:2]
+    c_out = translator.config.out_channels
+    target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
+    if seed is not None:
+        torch.manual_seed(seed)
+
+    def translate(window: np.ndarray) -> torch.Tensor:
+        return translator.translate_unit(window, where=path)
+
+    encode_rows = lambda u: encode(u, scale_out, fmt)  # noqa: E731
+    dtype = encode(torch.zeros(c_out, 1, 1), scale_out, fmt).dtype
+    try:
+        if fmt in ("npy", "tiff"):
+            def write(tmp: str) -> None:
+                if fmt == "npy":
+                    made = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(H, W, c_out))
+                else:
+                    import tifffile
+
+                    photometric = "rgb" if c_out in (3, 4) and dtype in (np.uint8, np.uint16) else "minisblack"
+                    made = tifffile.memmap(tmp, shape=(H, W) if c_out == 1 else (H, W, c_out), dtype=dtype,
+                                           photometric=photometric, **({} if c_out == 1 else {"planarconfig": "contig"}))
+                offset = made.offset  # the file exists at its full size; its rows are written band by band
+                del made
+                rows = Rows(Path(tmp), offset, dtype, (H, W, c_out), mode="r+")
+                try:
+                    blend_tiles(translate, source, rows, tile, overlap, encode_rows, progress)
+                finally:
+                    rows.close()
+
+            atomic_write(target, write)
+        else:
+            out = np.empty((H, W, c_out), dtype)
+            blend_tiles(translate, source, out, tile, overlap, encode_rows, progress)
+            write_raster(target, out, fmt)
+    finally:
+        if isinstance(source, Rows):
+            source.close()
+    return target
+
+
+def default_overlap(tile: int) -> int:
+    """--overlap without a value: an eighth of the tile, at least 8 pixels."""
+    return min(max(8, math.ceil(tile / 8)), tile // 2)
