@@ -46,7 +46,7 @@ def add_commands(sub) -> None:
                    help="translate N x N tiles and blend them (for images larger than memory; an .npy or "
                         "uncompressed TIFF is read and written by window)")
     p.add_argument("--overlap", type=non_negative(int), metavar="P",
-                   help="pixels by which neighbouring tiles overlap and are blended (default: an eighth of --tile)")
+                   help="pixels by which neighbouring tiles overlap and are blended (default: a quarter of --tile)")
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p, "; image i uses seed + i")
     add_device(p)

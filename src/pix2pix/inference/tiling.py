@@ -18,7 +18,6 @@ In eval mode the result is seamless. In the paper's test mode each tile is norma
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +43,15 @@ def origins(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def ramp(n: int, overlap: int) -> np.ndarray:
-    """One axis of the blending window: 1 inside, rising as a raised cosine over ``overlap`` pixels at each end
-    (never 0, so a pixel that one tile alone covers keeps its value)."""
+    """One axis of the blending window: 1 inside; over the ``overlap`` pixels at each end, nearly 0 on the outer
+    half (a tile's own edge, where it lacks the context the whole image has) and a raised cosine on the inner
+    half. Never 0, so a pixel that one tile alone covers (at the image's edge) keeps its value."""
     w = np.ones(n, np.float32)
     k = min(overlap, n // 2)
     if k:
-        rise = (0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)).astype(np.float32)
+        m = k // 2  # the outer half of the overlap: the tile's own edge, where it lacks context, weighs ~nothing
+        rise = np.full(k, 1e-3, np.float32)
+        rise[m:] = np.maximum(0.5 - 0.5 * np.cos(np.pi * (np.arange(k - m) + 0.5) / (k - m)), 1e-3)
         w[:k], w[n - k:] = rise, rise[::-1]
     return w
 
@@ -237,5 +239,6 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
 
 
 def default_overlap(tile: int) -> int:
-    """--overlap without a value: an eighth of the tile, at least 8 pixels."""
-    return min(max(8, math.ceil(tile / 8)), tile // 2)
+    """--overlap without a value: a quarter of the tile (measured: 512-pixel tiles of a unet_128 facades model
+    overlapping by 64 matched the whole image at 36.6 dB, by 128 at 50.4 dB; README)."""
+    return tile // 4
