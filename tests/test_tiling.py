@@ -111,3 +111,16 @@ def test_tiled_memory_does_not_grow_with_the_image(tmp_path, blocks, tiny):
         assert np.load(tmp_path / "out" / f"in{rows}.npy", mmap_mode="r").shape == (rows, 4000, 3)
     # Measured 14 to 60 MiB apart (allocator noise); holding the output alone would add 160 MiB.
     assert peaks[4000] - peaks[500] < 100 * 2**20, {k: v / 2**20 for k, v in peaks.items()}
+
+
+def test_a_file_over_the_pixel_budget_is_tiled_without_being_asked(tmp_path, blocks, tiny, capsys, monkeypatch):
+    import pix2pix.inference.tiling as tiling
+
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    Image.fromarray(np.zeros((80, 90, 3), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(tiling, "AUTO_TILE_PIXELS", 70 * 70)
+    monkeypatch.setattr(tiling, "AUTO_TILE", 32)
+    assert main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "big.png"), "--output",
+                 str(tmp_path / "o"), "--eval"]) == 0
+    assert "big.png: over 0.0 megapixels, translated in tiles of 32" in capsys.readouterr().out
+    assert Image.open(tmp_path / "o" / "big.png").size == (90, 80)

@@ -131,9 +131,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise Pix2PixError("--overlap goes with --tile N")
     if args.tile and ("data", "direction") in values:
         raise Pix2PixError("--tile translates whole files; --direction takes one half of aligned pairs: give one")
-    if args.tile and not args.eval:
-        print("tiles in the paper's test mode are each normalised by their own statistics and draw their own "
-              "noise, which can show as seams; --eval is seamless")
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,

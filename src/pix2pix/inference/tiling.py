@@ -32,6 +32,29 @@ from ..files import atomic_write
 log = logging.getLogger(__name__)
 
 MAX_TILED_PIXELS = 10**10  # 100,000 pixels a side: what a memory-mapped input may hold
+AUTO_TILE_PIXELS = 4096 * 4096  # translate tiles a larger file by itself, in tiles of AUTO_TILE
+AUTO_TILE = 512
+
+
+def pixels_of(path: Path) -> int | None:
+    """A file's width x height from its header (nothing decoded), or None where that is not known cheaply."""
+    path = Path(path)
+    try:
+        mapped = _mapped(path)
+        if mapped is not None:
+            return mapped[2][0] * mapped[2][1]
+        if path.suffix.lower() not in ARRAY_EXTS | TIFF_EXTS:
+            from PIL import Image
+
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # only the header is read
+            try:
+                with Image.open(path) as im:
+                    return im.size[0] * im.size[1]
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+    except Exception:  # an unreadable file: said where it is read
+        return None
+    return None
 
 
 def origins(length: int, tile: int, overlap: int) -> list[int]:
@@ -195,6 +218,10 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
     """Translate the file ``path`` tile by tile into ``out_dir/STEM.EXT`` (see the module doc): an ``.npy`` or
     TIFF is written band by band into the file (:class:`Rows`), an image file whole at the end."""
     check_tiling(tile, overlap)
+    if not translator.eval and not getattr(translator, "said_tiles", False):
+        log.info("tiles in the paper's test mode are each normalised by their own statistics and draw their own "
+                 "noise, which can show as seams; --eval is seamless")
+        translator.said_tiles = True
     scale_in, scale_out = translator.scales.input, translator.scales.output
     source = open_source(path, translator.config.in_channels, scale_in.kind == "uint8")
     H, W = source.shape[:2]

@@ -299,10 +299,15 @@ class Translator:
               fmt: str | None = None, whole: bool = False, tile: int | None = None,
               overlap: int | None = None) -> Path:
         """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.data.rasters.output_format`,
-        or ``fmt``); returns the path written. With ``tile``, tile by tile (:mod:`.tiling`), the whole file."""
-        if tile:
-            from .tiling import default_overlap, write_tiled
+        or ``fmt``); returns the path written. With ``tile``, tile by tile (:mod:`.tiling`), the whole file; a
+        file over :data:`.tiling.AUTO_TILE_PIXELS` is tiled without being asked (said in one line)."""
+        from .tiling import AUTO_TILE, AUTO_TILE_PIXELS, default_overlap, pixels_of, write_tiled
 
+        if not tile and direction is None and (pixels_of(path) or 0) > AUTO_TILE_PIXELS:
+            tile = AUTO_TILE
+            log.info(f"{Path(path).name}: over {AUTO_TILE_PIXELS / 1e6:.1f} megapixels, translated in tiles of "
+                     f"{tile} (--tile N sets their size)")
+        if tile:
             fmt = output_format(path, self.scales.output, self.config.out_channels, fmt)
             return write_tiled(self, path, out_dir, tile, default_overlap(tile) if overlap is None else overlap,
                                seed, fmt)
