@@ -33,7 +33,7 @@ def main() -> None:
         tmp = Path(tmp)
         Image.fromarray(mosaic).save(tmp / "mosaic.png")
         outs = {}
-        for name, flags in (("whole", []), ("tiled", ["--tile", str(args.tile)] + (["--overlap", str(args.overlap)] if args.overlap else []))):
+        for name, flags in (("whole", []), ("tiled", ["--tile", str(args.tile)] + (["--overlap", str(args.overlap)] if args.overlap is not None else []))):
             subprocess.run([sys.executable, "-m", "pix2pix", "translate", "--checkpoint", args.checkpoint, "--input",
                             str(tmp / "mosaic.png"), "--output", str(tmp / name), "--eval", *flags], check=True,
                            stdout=subprocess.DEVNULL)
@@ -44,7 +44,7 @@ def main() -> None:
     row = np.concatenate([mosaic, gap, outs["tiled"].astype(np.uint8), gap,
                           (255 - np.clip(diff * 8, 0, 255)).astype(np.uint8)], 1)
     Image.fromarray(row).resize((row.shape[1] // 2, row.shape[0] // 2), Image.LANCZOS).save(args.out, quality=88)
-    print(f"{args.out}: tiled ({args.tile}, overlap {args.overlap or 'default'}) against whole: PSNR {psnr:.1f} dB, "
+    print(f"{args.out}: tiled ({args.tile}, overlap {'default' if args.overlap is None else args.overlap}) against whole: PSNR {psnr:.1f} dB, "
           f"largest difference {diff.max():.0f} levels")
 
 

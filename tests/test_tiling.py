@@ -28,7 +28,18 @@ def test_the_window_is_smooth_and_never_zero():
     w = ramp(128, 32)
     assert w.min() > 0 and w[32:96].min() == 1 and np.allclose(w, w[::-1])
     assert np.abs(np.diff(w)).max() < 0.11  # no step anywhere
-    assert w[:16].max() < 0.01  # a tile's own edge counts for next to nothing where another tile covers it
+    assert w[:8].max() < 0.01  # a tile's own edge counts for next to nothing where another tile covers it
+
+
+def test_where_two_tiles_overlap_their_weights_hand_over_and_add_up_to_one():
+    """The tile on the left weighs nearly nothing on the right end of the overlap (its own edge), the right one
+    nearly nothing on the left end; in between they hand over smoothly, over half the overlap."""
+    tile, overlap = 128, 32
+    left, right = ramp(tile, overlap)[tile - overlap:], ramp(tile, overlap)[:overlap]
+    assert np.allclose(left + right, 1, atol=2e-3)
+    share = left / (left + right)
+    assert share[0] > 0.99 and share[-1] < 0.01
+    assert ((share > 0.1) & (share < 0.9)).sum() >= overlap // 3  # a handover, not a cut
 
 
 def _blend(image: np.ndarray, translate, tile=32, overlap=8, channels=None) -> np.ndarray:
@@ -63,9 +74,13 @@ def test_translate_tile_matches_the_whole_image_in_eval_mode(tmp_path, blocks, t
     assert 10 * np.log10(255 ** 2 / max(((tiled - whole) ** 2).mean(), 1e-12)) >= 35
     assert "seams" not in capsys.readouterr().out  # eval mode: nothing to warn of
     np.save(tmp_path / "mosaic.npy", mosaic)
-    assert main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "mosaic.npy"), "--output",
-                 str(tmp_path / "arrays"), "--eval", "--tile", "64"]) == 0
-    assert np.load(tmp_path / "arrays" / "mosaic.npy").shape == (128, 192, 3)
+    for ext, read in (("npy", np.load), ("tif", lambda p: __import__("tifffile").imread(p))):  # by window
+        data = tmp_path / f"mosaic.{ext}"
+        np.save(data, mosaic) if ext == "npy" else __import__("tifffile").imwrite(data, mosaic, photometric="rgb")
+        assert main(["translate", "--checkpoint", str(run), "--input", str(data), "--output",
+                     str(tmp_path / ext), "--eval", "--tile", "64", "--overlap", "16"]) == 0
+        units = read(tmp_path / ext / f"mosaic.{'npy' if ext == 'npy' else 'tif'}")
+        assert np.abs(units.astype(np.float64) - tiled).max() <= 1  # the same translation as the PNG's
 
 
 def test_tiling_in_the_papers_mode_says_what_it_gives_and_bad_tiles_are_one_line(tmp_path, blocks, tiny, capsys):
