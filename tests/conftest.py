@@ -48,6 +48,16 @@ def make_aligned_dataset(root: Path, splits: dict[str, int], size: int = 32, see
     return root
 
 
+@pytest.fixture(autouse=True)
+def eager_unless_compiling(request, monkeypatch):
+    """The compiled engine compiles for tens of seconds a model: tests run PyTorch where ``auto`` would compile
+    (a server, a large translation), except those marked ``compiles``, which test that engine itself."""
+    if "compiles" not in request.keywords:
+        import pix2pix.inference.engines as engines
+
+        monkeypatch.setattr(engines, "compiler_available", lambda: False)
+
+
 @pytest.fixture
 def blocks(tmp_path: Path) -> Path:
     """An aligned dataset (A = photo | B = labels) with 4 train and 2 val pairs of 32x32."""

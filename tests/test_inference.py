@@ -127,17 +127,6 @@ def test_padding_reflects_then_replicates_past_the_image():
     assert torch.equal(y[0, 0], y[0, 0, :1].expand(8, 8))
 
 
-@pytest.mark.parametrize("bf16, fast, engine", [(False, True, "onnxruntime"), (True, True, "torch"),
-                                                 (False, False, "torch")])
-def test_the_cpu_engine_is_the_faster_one_for_its_kind(monkeypatch, bf16, fast, engine):
-    """ONNX Runtime fp32 on CPUs without bf16 hardware (measured faster there: README), PyTorch's bf16 fast
-    path where AVX512-BF16/AMX exist, and PyTorch fp32 bit for bit with fast off."""
-    import pix2pix.inference.translate as inference
-
-    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: bf16)
-    assert inference.engine_for(torch.device("cpu"), fast) == engine
-
-
 def test_onnxruntime_engine_equals_torch_in_eval_and_draws_its_own_noise_in_paper_mode():
     torch.manual_seed(0)
     cfg = GeneratorConfig(arch="unet_64", ngf=8)
@@ -162,11 +151,12 @@ def test_onnxruntime_engine_equals_torch_in_eval_and_draws_its_own_noise_in_pape
 
 
 def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsys, monkeypatch):
-    """On a CPU where ONNX Runtime is the engine, --seed asks for PyTorch's exact noise: the CLI says so, and
-    the outputs are PyTorch's (the same seed gives the same pixels)."""
-    import pix2pix.inference.translate as inference
+    """Where ONNX Runtime would run (a CPU without bf16, enough work), --seed asks for PyTorch's exact noise:
+    the CLI says so, and the outputs are PyTorch's (the same seed gives the same pixels)."""
+    import pix2pix.inference.engines as engines
 
-    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(engines, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(engines, "ONNX_PAYS_FROM", 1)
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     capsys.readouterr()
     src = blocks / "val" / "1.png"
@@ -174,35 +164,22 @@ def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsy
     for k in range(2):
         assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--output", str(tmp_path / f"o{k}"),
                      "--direction", "AtoB", "--seed", "4", "--device", "cpu"]) == 0
-        assert "PyTorch runs" in capsys.readouterr().err
+        assert "PyTorch runs" in capsys.readouterr().out
         outs.append(np.asarray(Image.open(tmp_path / f"o{k}" / "1.png")))
     assert np.array_equal(*outs)
     assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--output", str(tmp_path / "o"),
                  "--direction", "AtoB", "--device", "cpu"]) == 0
-    assert "PyTorch runs" not in capsys.readouterr().err
-
-
-def test_a_run_of_a_few_images_or_a_seed_keeps_pytorch():
-    from pix2pix.inference.translate import ONNX_PAYS_FROM, engine_for_run
-
-    assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM) == "auto"
-    assert engine_for_run(eval=True, seed=3, images=500) == "auto"  # eval mode has no noise to match
-    assert engine_for_run(eval=False, seed=3, images=500) == "torch"
-    assert engine_for_run(eval=False, seed=None, images=ONNX_PAYS_FROM - 1) == "torch"  # the export costs more
+    assert "PyTorch runs" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
 def test_the_default_noise_repeats_run_after_run(tmp_path, blocks, tiny, monkeypatch, engine):
     """Without --seed, test (and eval, which translates the same way) still gives the same images twice, on
     either engine: PyTorch's noise of seed 0, or ONNX Runtime's seeded graph."""
-    import pix2pix.inference.translate as inference
-
-    monkeypatch.setattr(inference, "engine_for_run", lambda eval, seed, images=0: "torch" if engine == "torch" else "auto")
-    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: engine == "torch")
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     outs = []
     for _ in range(2):
-        assert main(["test", "--run", str(run), "--split", "val", "--device", "cpu"]) == 0
+        assert main(["test", "--run", str(run), "--split", "val", "--device", "cpu", "--engine", engine]) == 0
         outs.append({p.name: p.read_bytes() for p in (run / "results" / "val" / "images").glob("*_output.png")})
     assert outs[0] and outs[0] == outs[1]
 

@@ -9,6 +9,7 @@ import sys
 
 from .. import config as C
 from ..config import DEVICES
+from ..errors import Pix2PixError
 
 
 def _number(kind, allow_zero: bool = False):
@@ -60,25 +61,30 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto", choices=DEVICE
     p.add_argument("--device", default=default, choices=choices, help=f"default {default}")
 
 
-def add_no_fast(p: argparse.ArgumentParser) -> None:
+def add_engine(p: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--no-fast`` (test, translate, eval)."""
+    from ..inference.engines import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="auto (default): the fastest engine for this device that repays its set-up on the work "
+                        "at hand (on a CPU with bf16, the compiled engine from about 200 images' worth, else "
+                        "PyTorch's bf16 fast path; on a CPU without bf16, ONNX Runtime fp32 from 32 images); "
+                        "torch, compiled or onnxruntime to choose")
     p.add_argument("--no-fast", dest="fast", action="store_false",
-                   help="PyTorch fp32 outputs bit for bit (default: the faster engine for the device: PyTorch in "
-                        "bf16 where it has bf16, else ONNX Runtime fp32 on a CPU)")
+                   help="PyTorch fp32 outputs bit for bit, as the reference computes them")
+
+
+def checked_engine(args: argparse.Namespace) -> str:
+    """``--engine``, refused in one line beside ``--no-fast`` unless it is PyTorch."""
+    if not args.fast and args.engine not in ("auto", "torch"):
+        raise Pix2PixError(f"--no-fast is PyTorch fp32 bit for bit: it goes with --engine torch, not {args.engine}")
+    return args.engine
 
 
 def add_seed(p: argparse.ArgumentParser, more: str = "") -> None:
     """``--seed`` of the paper's test-mode noise (test, translate, eval)."""
     p.add_argument("--seed", type=seed, help="PyTorch's dropout noise of this seed, in the paper's mode (default: "
-                   "none; on a CPU without bf16 ONNX Runtime then runs, faster, with noise of its own)" + more)
-
-
-def print_seed_note(args: argparse.Namespace) -> None:
-    """Say so when a --seed moves the translation from ONNX Runtime to PyTorch."""
-    from ..inference.translate import seed_note
-
-    note = seed_note(args.device, args.eval, args.seed, args.fast)
-    if note:
-        print(note, file=sys.stderr)
+                   "none: the engine's own noise, repeatable run after run)" + more)
 
 
 def add_run_checkpoint(p: argparse.ArgumentParser) -> None:

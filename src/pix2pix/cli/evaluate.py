@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import Pix2PixError
-from .args import add_device, add_no_fast, add_run_checkpoint, add_seed, positive, print_metrics, print_seed_note
+from .args import add_device, add_engine, add_run_checkpoint, add_seed, checked_engine, positive, print_metrics
 
 
 def add_commands(sub) -> None:
@@ -52,7 +52,7 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (FCN keys under 'fcn')")
     add_seed(p)
     add_device(p)
-    add_no_fast(p)
+    add_engine(p)
     p.set_defaults(func=cmd_eval, eval=False)
 
     p = sub.add_parser("ablate", help="train and score the paper's ablation tables with equal budgets")
@@ -120,9 +120,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "--inception FILE (inception-2015-12-05.pt, StyleGAN2-ADA's metrics file) or set "
                            "PIX2PIX_INCEPTION")
     if args.run:
-        print_seed_note(args)
         metrics = evaluate_run(Path(args.run), args.split, seg, inception, seed=args.seed, device=args.device,
-                               progress=not args.json, fast=args.fast, checkpoint=args.checkpoint)
+                               progress=not args.json, fast=args.fast, checkpoint=args.checkpoint,
+                               engine=checked_engine(args))
     else:
         metrics = evaluate_folders(Path(args.pred), Path(args.target), Path(args.labels) if args.labels else None,
                                    seg, inception, progress=not args.json)

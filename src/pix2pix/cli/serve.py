@@ -8,8 +8,8 @@ from pathlib import Path
 from .. import config as C
 from ..errors import Pix2PixError
 from ..data.rasters import OUTPUT_FORMATS
-from .args import (add_config_flags, add_device, add_no_fast, add_run_checkpoint, add_seed, given, non_negative,
-                   port, positive, print_metrics, print_rows, print_seed_note)
+from .args import (add_config_flags, add_device, add_engine, add_run_checkpoint, add_seed, checked_engine, given,
+                   non_negative, port, positive, print_metrics, print_rows)
 
 # What `translate` may state about a checkpoint, in train's own flags.
 TRANSLATE_FLAGS = {("data", "direction"), ("generator", "arch"), ("generator", "ngf"), ("generator", "norm"),
@@ -27,7 +27,7 @@ def add_commands(sub) -> None:
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p)
     add_device(p)
-    add_no_fast(p)
+    add_engine(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("translate", help="translate image or array files of any size with a checkpoint",
@@ -50,7 +50,7 @@ def add_commands(sub) -> None:
     p.add_argument("--eval", action="store_true", help="no dropout, running statistics (deterministic)")
     add_seed(p, "; image i uses seed + i")
     add_device(p)
-    add_no_fast(p)
+    add_engine(p)
     stated = "state it instead of reading it off the checkpoint"
     add_config_flags(p, only=TRANSLATE_FLAGS, helps={
         ("data", "direction"): "inputs are aligned A|B images: translate the A half (AtoB) or the B half (BtoA)",
@@ -111,19 +111,18 @@ def add_commands(sub) -> None:
 def cmd_test(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import evaluate_run
 
-    print_seed_note(args)
     print_metrics(evaluate_run(Path(args.run), args.split, seed=args.seed, device=args.device, fast=args.fast,
-                               eval=args.eval, checkpoint=args.checkpoint))
+                               eval=args.eval, checkpoint=args.checkpoint, engine=checked_engine(args)))
     return 0
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..inference.translate import Translator, engine_for_run, input_files
+    from ..inference.engines import engine_for_run
+    from ..speed import resolve_device
+    from ..inference.tiling import pixels_of
+    from ..inference.translate import Translator, input_files, translate_files
 
     files = input_files(args.input)
-    print_seed_note(args)
     values = given(args)
     if args.whole and ("data", "direction") in values:
         raise Pix2PixError("--whole translates files whole and --direction takes one half of each: give one")
@@ -133,8 +132,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise Pix2PixError("--tile translates whole files; --direction takes one half of aligned pairs: give one")
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
+    pixels = sum(pixels_of(f) or 0 for f in files)  # the work, which decides whether an engine's set-up pays
+    engine = checked_engine(args) if args.engine != "auto" else \
+        engine_for_run(resolve_device(args.device), args.eval, args.seed, args.fast, pixels)
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
-                                 engine=engine_for_run(args.eval, args.seed, len(files)), **overrides)
+                                 engine=engine, work=pixels, **overrides)
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -147,13 +149,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
         raise Pix2PixError(f"two inputs share the name '{dup}', so their outputs would collide in {out}")
-    for i, f in enumerate(tqdm(files, unit="img", disable=len(files) < 2)):
-        seed = None if args.seed is None else args.seed + i
-        try:
-            translator.write(f, out, direction, seed, args.output_format, whole=args.whole, tile=args.tile,
-                             overlap=args.overlap)
-        except OSError as e:
-            raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
+    try:
+        translate_files(translator, files, out, direction, args.seed, args.output_format, whole=args.whole,
+                        tile=args.tile, overlap=args.overlap)
+    except OSError as e:
+        raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
     print(f"translated {len(files)} file(s) into {out}")
     return 0
 

@@ -291,7 +291,7 @@ def evaluate_folders(pred_dir: Path, target_dir: Path, labels_dir: Path | None =
 
 def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: Path | None = None,
                  seed: int | None = None, device: str = "auto", progress: bool = True, fast: bool = True,
-                 eval: bool = False, checkpoint: str = "latest") -> dict:
+                 eval: bool = False, checkpoint: str = "latest", engine: str = "auto") -> dict:
     """``pix2pix test`` and ``eval --run DIR``: translate the split with the run's ``checkpoint`` (latest, best, a
     snapshot or a file; in the paper's test mode unless ``eval``), score it, and write ``metrics.json`` and the
     results page with the figures on top into its results folder (``results/SPLIT`` for latest). Returns the
@@ -318,7 +318,7 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         if found and not (Path(cfg.data.root) / split / "labels").is_dir():
             first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
             read_truth(segmenter.labels, first, where=found[0].a)
-    out, title, rows, source = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint)
+    out, title, rows, source = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint, engine)
     stems = [stem for stem, _ in rows]
     if not image_side(scales.output, g.out_channels):  # scored on the .npy outputs, in the target's units
         arrays = [(np.load(out / "images" / f"{s}_output.npy"), np.load(out / "images" / f"{s}_target.npy"))

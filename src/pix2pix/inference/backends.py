@@ -17,6 +17,7 @@ from torch import nn
 
 from ..config import GeneratorConfig, section_from_dict
 from ..errors import Pix2PixError
+from .engines import LONG_LIVED
 from .translate import Translator
 from ..networks.generators import pad_to_multiple
 from .onnx_graph import onnx_session
@@ -26,14 +27,16 @@ ONNX_FORMAT = "pix2pix-onnx/1"  # the metadata tag of a file written by ``pix2pi
 
 
 class CheckpointBackend:
-    """A checkpoint's generator through :class:`Translator`, on its faster engine for the device (PyTorch's
-    fast path, or ONNX Runtime on a CPU without bf16: ``name`` says which): the paper's test mode, with each
-    image normalised by its own statistics, and eval mode. A seeded request in the paper's mode runs PyTorch,
-    which draws that seed's exact noise."""
+    """A checkpoint's generator through :class:`Translator`, on the faster engine for the device over a
+    server's long life (the compiled engine on a CPU with bf16, which compiles each new input size in the
+    background while PyTorch's fast path answers; ONNX Runtime on a CPU without bf16; PyTorch's fast path on
+    a GPU: ``name`` says which): the paper's test mode, with each image normalised by its own statistics, and
+    eval mode. A seeded request in the paper's mode runs PyTorch, which draws that seed's exact noise."""
 
     def __init__(self, G: nn.Module, cfg: GeneratorConfig, device: str = "auto", engine: str = "auto"):
-        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, device=device, engine=engine),
-                      False: Translator(G, cfg, eval=False, device=device, engine=engine).normalise_per_image()}
+        kw = dict(device=device, engine=engine, work=LONG_LIVED, background=True)
+        self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, **kw),
+                      False: Translator(G, cfg, eval=False, **kw).normalise_per_image()}
         self.name = self.modes[True].engine
         G = self.modes[True].G
         self.pad_rule = (G.pad_multiple, G.pad_minimum)  # what the generator pads an image to

@@ -26,8 +26,9 @@ import torch
 from tqdm import tqdm
 
 from ..data.rasters import (ARRAY_EXTS, MAX_IMAGE_PIXELS, MODES, SUFFIX, TIFF_EXTS, as_array, checked_array, encode,
-                            fit_channels, pil_raster, read_raster, write_raster)
+                            fit_channels, pil_raster, read_raster, to_tensor, write_raster)
 from ..errors import Pix2PixError
+from .engines import batch_pixels
 from ..files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,12 @@ def check_tiling(tile: int, overlap: int) -> None:
         raise Pix2PixError(f"--overlap {overlap}: from 0 up to half the tile ({tile // 2})")
 
 
-def blend_tiles(translate, source, out, tile: int, overlap: int, encode_rows, progress: bool = True) -> None:
-    """Translate ``source`` ((H, W, C) indexable by window) tile by tile with ``translate`` (an (h, w, C) window
-    -> its (C_out, h, w) output in [-1, 1]) and write the blend into ``out`` (H, W, C_out) by rows, each row
-    strip through ``encode_rows`` ((C_out, h, W) tensor -> what ``out`` holds)."""
+def blend_tiles(translate, source, out, tile: int, overlap: int, encode_rows, progress: bool = True,
+                batch: int = 1) -> None:
+    """Translate ``source`` ((H, W, C) indexable by window) tile by tile with ``translate`` (a list of equal
+    (h, w, C) windows -> their (B, C_out, h, w) outputs in [-1, 1]; up to ``batch`` windows of one row of tiles
+    at a time) and write the blend into ``out`` (H, W, C_out) by rows, each row strip through ``encode_rows``
+    ((C_out, h, W) tensor -> what ``out`` holds)."""
     H, W = source.shape[:2]
     th, tw = min(tile, H), min(tile, W)
     ys, xs = origins(H, th, overlap), origins(W, tw, overlap)
@@ -125,13 +128,15 @@ def blend_tiles(translate, source, out, tile: int, overlap: int, encode_rows, pr
                 wsum[:th - shift] = wsum[shift:].copy()
                 wsum[th - shift:] = 0
                 base = y0
-            for x0 in xs:
-                u = translate(np.asarray(source[y0:y0 + th, x0:x0 + tw])).float().cpu().numpy()
+            for k in range(0, len(xs), batch):
+                row = xs[k:k + batch]
+                us = translate([np.asarray(source[y0:y0 + th, x0:x0 + tw]) for x0 in row]).float().cpu().numpy()
                 if acc is None:
-                    acc = np.zeros((u.shape[0], th, W), np.float32)
-                acc[:, :, x0:x0 + tw] += u * window
-                wsum[:, x0:x0 + tw] += window
-                bar.update(1)
+                    acc = np.zeros((us.shape[1], th, W), np.float32)
+                for x0, u in zip(row, us):
+                    acc[:, :, x0:x0 + tw] += u * window
+                    wsum[:, x0:x0 + tw] += window
+                bar.update(len(row))
         flush(H)
 
 
@@ -249,9 +254,20 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
     target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
     count = iter(range(10**12))
 
-    def translate(window: np.ndarray) -> torch.Tensor:  # each tile its own noise: seed + its number
-        return translator.translate_unit(checked_array(window, path), None if seed is None else seed + next(count),
-                                         where=path)
+    def translate(windows: list[np.ndarray]) -> torch.Tensor:  # with a seed, each tile its own: seed + its number
+        x = torch.stack([to_tensor(checked(w), scale_in) for w in windows])
+        return translator.translate_tensor(x, None if seed is None else seed + next(count))
+
+    def checked(window: np.ndarray) -> np.ndarray:
+        window = checked_array(window, path)
+        scale_in.check(window, path)
+        return window
+
+    # A batch of tiles at a time, each normalised by its own statistics in the paper's mode; with a seed, one.
+    batch = 1 if seed is not None and not translator.eval else \
+        max(1, batch_pixels(translator.engine) // (min(tile, H) * min(tile, W)))
+    if batch > 1 and not translator.eval:
+        translator.normalise_per_image()
 
     encode_rows = lambda u: encode(u, scale_out, fmt)  # noqa: E731
     dtype = encode(torch.zeros(c_out, 1, 1), scale_out, fmt).dtype
@@ -273,14 +289,14 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
                     os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
                 rows = Rows(Path(tmp), offset, dtype, (H, W, c_out), mode="r+")
                 try:
-                    blend_tiles(translate, source, rows, tile, overlap, encode_rows, progress)
+                    blend_tiles(translate, source, rows, tile, overlap, encode_rows, progress, batch)
                 finally:
                     rows.close()
 
             atomic_write(target, write)
         else:
             out = np.empty((H, W, c_out), dtype)
-            blend_tiles(translate, source, out, tile, overlap, encode_rows, progress)
+            blend_tiles(translate, source, out, tile, overlap, encode_rows, progress, batch)
             write_raster(target, out, fmt)
     finally:
         if isinstance(source, Rows):

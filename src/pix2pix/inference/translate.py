@@ -48,8 +48,9 @@ from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
 from ..files import atomic_write
 from ..published import PUBLISHED
-from .onnx_graph import graph_bytes, onnx_session, onnxruntime_available, seeded
-from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
+from .engines import ENGINES, CompileFailed, Compiled, batch_pixels, engine_for, engine_for_run
+from .onnx_graph import graph_bytes, onnx_session, seeded
+from ..speed import PLAIN, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
 
 log = logging.getLogger(__name__)
@@ -127,18 +128,6 @@ def _replace_dropout(module: nn.Module, keep: bool) -> None:
 # ---------------------------------------------------------------------------------------- translating
 
 
-ENGINES = ("auto", "torch", "onnxruntime")
-
-
-def engine_for(device: torch.device, fast: bool = True) -> str:
-    """The faster inference engine measured for this device: ONNX Runtime fp32 on a CPU without bf16
-    hardware (AVX2 only), PyTorch (its bf16 fast path) on CPUs with AVX512-BF16 or AMX and on GPUs; PyTorch
-    whenever ``fast`` is off (fp32 bit for bit)."""
-    if fast and device.type == "cpu" and not cpu_has_bf16() and onnxruntime_available():
-        return "onnxruntime"
-    return "torch"
-
-
 class Translator:
     """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) array in the data's units, or a
     (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing. The model's stored
@@ -147,52 +136,62 @@ class Translator:
     float32 units otherwise), and a PIL image only where one holds it (8-bit, or 16-bit grayscale), else an
     (H, W, C) array.
 
-    ``fast`` (default) runs the faster engine for the device (:func:`engine_for`): PyTorch's inference fast
-    path of ``speed.inference_path`` (bf16 weights, channels_last: outputs within about 2/255 of fp32) where
-    the device computes bf16, else ONNX Runtime fp32 on the CPU. ``fast=False`` gives PyTorch's fp32 outputs
-    bit for bit, as the reference computes them. ``engine`` forces one ("torch", "onnxruntime"). On ONNX
-    Runtime the first translation makes the graph (about 4 s for unet_256): for a few images, ``engine="torch"``."""
+    ``fast`` (default) runs the faster engine for the device that repays its set-up on ``work`` pixels
+    (:func:`pix2pix.inference.engines.engine_for`; 0 by default, so no set-up: PyTorch's inference fast path of
+    ``speed.inference_path``, bf16 weights and channels_last where the device computes bf16; on a CPU with bf16
+    and ``work`` of some 200 images or more, the compiled engine; on a CPU without bf16, ONNX Runtime fp32 from
+    32 images). ``work=None`` is a long-lived translator (a server): the compiled engine, compiling in the
+    background (``background=True``) while PyTorch answers. ``fast=False`` gives PyTorch's fp32 outputs bit for
+    bit, as the reference computes them. ``engine`` forces one ("torch", "compiled", "onnxruntime")."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
-                 meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT):
+                 meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT,
+                 work: int | None = 0, background: bool = False):
         self.config, self.eval, self.meta, self.scales = config, eval, meta or {}, scales
         self.device = resolve_device(device)
         if engine not in ENGINES:
             raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
-        if engine == "onnxruntime" and self.device.type != "cpu":
-            raise Pix2PixError(f"the onnxruntime engine runs on the CPU, not on {self.device}")
-        self.engine = engine_for(self.device, fast) if engine == "auto" else engine
-        # Beside ONNX Runtime (fp32), PyTorch runs the fp32 weights the graph is made of.
-        self.speed = PLAIN if self.engine == "onnxruntime" else inference_path(self.device, fast)
+        if engine in ("onnxruntime", "compiled") and self.device.type != "cpu":
+            raise Pix2PixError(f"the {engine} engine runs on the CPU, not on {self.device}")
+        self.engine = engine_for(self.device, fast, work) if engine == "auto" else engine
+        # ONNX Runtime's graph and the compiled one are made from the fp32 weights; PyTorch runs its fast path.
+        self.speed = PLAIN if self.engine in ("onnxruntime", "compiled") else inference_path(self.device, fast)
         self.dtype = self.speed.dtype
         self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
         self.per_image, self._session = False, None
+        self.compiled = Compiled(self.G, background=background) if self.engine == "compiled" else None
         self.said_aligned = False  # read_input says once that it takes aligned files' source half
 
     @classmethod
     def load(cls, checkpoint: str | Path, eval: bool = False, device: str = "auto", fast: bool = True,
-             engine: str = "auto", **overrides) -> Translator:
+             engine: str = "auto", work: int | None = 0, **overrides) -> Translator:
         """``checkpoint``: a run folder, a ``.safetensors`` file, or a reference ``latest_net_G.pth``.
         ``overrides`` replace fields of the generator config (e.g. ``dropout_placement="paper"``)."""
         ckpt: Checkpoint = load_checkpoint(Path(checkpoint))
         if overrides:
             ckpt.generator = GeneratorConfig(**{**ckpt.generator.__dict__, **overrides})
         return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta, fast=fast,
-                   engine=engine, scales=ckpt.scales)
+                   engine=engine, scales=ckpt.scales, work=work)
 
     def normalise_per_image(self) -> Translator:
         """In the paper's mode, normalise each image by its own statistics whatever the batch (a server
         batching several users' requests: :class:`PerImageNorm`)."""
-        per_image(self.G)
-        self.per_image, self._session = True, None
+        if not self.per_image:
+            per_image(self.G)
+            self.per_image, self._session = True, None
+            if self.compiled is not None:  # what it compiled normalised by the batch
+                self.compiled = Compiled(self.G, background=self.compiled.background)
         return self
 
     def engine_of(self, batch: int, seed: int | None) -> str:
-        """The engine that translates a batch: ONNX Runtime where it is the faster one and computes the same
-        thing (its graph normalises each image by itself, and draws its own noise: a seed asks for PyTorch's)."""
-        if self.engine != "onnxruntime" or self.eval:
+        """The engine that translates a batch. A seed in the paper's mode asks for PyTorch's exact noise (ONNX
+        Runtime and the compiled engine draw their own), and ONNX Runtime's graph normalises each image by
+        itself, so a batch goes to it only where this translator does too."""
+        if self.engine == "torch" or self.eval:
             return self.engine
-        return "onnxruntime" if seed is None and (batch == 1 or self.per_image) else "torch"
+        if seed is not None or (self.engine == "onnxruntime" and batch > 1 and not self.per_image):
+            return "torch"
+        return self.engine
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
@@ -200,11 +199,28 @@ class Translator:
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise Pix2PixError(f"input has shape {tuple(x.shape)}; the generator expects "
                                f"(batch, {self.config.in_channels}, height, width)")
-        if self.engine_of(x.shape[0], seed) == "onnxruntime":
+        engine = self.engine_of(x.shape[0], seed)
+        if engine == "onnxruntime":
             (y,) = self.session().run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
             return torch.from_numpy(y)
         if seed is not None:
             torch.manual_seed(seed)
+        if engine == "compiled":
+            x = x.detach().float().cpu().contiguous()
+            try:
+                y = self.compiled(x, pad=self.eval or self.per_image)
+            except CompileFailed:
+                y = None
+            if y is not None:
+                return y
+            if self.compiled.failed is None:  # a shape it has not compiled (yet): PyTorch, in its precision
+                return self.compiled.eager(x)
+            # it could not compile (said in one line): from now on, PyTorch's eager fast path
+            self.engine, self.compiled = "torch", None
+            self.speed = inference_path(self.device)
+            self.dtype = self.speed.dtype
+            self.G = prepare(self.G.to(self.dtype), self.speed)
+            return self.translate_tensor(x)
         x = to_device(x.to(self.dtype), self.device, self.speed)
         return self.G(x).float().contiguous()
 
@@ -301,21 +317,72 @@ class Translator:
         """Translate a file into ``out_dir/STEM.EXT`` in the data's kind (:func:`pix2pix.data.rasters.output_format`,
         or ``fmt``); returns the path written. With ``tile``, tile by tile (:mod:`.tiling`), the whole file; a
         file over :data:`.tiling.AUTO_TILE_PIXELS` is tiled without being asked (said in one line)."""
-        from .tiling import AUTO_TILE, AUTO_TILE_PIXELS, default_overlap, pixels_of, write_tiled
+        from .tiling import default_overlap, write_tiled
 
-        if not tile and direction is None and (pixels_of(path) or 0) > AUTO_TILE_PIXELS:
-            tile = AUTO_TILE
-            log.info(f"{Path(path).name}: over {AUTO_TILE_PIXELS / 1e6:.1f} megapixels, translated in tiles of "
-                     f"{tile} (--tile N sets their size)")
+        tile = self.tile_for(path, direction, tile)
         if tile:
             fmt = output_format(path, self.scales.output, self.config.out_channels, fmt)
             return write_tiled(self, path, out_dir, tile, default_overlap(tile) if overlap is None else overlap,
                                seed, fmt)
         u = self.translate_unit(self.read_input(path, direction, whole), seed, where=path)
+        return self.write_output(path, u, out_dir, fmt)
+
+    def tile_for(self, path: Path, direction: str | None, tile: int | None) -> int | None:
+        """The tile size a file is translated in: ``tile``, or for a file over the pixel budget (and not an
+        aligned pair's half) :data:`.tiling.AUTO_TILE`, said in one line; None: whole."""
+        from .tiling import AUTO_TILE, AUTO_TILE_PIXELS, pixels_of
+
+        if not tile and direction is None and (pixels_of(path) or 0) > AUTO_TILE_PIXELS:
+            tile = AUTO_TILE
+            log.info(f"{Path(path).name}: over {AUTO_TILE_PIXELS / 1e6:.1f} megapixels, translated in tiles of "
+                     f"{tile} (--tile N sets their size)")
+        return tile or None
+
+    def write_output(self, path: Path, u: torch.Tensor, out_dir: Path, fmt: str | None = None) -> Path:
+        """One output ((C, H, W) in [-1, 1]) of the input ``path`` as ``out_dir/STEM.EXT``."""
         fmt = output_format(path, self.scales.output, u.shape[0], fmt)
         target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"
         write_raster(target, encode(u, self.scales.output, fmt), fmt)
         return target
+
+
+def translate_files(translator: Translator, files: list[Path], out_dir: Path, direction: str | None = None,
+                    seed: int | None = None, fmt: str | None = None, whole: bool = False, tile: int | None = None,
+                    overlap: int | None = None, progress: bool = True) -> list[Path]:
+    """Translate ``files`` into ``out_dir`` (see :meth:`Translator.write`), consecutive files of one input size
+    in batches through the engine (:func:`.engines.batch_pixels`), each image normalised by its own
+    statistics in the paper's mode, so batching changes no answer; with a seed in the paper's mode (file i
+    draws seed + i), and for tiled files, one at a time. Returns the paths written."""
+    written: list[Path] = []
+    pending: list[tuple[Path, torch.Tensor]] = []
+    limit = batch_pixels(translator.engine)
+    if not translator.eval:
+        translator.normalise_per_image()
+
+    def flush() -> None:
+        if pending:
+            outputs = translator.translate_tensor(torch.stack([x for _, x in pending]))
+            written.extend(translator.write_output(f, u, out_dir, fmt) for (f, _), u in zip(pending, outputs))
+            bar.update(len(pending))
+            pending.clear()
+
+    with tqdm(total=len(files), unit="img", disable=not progress or len(files) < 2) as bar:
+        for i, f in enumerate(files):
+            tiles = translator.tile_for(f, direction, tile)
+            if tiles or (seed is not None and not translator.eval):
+                flush()
+                written.append(translator.write(f, out_dir, direction, None if seed is None else seed + i, fmt,
+                                                whole, tiles, overlap))
+                bar.update(1)
+                continue
+            side = translator.read_input(f, direction, whole)
+            translator.scales.input.check(as_array(side), f)
+            x = to_tensor(side, translator.scales.input)
+            if pending and (pending[0][1].shape != x.shape or (len(pending) + 1) * x[0].numel() > limit):
+                flush()
+            pending.append((f, x))
+        flush()
+    return written
 
 
 def _wide(image: Image.Image) -> bool:
@@ -339,28 +406,9 @@ def input_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
-# ONNX Runtime pays from this many images on: making its graph of unet_256 takes about 4.3 s, and it then saves
-# about 0.14 s per 256x256 image (143 against 286 ms in PyTorch fp32; AVX2 AMD EPYC, 2 cores; README).
-ONNX_PAYS_FROM = 32
-
-
-def engine_for_run(eval: bool, seed: int | None, images: int = ONNX_PAYS_FROM) -> str:
-    """The engine for a run of ``images`` translations: a seed in the paper's mode asks for PyTorch's exact
-    noise, and a few images do not repay making the ONNX graph."""
-    return "torch" if (seed is not None and not eval) or images < ONNX_PAYS_FROM else "auto"
-
-
-def seed_note(device: str, eval: bool, seed: int | None, fast: bool = True) -> str | None:
-    """The line that says a seed moved the work from ONNX Runtime to PyTorch, if it did."""
-    if seed is not None and not eval and engine_for(resolve_device(device), fast) == "onnxruntime":
-        return (f"note: --seed {seed} asks for PyTorch's exact dropout noise, so PyTorch runs (ONNX Runtime, "
-                "faster on this CPU, draws its own noise when no --seed is given)")
-    return None
-
-
 def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
                     device: str = "auto", progress: bool = True, fast: bool = True,
-                    checkpoint: str = "latest") -> tuple[Path, str, list, dict]:
+                    checkpoint: str = "latest", engine: str = "auto") -> tuple[Path, str, list, dict]:
     """Translate a split of the run's dataset with its ``checkpoint`` (:func:`pix2pix.checkpoints.run_checkpoint`:
     latest, best, a snapshot or a file) into ``run_dir/results/SPLIT/images`` (``results/SPLIT_best`` and so on
     for another than latest)
@@ -378,8 +426,13 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     if not pairs:
         raise Pix2PixError(f"{cfg.data.root}: the {split} split is empty")
     scales = ckpt.scales
+    pixels = len(pairs) * cfg.data.crop_size ** 2
     translator = Translator(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta,
-                            fast=fast, engine=engine_for_run(eval, seed, len(pairs)), scales=scales)
+                            fast=fast, engine=engine if engine != "auto" else
+                            engine_for_run(resolve_device(device), eval, seed, fast, pixels),
+                            scales=scales, work=pixels)
+    if not eval:  # batches of images, each normalised by its own statistics: batching changes no answer
+        translator.normalise_per_image()
     latest = ckpt.path.resolve() == run_checkpoint(run_dir).resolve()
     out = run_dir / "results" / (split if latest else f"{split}_{ckpt.path.stem}")
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -387,25 +440,42 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
                           scales=scales)
     torch.manual_seed(0 if seed is None else seed)
     rows = []
-    for i in tqdm(range(len(dataset)), disable=not progress, unit="img", desc=f"test {split}"):
-        item = dataset[i]
-        if "error" in item:
-            raise Pix2PixError(item["error"])
-        fake = translator.translate_tensor(item["A"][None])[0]
-        stem = Path(item["path"]).stem
-        names = {"input": item["A"], "output": fake, "target": item["B"]}
-        for name, t in names.items():
-            picture = preview(t)
-            atomic_write(out / "images" / f"{stem}_{name}.png", lambda tmp: picture.save(tmp, "PNG"))
-        if not image_side(scales.output, cfg.generator.out_channels):
-            for name in ("output", "target"):
-                write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"), "npy")
-        rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
+    with tqdm(total=len(dataset), disable=not progress, unit="img", desc=f"test {split}") as bar:
+        for items in equal_batches((dataset[i] for i in range(len(dataset))), batch_pixels(translator.engine)):
+            fakes = translator.translate_tensor(torch.stack([item["A"] for item in items]))
+            for item, fake in zip(items, fakes):
+                stem = Path(item["path"]).stem
+                names = {"input": item["A"], "output": fake, "target": item["B"]}
+                for name, t in names.items():
+                    picture = preview(t)
+                    atomic_write(out / "images" / f"{stem}_{name}.png", lambda tmp: picture.save(tmp, "PNG"))
+                if not image_side(scales.output, cfg.generator.out_channels):
+                    for name in ("output", "target"):
+                        write_raster(out / "images" / f"{stem}_{name}.npy", encode(names[name], scales.output, "npy"),
+                                     "npy")
+                rows.append((stem, [(n, f"images/{stem}_{n}.png") for n in names]))
+            bar.update(len(items))
     mode = "eval mode" if eval else "paper test mode: dropout on, batch statistics"
     rows.sort(key=lambda row: natural_key(row[0]))  # 1, 2, ..., 10, 11, 100 on the page, as a person counts
     step = translator.meta.get("step")
     title = f"{cfg.name}: {split} split, {ckpt.path.stem} checkpoint, step {step if step is not None else '?'} ({mode})"
     return out, title, rows, {"checkpoint": str(ckpt.path), "step": step}
+
+
+def equal_batches(items, pixels: int):
+    """Consecutive dataset items in lists of equal input size, up to ``pixels`` of input a list (at least one
+    item); an item with an ``error`` raises it."""
+    batch: list[dict] = []
+    for item in items:
+        if "error" in item:
+            raise Pix2PixError(item["error"])
+        shape = tuple(item["A"].shape)
+        if batch and (tuple(batch[0]["A"].shape) != shape or (len(batch) + 1) * shape[-1] * shape[-2] > pixels):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def run_config(run_dir: Path, split: str) -> RunConfig:
@@ -425,8 +495,9 @@ def natural_key(name: str) -> list:
 
 
 def test_split(run_dir: Path, split: str = "test", eval: bool = False, seed: int | None = None,
-               device: str = "auto", progress: bool = True, fast: bool = True, checkpoint: str = "latest") -> Path:
+               device: str = "auto", progress: bool = True, fast: bool = True, checkpoint: str = "latest",
+               engine: str = "auto") -> Path:
     """Translate a split (see :func:`translate_split`) and write its ``index.html``. Returns the page's path."""
-    out, title, rows, _ = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint)
+    out, title, rows, _ = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint, engine)
     write_page(out / "index.html", title, rows)
     return out / "index.html"

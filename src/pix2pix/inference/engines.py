@@ -1,0 +1,190 @@
+"""Inference engines: the ways one generator can run, which one runs where, and the compiled one.
+
+The engine changes how the arithmetic is done, never the model or its test mode:
+
+* ``torch``: PyTorch eager. With the fast path (:func:`pix2pix.speed.inference_path`) bf16 weights and
+  channels_last where the device computes bf16; ``fast=False`` (``--no-fast``): fp32, the reference's outputs
+  bit for bit.
+* ``compiled``: the generator through ``torch.compile`` (inductor) with its weights frozen into the graph and
+  prepacked for oneDNN, in bf16 autocast (convolutions in bf16, normalisation in fp32) on a CPU with AVX512-BF16
+  or AMX, in fp32 elsewhere. Compiling costs time once per model, test mode and input size (unet_256 at 256x256
+  on the 2-core AMX Xeon: 29 s the first time, 7 s in a later process, which finds inductor's cache under
+  ``$PIX2PIX_HOME/compiled``), so ``auto`` compiles only for work that repays it (:data:`COMPILE_PAYS_FROM`) and
+  for a server, which compiles in the background while it answers in PyTorch.
+* ``onnxruntime``: the exported fp32 graph in ONNX Runtime on the CPU.
+
+Which is faster was measured per CPU kind (README, "Engines"): on the AMX Xeon, unet_256 at 256x256 in the
+paper's mode, the compiled bf16 engine ran 18 ms an image against 61 ms for PyTorch's eager bf16 and 103 to
+131 ms for the reference's fp32 eager; on a CPU without bf16 ONNX Runtime fp32 was the fastest, about twice
+the reference's fp32 (torch.compile's fp32 was slower than ONNX Runtime there too).
+
+The accuracy contract, tested on every engine present (``tests/test_engines.py``): an fp32 engine is within
+1 level (of 255) of ``--no-fast``; a bf16 engine is at or above 40 dB PSNR against fp32 in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+
+import torch
+from torch import nn
+
+from ..errors import Pix2PixError
+from ..published import home
+from ..speed import cpu_has_bf16
+from .onnx_graph import onnxruntime_available
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "torch", "compiled", "onnxruntime")
+
+# Work, in pixels, from which an engine's set-up pays for itself (unet_256, 2-core machines of the README).
+# Compiling costs 7 s from inductor's cache (29 s the first time); the compiled engine then takes 20 ms a 256x256
+# image against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a time): it pays from some 640
+# images' worth when cached. ONNX Runtime's graph takes about 4.3 s to make and saves about 0.14 s an image
+# against PyTorch fp32 on an AVX2 CPU: 32 images.
+COMPILE_PAYS_FROM = 1000 * 256 * 256
+ONNX_PAYS_FROM = 32 * 256 * 256
+LONG_LIVED = None  # the work of a server: not known, and long
+
+
+def batch_pixels(engine: str) -> int:
+    """How many pixels of input test, eval, translate and tiling put through ``engine`` in one call. Measured on
+    the AMX Xeon, unet_256 at 256x256 in the paper's mode, ms an image at batch 1 / 4 / 8: PyTorch's bf16 fast
+    path 63 / 36 / 31, ONNX Runtime fp32 67 / 62 / 60, the compiled engine 20 / 28 at 1 / 4 (its weights are
+    prepacked once, and one image's activations stay in cache): one image at a time there, eight elsewhere."""
+    return 256 * 256 if engine == "compiled" else 8 * 256 * 256
+
+
+def compiler_available() -> bool:
+    """Inductor compiles C++ for the CPU: is its compiler (``$CXX``, else g++) on this machine?"""
+    return shutil.which(os.environ.get("CXX") or "g++") is not None
+
+
+def engine_for(device: torch.device, fast: bool = True, pixels: int | None = LONG_LIVED) -> str:
+    """The fastest engine measured for ``device`` that repays its set-up on ``pixels`` of work (None: a
+    long-lived server). Without ``fast``, PyTorch fp32 (bit for bit the reference's)."""
+    if not fast or device.type != "cpu":
+        return "torch"
+    if cpu_has_bf16():
+        pays = pixels is LONG_LIVED or pixels >= COMPILE_PAYS_FROM
+        return "compiled" if pays and compiler_available() else "torch"
+    pays = pixels is LONG_LIVED or pixels >= ONNX_PAYS_FROM
+    return "onnxruntime" if pays and onnxruntime_available() else "torch"
+
+
+def engine_for_run(device: torch.device, eval: bool, seed: int | None, fast: bool, pixels: int | None) -> str:
+    """The engine to ask for, for a run over ``pixels``: ``auto``, except that a seed in the paper's mode asks
+    for PyTorch's exact dropout noise (the other engines draw their own), so PyTorch, said in one line where
+    another engine would have run."""
+    if seed is None or eval:
+        return "auto"
+    other = engine_for(device, fast, pixels)
+    if other != "torch":
+        name = {"compiled": "the compiled engine", "onnxruntime": "ONNX Runtime"}[other]
+        log.info(f"note: --seed {seed} asks for PyTorch's exact dropout noise, so PyTorch runs ({name}, faster "
+                 "here, draws its own noise when no --seed is given)")
+    return "torch"
+
+
+class _Autocast(nn.Module):
+    def __init__(self, G: nn.Module, dtype: torch.dtype | None):
+        super().__init__()
+        self.G, self.dtype = G, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+            return self.G(x).float()
+
+
+class Compiled:
+    """``G`` (fp32, in its test mode, on the CPU) compiled by inductor with frozen, prepacked weights. Call it
+    on a (B, C, H, W) fp32 input: each new shape compiles once, said in one line with the time it took, and
+    the call returns the output; or None where it did not compile that shape (past :attr:`MAX_SHAPES` shapes,
+    or, with ``background``, while the shape compiles in a background thread), and the caller runs
+    :meth:`eager`. Compiling that fails (no C++ compiler, an operator inductor cannot lower) raises
+    :class:`CompileFailed` once, said in one line. Dropout's noise is inductor's own, drawn from torch's
+    generator: ``torch.manual_seed`` repeats it, but it is not eager PyTorch's noise of that seed."""
+
+    MAX_SHAPES = 4
+
+    def __init__(self, G: nn.Module, bf16: bool | None = None, background: bool = False):
+        bf16 = cpu_has_bf16() if bf16 is None else bf16
+        self.precision = "bf16" if bf16 else "fp32"
+        self.net = _Autocast(G, torch.bfloat16 if bf16 else None)
+        self.background = background
+        self.fn = None
+        self.shapes: set[tuple[int, ...]] = set()  # compiled
+        self.pending: set[tuple[int, ...]] = set()  # compiling in the background
+        self.lock = threading.Lock()
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor | None:
+        """``pad``: images are independent of each other in the batch (eval mode, or each image normalised by
+        its own statistics), so a batch may be run as part of a larger compiled one, padded with copies of its
+        last image, rather than compile its own size (the last, short batch of a split or a row of tiles)."""
+        shape = tuple(x.shape)
+        if shape in self.shapes:
+            return self.fn(x)
+        larger = sorted(s[0] for s in self.shapes if s[1:] == shape[1:] and s[0] > shape[0])
+        if pad and larger:
+            filler = x[-1:].expand(larger[0] - shape[0], *shape[1:])
+            return self.fn(torch.cat([x, filler]))[:shape[0]]
+        with self.lock:
+            if self.failed is not None or shape in self.pending or len(self.shapes) + len(self.pending) >= self.MAX_SHAPES:
+                return None
+            if self.fn is None:
+                # inductor's caches beside this user's models, so that a later process finds the compiled code
+                os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "compiled"))
+                self.fn = torch.compile(self.net, dynamic=False)
+            self.pending.add(shape)
+        if self.background:
+            threading.Thread(target=self._compile, args=(torch.zeros(shape),), daemon=True,
+                             name="pix2pix-compile").start()
+            return None
+        return self._compile(x)
+
+    @torch.no_grad()
+    def _compile(self, x: torch.Tensor) -> torch.Tensor | None:
+        shape = tuple(x.shape)
+        log.info(f"compiling the generator for {'x'.join(map(str, shape))} inputs ({self.precision}; once per "
+                 "model and size, and a later run finds most of it in $PIX2PIX_HOME/compiled)")
+        start = time.perf_counter()
+        try:
+            import torch._inductor.config
+
+            # Weights frozen into the graph, prepacked for oneDNN (measured: 19 against 66 ms without, unet_256
+            # at 256x256 in bf16 on the AMX Xeon). torch.compile's ``options`` did not turn it on: the patch does.
+            with torch._inductor.config.patch(freezing=True):
+                y = self.fn(x)
+        except Exception as e:  # noqa: BLE001 - inductor raises many kinds; each means "run eagerly"
+            failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            log.warning(f"the compiled engine could not compile this generator ({failed}); PyTorch runs it")
+            with self.lock:
+                self.pending.clear()
+                self.shapes.clear()
+                self.fn = None
+                self.failed = failed
+            if self.background:
+                return None
+            raise CompileFailed(failed) from None
+        with self.lock:
+            self.pending.discard(shape)
+            self.shapes.add(shape)
+        log.info(f"compiled in {time.perf_counter() - start:.0f} s")
+        return y
+
+    failed: str | None = None
+
+    @torch.no_grad()
+    def eager(self, x: torch.Tensor) -> torch.Tensor:
+        """PyTorch eagerly, in the compiled engine's precision (bf16 autocast or fp32)."""
+        return self.net(x)
+
+
+class CompileFailed(Pix2PixError):
+    """Compiling failed: the caller runs the generator eagerly instead."""
