@@ -339,9 +339,9 @@ def test_the_api_docs_page_loads_only_the_servers_own_assets(client):
 def test_each_answer_names_its_engine_and_a_seed_runs_pytorch(run, monkeypatch):
     """On a CPU without bf16 the served checkpoint runs ONNX Runtime; a seeded request in the paper's mode asks
     for PyTorch's exact noise, and X-Engine says which ran."""
-    import pix2pix.inference.translate as inference
+    import pix2pix.inference.engines as engines
 
-    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(engines, "cpu_has_bf16", lambda: False)
     model = load_served(run, device="cpu")
     assert model.describe()["backend"] == "onnxruntime"
     body = png(label_image(48, 40))

@@ -19,7 +19,7 @@ from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
 from pix2pix.data.labels import FACADES
 from pix2pix.datasets.facades_synth import make_layout
-from pix2pix.inference.engines import COMPILE_PAYS_FROM, ONNX_PAYS_FROM, Compiled, engine_for, engine_for_run
+from pix2pix.inference.engines import COMPILE_PAYS_FROM, ONNX_PAYS_FROM, engine_for, engine_for_run
 from pix2pix.inference.translate import Translator
 from pix2pix.networks import build_generator, init_weights
 from pix2pix.speed import cpu_has_bf16
@@ -90,8 +90,6 @@ def engines_present() -> list[tuple[str, str]]:
     """(engine, precision) of each engine this machine runs: fp32 ones everywhere, bf16 ones where the CPU
     computes bf16 (elsewhere they would be emulated, and the fast path does not use them)."""
     present = [("onnxruntime", "fp32")]
-    if engines.compiler_available():
-        present.append(("compiled", "fp32"))
     if cpu_has_bf16():
         present.append(("torch", "bf16"))
         if engines.compiler_available():
@@ -100,10 +98,7 @@ def engines_present() -> list[tuple[str, str]]:
 
 
 def run_engine(G, cfg, engine: str, precision: str, x: torch.Tensor, eval: bool = True) -> torch.Tensor:
-    translator = Translator(G, cfg, eval=eval, device="cpu", engine=engine, fast=precision == "bf16")
-    if engine == "compiled":
-        translator.compiled = Compiled(translator.G, bf16=precision == "bf16")
-    return translator.translate_tensor(x)
+    return Translator(G, cfg, eval=eval, device="cpu", engine=engine, fast=precision == "bf16").translate_tensor(x)
 
 
 @pytest.mark.compiles
@@ -121,6 +116,20 @@ def test_each_engine_keeps_the_accuracy_contract_against_fp32(engine, precision)
         assert np.abs(levels(y) - levels(exact)).max() <= 1
     else:
         assert psnr(y, exact) >= 40
+
+
+def test_the_compiled_engine_is_refused_in_one_line_where_the_cpu_has_no_bf16(monkeypatch, tmp_path, blocks, tiny,
+                                                                             capsys):
+    from conftest import one_line_error
+
+    import pix2pix.inference.translate as inference
+
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    args = ["translate", "--checkpoint", str(run), "--input", str(blocks / "val" / "1.png"), "--output",
+            str(tmp_path / "o")]
+    one_line_error(capsys, main([*args, "--engine", "compiled"]), "AVX512-BF16 or AMX, and this one has neither")
+    one_line_error(capsys, main([*args, "--engine", "compiled", "--no-fast"]), "--no-fast is PyTorch fp32")
 
 
 def test_no_fast_is_the_reference_arithmetic_bit_for_bit():

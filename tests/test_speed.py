@@ -67,15 +67,22 @@ def test_bench_prints_both_paths_their_ratio_and_the_input_path(capsys):
     assert r["train_speedup"] == pytest.approx(r["train_img_per_s"] / r["baseline_train_img_per_s"], rel=1e-2)
     assert r["input_path"] == "preloaded on the device" and r["input_img_per_s"] > 0
     assert isinstance(r["input_bound"], bool)
-    # Both engines side by side with the baseline, whose definition is stated with its numbers.
-    assert r["torch_infer_img_per_s"] > 0 and r["onnx_infer_img_per_s"] > 0
-    chosen = r["onnx_infer_img_per_s"] if r["infer_engine"] == "onnxruntime" else r["torch_infer_img_per_s"]
-    assert r["infer_img_per_s"] == chosen
+    # Each engine side by side with the baseline, whose definition is stated with its numbers, with its share
+    # of the device's peak (the generator's FLOPs times images/s over one large matmul's rate, stated).
+    assert r["engines"]["torch"] > 0 and r["engines"]["onnxruntime"] > 0
+    assert r["infer_img_per_s"] == r["engines"][r["infer_engine"]]
+    assert r["precisions"]["onnxruntime"] == "fp32" and r["peak_gflop_s"]["fp32"] > 1
+    assert 0 < r["gflop_per_image"] < 1  # unet_32 with 4 filters at 32x32
+    for engine, share in r["share_of_peak"].items():
+        expected = r["engines"][engine] * r["gflop_per_image"] / r["peak_gflop_s"][r["precisions"][engine]]
+        assert share == pytest.approx(expected, rel=1e-2) and 0 < share < 1
+    assert "matmul in the engine's precision" in r["peak"]
     assert "torch's default Adam (no foreach/fused argument)" in r["baseline"]
     assert main(BENCH + ["--preload", "no", "--workers", "0"]) == 0
     text = capsys.readouterr().out
     assert "baseline: the reference's step: fp32 eager" in text and "ratio" in text and "0 loader processes" in text
-    assert "inference onnxruntime fp32" in text and "inference torch" in text
+    assert "inference onnxruntime fp32" in text and "inference torch" in text and "of peak" in text
+    assert "GFLOP an image; peak:" in text
 
 
 def test_bench_bad_input_is_one_line(capsys, monkeypatch):

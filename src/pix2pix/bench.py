@@ -77,7 +77,7 @@ class BenchResult:
         return self.infer_img_per_s / self.baseline_infer_img_per_s
 
     def to_dict(self) -> dict:
-        shares = {e: round(v, 4) for e in self.engines if (v := self.share_of_peak(e)) is not None}
+        shares = {e: float(f"{v:.4g}") for e in self.engines if (v := self.share_of_peak(e)) is not None}
         return dict(self.__dict__, train_speedup=round(self.train_speedup, 3),
                     infer_speedup=round(self.infer_speedup, 3), share_of_peak=shares)
 

@@ -6,17 +6,18 @@ The engine changes how the arithmetic is done, never the model or its test mode:
   channels_last where the device computes bf16; ``fast=False`` (``--no-fast``): fp32, the reference's outputs
   bit for bit.
 * ``compiled``: the generator through ``torch.compile`` (inductor) with its weights frozen into the graph and
-  prepacked for oneDNN, in bf16 autocast (convolutions in bf16, normalisation in fp32) on a CPU with AVX512-BF16
-  or AMX, in fp32 elsewhere. Compiling costs time once per model, test mode and input size (unet_256 at 256x256
+  prepacked for oneDNN, in bf16 autocast (convolutions in bf16, normalisation in fp32), on a CPU with AVX512-BF16
+  or AMX (compiled in fp32 it was no faster than ONNX Runtime fp32, 67 against 70 ms, and drifted from fp32
+  eager by up to 5 levels on the facades model, so CPUs without bf16 do not get it). Compiling costs time once per model, test mode and input size (unet_256 at 256x256
   on the 2-core AMX Xeon: 29 s the first time, 7 s in a later process, which finds inductor's cache under
   ``$PIX2PIX_HOME/compiled``), so ``auto`` compiles only for work that repays it (:data:`COMPILE_PAYS_FROM`) and
   for a server, which compiles in the background while it answers in PyTorch.
 * ``onnxruntime``: the exported fp32 graph in ONNX Runtime on the CPU.
 
-Which is faster was measured per CPU kind (README, "Engines"): on the AMX Xeon, unet_256 at 256x256 in the
-paper's mode, the compiled bf16 engine ran 18 ms an image against 61 ms for PyTorch's eager bf16 and 103 to
-131 ms for the reference's fp32 eager; on a CPU without bf16 ONNX Runtime fp32 was the fastest, about twice
-the reference's fp32 (torch.compile's fp32 was slower than ONNX Runtime there too).
+Which is faster was measured per CPU kind (README, "Engines"): on the 2-core AMX Xeon, unet_256 at 256x256 in
+the paper's mode, one image at a time, the compiled bf16 engine took 20 ms against 60 ms for PyTorch's eager
+bf16 and 101 ms for the reference's fp32 eager; on a 2-core AVX2 AMD EPYC (no bf16), ONNX Runtime fp32 was
+the fastest measured, 1.9 times the reference's fp32.
 
 The accuracy contract, tested on every engine present (``tests/test_engines.py``): an fp32 engine is within
 1 level (of 255) of ``--no-fast``; a bf16 engine is at or above 40 dB PSNR against fp32 in eval mode.
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "torch", "compiled", "onnxruntime")
 
 # Work, in pixels, from which an engine's set-up pays for itself (unet_256, 2-core machines of the README).
-# Compiling costs 7 s from inductor's cache (29 s the first time); the compiled engine then takes 20 ms a 256x256
-# image against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a time): it pays from some 640
-# images' worth when cached. ONNX Runtime's graph takes about 4.3 s to make and saves about 0.14 s an image
+# Compiling costs 7 s from inductor's cache (29 s the first time); the compiled engine then takes 16 ms a 256x256
+# image in batches of 4 against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a time): it pays
+# from some 470 images' worth when cached, 1,900 the first time. ONNX Runtime's graph takes about 4.3 s to make and saves about 0.14 s an image
 # against PyTorch fp32 on an AVX2 CPU: 32 images.
-COMPILE_PAYS_FROM = 1000 * 256 * 256
+COMPILE_PAYS_FROM = 1000 * 256 * 256  # between the two
 ONNX_PAYS_FROM = 32 * 256 * 256
 LONG_LIVED = None  # the work of a server: not known, and long
 
@@ -55,9 +56,9 @@ LONG_LIVED = None  # the work of a server: not known, and long
 def batch_pixels(engine: str) -> int:
     """How many pixels of input test, eval, translate and tiling put through ``engine`` in one call. Measured on
     the AMX Xeon, unet_256 at 256x256 in the paper's mode, ms an image at batch 1 / 4 / 8: PyTorch's bf16 fast
-    path 63 / 36 / 31, ONNX Runtime fp32 67 / 62 / 60, the compiled engine 20 / 28 at 1 / 4 (its weights are
-    prepacked once, and one image's activations stay in cache): one image at a time there, eight elsewhere."""
-    return 256 * 256 if engine == "compiled" else 8 * 256 * 256
+    path 63 / 36 / 31, ONNX Runtime fp32 67 / 62 / 60, the compiled engine 20 / 16 / 16.5 (17 at batch 2): four
+    images at a time there, eight elsewhere."""
+    return (4 if engine == "compiled" else 8) * 256 * 256
 
 
 def compiler_available() -> bool:

@@ -13,10 +13,10 @@ backend (PyTorch, the exported ONNX graph):
 The padding rule that makes any size work is the generator's own (``G.pad_multiple``, ``G.pad_minimum``):
 ``forward`` pads and crops back, and so does an exported graph, which holds the same ops.
 
-Engines: PyTorch, or on a CPU without bf16 hardware ONNX Runtime fp32, which measured faster there
-(:func:`engine_for`; figures in the README). In eval mode the two agree within 1e-4 (in [-1, 1]); in the
-paper's mode ONNX Runtime draws its own dropout noise (seeded, so a run repeats), so a request for a seed's
-exact PyTorch noise runs PyTorch.
+Engines (:mod:`pix2pix.inference.engines`): PyTorch; the compiled engine on a CPU with bf16 for work that
+repays its compile; ONNX Runtime fp32 on a CPU without bf16. Each keeps the accuracy contract stated there; in
+the paper's mode the compiled engine and ONNX Runtime draw their own dropout noise (repeatable: seeded), so a
+request for a seed's exact PyTorch noise runs PyTorch.
 
 Three lines::
 
@@ -50,7 +50,7 @@ from ..files import atomic_write
 from ..published import PUBLISHED
 from .engines import ENGINES, CompileFailed, Compiled, batch_pixels, engine_for, engine_for_run
 from .onnx_graph import graph_bytes, onnx_session, seeded
-from ..speed import PLAIN, inference_path, prepare, resolve_device, to_device
+from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,10 @@ class Translator:
             raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
         if engine in ("onnxruntime", "compiled") and self.device.type != "cpu":
             raise Pix2PixError(f"the {engine} engine runs on the CPU, not on {self.device}")
+        if engine == "compiled" and not cpu_has_bf16():
+            raise Pix2PixError("the compiled engine runs in bf16, on CPUs with AVX512-BF16 or AMX, and this one has "
+                               "neither (compiled in fp32 it was no faster than ONNX Runtime and drifted by up to 5 "
+                               "levels): use --engine onnxruntime")
         self.engine = engine_for(self.device, fast, work) if engine == "auto" else engine
         # ONNX Runtime's graph and the compiled one are made from the fp32 weights; PyTorch runs its fast path.
         self.speed = PLAIN if self.engine in ("onnxruntime", "compiled") else inference_path(self.device, fast)
