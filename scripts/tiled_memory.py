@@ -1,6 +1,6 @@
 """Peak memory of `pix2pix translate --tile` on a large input, against the input's own size.
 
-    python scripts/tiled_memory.py [--side 12000] [--tile 512] [--kinds png npy tiff4]
+    python scripts/tiled_memory.py [--side 12000] [--tile 512] [--kinds png npy tiff4] [--engine auto]
 
 Makes a small model (unet_256, ngf 8, a few steps on procedural facades), then for each kind of input of
 SIDE x SIDE pixels (an RGB PNG mosaic of label maps, the same as an RGB uint8 .npy, a 4-band float32 TIFF),
@@ -76,6 +76,7 @@ def main() -> None:
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--kinds", nargs="+", default=["png", "npy", "tiff4"])
+    p.add_argument("--engine", default="auto", help="translate's --engine (auto: the compiled one on a bf16 CPU)")
     p.add_argument("--make", nargs=3, metavar=("WHAT", "PATH", "KIND"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.make:
@@ -93,13 +94,16 @@ def main() -> None:
             start = time.perf_counter()
             proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "translate", "--checkpoint", str(run),
                                      "--input", str(src), "--output", str(tmp / kind / "out"), "--eval", "--tile",
-                                     str(args.tile)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     str(args.tile), "--engine", args.engine], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest of all so far
             seconds = time.perf_counter() - start
             if status:
                 raise SystemExit(proc.stderr.read().decode())
+            said = [line for line in proc.stdout.read().decode().splitlines() if "compil" in line]
             print(f"{kind}: {args.side}x{args.side}, input file {src.stat().st_size / 2**30:.2f} GiB, tile "
-                  f"{args.tile}: {seconds:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB", flush=True)
+                  f"{args.tile}, engine {args.engine}: {seconds:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB"
+                  + (f" ({'; '.join(said)})" if said else ""), flush=True)
 
 if __name__ == "__main__":
     main()

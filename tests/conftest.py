@@ -48,14 +48,27 @@ def make_aligned_dataset(root: Path, splits: dict[str, int], size: int = 32, see
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def eager_unless_compiling():
+    """The compiled engine compiles for seconds to minutes a model: the tests run PyTorch where ``auto`` would
+    compile (a server, a large translation), from the first fixture on, except those marked ``compiles``, which
+    test that engine itself (:func:`compiler_as_it_is`)."""
+    import pix2pix.inference.engines as engines
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engines, "compiler_available", lambda: False)
+        yield
+
+
+REAL_COMPILER_AVAILABLE = __import__("pix2pix.inference.engines", fromlist=["x"]).compiler_available
+
+
 @pytest.fixture(autouse=True)
-def eager_unless_compiling(request, monkeypatch):
-    """The compiled engine compiles for tens of seconds a model: tests run PyTorch where ``auto`` would compile
-    (a server, a large translation), except those marked ``compiles``, which test that engine itself."""
-    if "compiles" not in request.keywords:
+def compiler_as_it_is(request, monkeypatch):
+    if "compiles" in request.keywords:
         import pix2pix.inference.engines as engines
 
-        monkeypatch.setattr(engines, "compiler_available", lambda: False)
+        monkeypatch.setattr(engines, "compiler_available", REAL_COMPILER_AVAILABLE)
 
 
 @pytest.fixture

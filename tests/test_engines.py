@@ -28,33 +28,46 @@ CPU = torch.device("cpu")
 IMAGE = 256 * 256
 
 
-@pytest.mark.parametrize("bf16, compiler, fast, pixels, engine", [
+UNET_256 = 12.1  # GFLOP a 256x256 image
+
+
+@pytest.mark.parametrize("bf16, compiler, fast, gflop, engine", [
     (True, True, True, None, "compiled"),  # a server: compiled, in the background
     (True, True, True, COMPILE_PAYS_FROM, "compiled"),  # work that repays the compile
-    (True, True, True, 10 * IMAGE, "torch"),  # ten images do not
+    (True, True, True, 10 * UNET_256, "torch"),  # ten images do not
     (True, False, True, None, "torch"),  # no C++ compiler: PyTorch's bf16 fast path
     (False, True, True, None, "onnxruntime"),  # AVX2 only: ONNX Runtime fp32 was the fastest measured
-    (False, True, True, ONNX_PAYS_FROM - 1, "torch"),  # fewer images than its export costs
+    (False, True, True, ONNX_PAYS_FROM - 1, "torch"),  # less work than its export costs
     (True, True, False, None, "torch"), (False, True, False, None, "torch"),  # --no-fast: fp32 bit for bit
 ])
-def test_the_engine_is_the_fastest_measured_that_repays_its_set_up(monkeypatch, bf16, compiler, fast, pixels,
+def test_the_engine_is_the_fastest_measured_that_repays_its_set_up(monkeypatch, bf16, compiler, fast, gflop,
                                                                    engine):
     monkeypatch.setattr(engines, "cpu_has_bf16", lambda: bf16)
     monkeypatch.setattr(engines, "compiler_available", lambda: compiler)
-    assert engine_for(CPU, fast, pixels) == engine
-    assert engine_for(torch.device("cuda"), fast, pixels) == "torch"  # a GPU: PyTorch's fast path
+    assert engine_for(CPU, fast, gflop) == engine
+    assert engine_for(torch.device("cuda"), fast, gflop) == "torch"  # a GPU: PyTorch's fast path
+
+
+def test_the_work_is_counted_in_the_generators_flops():
+    """A thousand unet_256 images repay a compile; a narrow model's as many pixels do not, and a few images are
+    not even counted."""
+    paper = GeneratorConfig(arch="unet_256")
+    assert engines.work_gflop(paper, IMAGE * 1000) == pytest.approx(1000 * UNET_256, rel=0.01)
+    assert engines.work_gflop(paper, IMAGE * 1000) >= COMPILE_PAYS_FROM
+    assert engines.work_gflop(GeneratorConfig(arch="unet_256", ngf=8), IMAGE * 1000) < COMPILE_PAYS_FROM / 50
+    assert engines.work_gflop(paper, IMAGE) == 0 and engines.work_gflop(paper, None) is None
 
 
 def test_a_seed_in_the_papers_mode_keeps_pytorch_and_says_so_where_another_engine_would_run(monkeypatch, caplog):
     monkeypatch.setattr(engines, "cpu_has_bf16", lambda: False)
     caplog.set_level(logging.INFO, "pix2pix")
-    assert engine_for_run(CPU, eval=False, seed=None, fast=True, pixels=None) == "auto"
-    assert engine_for_run(CPU, eval=True, seed=3, fast=True, pixels=None) == "auto"  # eval mode: no noise to match
+    assert engine_for_run(CPU, eval=False, seed=None, fast=True, gflop=None) == "auto"
+    assert engine_for_run(CPU, eval=True, seed=3, fast=True, gflop=None) == "auto"  # eval mode: no noise to match
     assert caplog.text == ""
-    assert engine_for_run(CPU, eval=False, seed=3, fast=True, pixels=None) == "torch"
+    assert engine_for_run(CPU, eval=False, seed=3, fast=True, gflop=None) == "torch"
     assert "--seed 3 asks for PyTorch's exact dropout noise, so PyTorch runs (ONNX Runtime" in caplog.text
     caplog.clear()
-    assert engine_for_run(CPU, eval=False, seed=3, fast=True, pixels=IMAGE) == "torch"  # PyTorch anyway: no note
+    assert engine_for_run(CPU, eval=False, seed=3, fast=True, gflop=UNET_256) == "torch"  # PyTorch anyway: no note
     assert caplog.text == ""
 
 

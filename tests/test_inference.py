@@ -156,7 +156,7 @@ def test_a_seed_in_paper_mode_says_it_runs_pytorch(tmp_path, blocks, tiny, capsy
     import pix2pix.inference.engines as engines
 
     monkeypatch.setattr(engines, "cpu_has_bf16", lambda: False)
-    monkeypatch.setattr(engines, "ONNX_PAYS_FROM", 1)
+    monkeypatch.setattr(engines, "ONNX_PAYS_FROM", 0)
     run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
     capsys.readouterr()
     src = blocks / "val" / "1.png"

@@ -117,8 +117,6 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from ..inference.engines import engine_for_run
-    from ..speed import resolve_device
     from ..inference.tiling import pixels_of
     from ..inference.translate import Translator, input_files, translate_files
 
@@ -133,10 +131,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
     pixels = sum(pixels_of(f) or 0 for f in files)  # the work, which decides whether an engine's set-up pays
-    engine = checked_engine(args) if args.engine != "auto" else \
-        engine_for_run(resolve_device(args.device), args.eval, args.seed, args.fast, pixels)
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
-                                 engine=engine, work=pixels, **overrides)
+                                 engine=checked_engine(args), work=pixels, run_seed=args.seed, **overrides)
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -25,15 +25,20 @@ The accuracy contract, tested on every engine present (``tests/test_engines.py``
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
 import os
 import shutil
 import threading
 import time
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 
+from ..config import GeneratorConfig
 from ..errors import Pix2PixError
 from ..published import home
 from ..speed import cpu_has_bf16
@@ -43,14 +48,48 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "compiled", "onnxruntime")
 
-# Work, in pixels, from which an engine's set-up pays for itself (unet_256, 2-core machines of the README).
-# Compiling costs 7 s from inductor's cache (29 s the first time); the compiled engine then takes 16 ms a 256x256
-# image in batches of 4 against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a time): it pays
-# from some 470 images' worth when cached, 1,900 the first time. ONNX Runtime's graph takes about 4.3 s to make and saves about 0.14 s an image
-# against PyTorch fp32 on an AVX2 CPU: 32 images.
-COMPILE_PAYS_FROM = 1000 * 256 * 256  # between the two
-ONNX_PAYS_FROM = 32 * 256 * 256
+# Work, in GFLOP of the generator's forward passes, from which an engine's set-up pays for itself (unet_256 at
+# 256x256 takes 12.1 GFLOP an image; 2-core machines of the README). Compiling costs 5 to 8 s from inductor's
+# cache whatever the model's width (29 s the first time for unet_256); the compiled engine then takes 16 ms a
+# unet_256 image in batches of 4 against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a
+# time): it pays from some 470 such images when cached, 1,900 the first time. A narrow model saves as much less
+# as it computes less (at ngf 8, a 12,000 x 12,000 image in 512-pixel tiles took 29 s compiled against 18 s
+# in PyTorch). ONNX Runtime's graph of unet_256 takes about 4.3 s to make and saves about 0.14 s an image against
+# PyTorch fp32 on an AVX2 CPU: 32 images.
+COMPILE_PAYS_FROM = 12_000.0  # GFLOP: some thousand unet_256 images
+ONNX_PAYS_FROM = 380.0  # some 32
 LONG_LIVED = None  # the work of a server: not known, and long
+GLOBAL_RNG = threading.Lock()  # held by whoever seeds torch's global generator and draws from it, or draws in the background
+SMALL_WORK = 32 * 256 * 256  # pixels under which no engine's set-up pays for any generator here: not counted
+
+
+def work_gflop(config: GeneratorConfig, pixels: int | None) -> float | None:
+    """The generator's work on ``pixels`` of input in GFLOP (None: a long-lived server's)."""
+    if pixels is None:
+        return LONG_LIVED
+    return 0.0 if pixels < SMALL_WORK else pixels * gflop_per_pixel(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _gflop_per_pixel(config_json: str) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..config import section_from_dict
+    from ..networks import build_generator
+
+    config = section_from_dict(GeneratorConfig, json.loads(config_json), "the generator", "generator")
+    with torch.device("meta"):  # counted without weights or arithmetic
+        G = build_generator(config)
+        side = max(G.pad_multiple, G.pad_minimum, 64)
+        x = torch.zeros(1, config.in_channels, side, side)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        G(x)
+    return counter.get_total_flops() / 1e9 / side ** 2
+
+
+def gflop_per_pixel(config: GeneratorConfig) -> float:
+    """The generator's forward pass per input pixel, in GFLOP (torch's FLOP counter on the meta device)."""
+    return _gflop_per_pixel(json.dumps(dataclasses.asdict(config), sort_keys=True))
 
 
 def batch_pixels(engine: str) -> int:
@@ -66,25 +105,26 @@ def compiler_available() -> bool:
     return shutil.which(os.environ.get("CXX") or "g++") is not None
 
 
-def engine_for(device: torch.device, fast: bool = True, pixels: int | None = LONG_LIVED) -> str:
-    """The fastest engine measured for ``device`` that repays its set-up on ``pixels`` of work (None: a
-    long-lived server). Without ``fast``, PyTorch fp32 (bit for bit the reference's)."""
+def engine_for(device: torch.device, fast: bool = True, gflop: float | None = LONG_LIVED) -> str:
+    """The fastest engine measured for ``device`` that repays its set-up on ``gflop`` of work
+    (:func:`work_gflop`; None: a long-lived server). Without ``fast``, PyTorch fp32 (the reference's, bit for
+    bit)."""
     if not fast or device.type != "cpu":
         return "torch"
     if cpu_has_bf16():
-        pays = pixels is LONG_LIVED or pixels >= COMPILE_PAYS_FROM
+        pays = gflop is LONG_LIVED or gflop >= COMPILE_PAYS_FROM
         return "compiled" if pays and compiler_available() else "torch"
-    pays = pixels is LONG_LIVED or pixels >= ONNX_PAYS_FROM
+    pays = gflop is LONG_LIVED or gflop >= ONNX_PAYS_FROM
     return "onnxruntime" if pays and onnxruntime_available() else "torch"
 
 
-def engine_for_run(device: torch.device, eval: bool, seed: int | None, fast: bool, pixels: int | None) -> str:
-    """The engine to ask for, for a run over ``pixels``: ``auto``, except that a seed in the paper's mode asks
+def engine_for_run(device: torch.device, eval: bool, seed: int | None, fast: bool, gflop: float | None) -> str:
+    """The engine to ask for, for a run of ``gflop``: ``auto``, except that a seed in the paper's mode asks
     for PyTorch's exact dropout noise (the other engines draw their own), so PyTorch, said in one line where
     another engine would have run."""
     if seed is None or eval:
         return "auto"
-    other = engine_for(device, fast, pixels)
+    other = engine_for(device, fast, gflop)
     if other != "torch":
         name = {"compiled": "the compiled engine", "onnxruntime": "ONNX Runtime"}[other]
         log.info(f"note: --seed {seed} asks for PyTorch's exact dropout noise, so PyTorch runs ({name}, faster "
@@ -143,9 +183,8 @@ class Compiled:
                 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "compiled"))
                 self.fn = torch.compile(self.net, dynamic=False)
             self.pending.add(shape)
-        if self.background:
-            threading.Thread(target=self._compile, args=(torch.zeros(shape),), daemon=True,
-                             name="pix2pix-compile").start()
+        if self.background:  # not a daemon: exiting waits for it (killing it mid-compile aborts the process)
+            threading.Thread(target=self._compile, args=(torch.zeros(shape),), name="pix2pix-compile").start()
             return None
         return self._compile(x)
 
@@ -160,7 +199,9 @@ class Compiled:
 
             # Weights frozen into the graph, prepacked for oneDNN (measured: 19 against 66 ms without, unet_256
             # at 256x256 in bf16 on the AMX Xeon). torch.compile's ``options`` did not turn it on: the patch does.
-            with torch._inductor.config.patch(freezing=True):
+            # Its first run draws the paper's noise from the global generator: in the background, not while
+            # another thread runs a seed's noise.
+            with torch._inductor.config.patch(freezing=True), GLOBAL_RNG if self.background else nullcontext():
                 y = self.fn(x)
         except Exception as e:  # noqa: BLE001 - inductor raises many kinds; each means "run eagerly"
             failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

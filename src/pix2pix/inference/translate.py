@@ -48,7 +48,7 @@ from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
 from ..files import atomic_write
 from ..published import PUBLISHED
-from .engines import ENGINES, CompileFailed, Compiled, batch_pixels, engine_for, engine_for_run
+from .engines import ENGINES, GLOBAL_RNG, CompileFailed, Compiled, batch_pixels, engine_for, engine_for_run, work_gflop
 from .onnx_graph import graph_bytes, onnx_session, seeded
 from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
@@ -136,17 +136,18 @@ class Translator:
     float32 units otherwise), and a PIL image only where one holds it (8-bit, or 16-bit grayscale), else an
     (H, W, C) array.
 
-    ``fast`` (default) runs the faster engine for the device that repays its set-up on ``work`` pixels
-    (:func:`pix2pix.inference.engines.engine_for`; 0 by default, so no set-up: PyTorch's inference fast path of
-    ``speed.inference_path``, bf16 weights and channels_last where the device computes bf16; on a CPU with bf16
-    and ``work`` of some 200 images or more, the compiled engine; on a CPU without bf16, ONNX Runtime fp32 from
-    32 images). ``work=None`` is a long-lived translator (a server): the compiled engine, compiling in the
-    background (``background=True``) while PyTorch answers. ``fast=False`` gives PyTorch's fp32 outputs bit for
+    ``fast`` (default) runs the faster engine for the device that repays its set-up on ``work`` pixels of
+    input (:func:`pix2pix.inference.engines.engine_for`; 0 by default, so no set-up: PyTorch's inference fast
+    path of ``speed.inference_path``, bf16 weights and channels_last where the device computes bf16; on a CPU
+    with bf16 and the work of a thousand unet_256 images or more, the compiled engine; on a CPU without bf16,
+    ONNX Runtime fp32 from 32). ``work=None`` is a long-lived translator (a server): the compiled engine,
+    compiling in the background (``background=True``) while PyTorch answers. ``run_seed``: the seed the
+    paper's noise of this run is drawn from, which asks for PyTorch's exact noise, so PyTorch (said in a line). ``fast=False`` gives PyTorch's fp32 outputs bit for
     bit, as the reference computes them. ``engine`` forces one ("torch", "compiled", "onnxruntime")."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
                  meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT,
-                 work: int | None = 0, background: bool = False):
+                 work: int | None = 0, background: bool = False, run_seed: int | None = None):
         self.config, self.eval, self.meta, self.scales = config, eval, meta or {}, scales
         self.device = resolve_device(device)
         if engine not in ENGINES:
@@ -157,7 +158,10 @@ class Translator:
             raise Pix2PixError("the compiled engine runs in bf16, on CPUs with AVX512-BF16 or AMX, and this one has "
                                "neither (compiled in fp32 it was no faster than ONNX Runtime and drifted by up to 5 "
                                "levels): use --engine onnxruntime")
-        self.engine = engine_for(self.device, fast, work) if engine == "auto" else engine
+        if engine == "auto":  # a run seeded in the paper's mode asks for PyTorch's exact noise: PyTorch
+            engine = engine_for_run(self.device, eval, run_seed, fast, work_gflop(config, work))
+            engine = engine_for(self.device, fast, work_gflop(config, work)) if engine == "auto" else engine
+        self.engine = engine
         # ONNX Runtime's graph and the compiled one are made from the fp32 weights; PyTorch runs its fast path.
         self.speed = PLAIN if self.engine in ("onnxruntime", "compiled") else inference_path(self.device, fast)
         self.dtype = self.speed.dtype
@@ -168,14 +172,14 @@ class Translator:
 
     @classmethod
     def load(cls, checkpoint: str | Path, eval: bool = False, device: str = "auto", fast: bool = True,
-             engine: str = "auto", work: int | None = 0, **overrides) -> Translator:
+             engine: str = "auto", work: int | None = 0, run_seed: int | None = None, **overrides) -> Translator:
         """``checkpoint``: a run folder, a ``.safetensors`` file, or a reference ``latest_net_G.pth``.
         ``overrides`` replace fields of the generator config (e.g. ``dropout_placement="paper"``)."""
         ckpt: Checkpoint = load_checkpoint(Path(checkpoint))
         if overrides:
             ckpt.generator = GeneratorConfig(**{**ckpt.generator.__dict__, **overrides})
         return cls(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta, fast=fast,
-                   engine=engine, scales=ckpt.scales, work=work)
+                   engine=engine, scales=ckpt.scales, work=work, run_seed=run_seed)
 
     def normalise_per_image(self) -> Translator:
         """In the paper's mode, normalise each image by its own statistics whatever the batch (a server
@@ -207,8 +211,13 @@ class Translator:
         if engine == "onnxruntime":
             (y,) = self.session().run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
             return torch.from_numpy(y)
-        if seed is not None:
-            torch.manual_seed(seed)
+        if seed is not None:  # the seed's noise, which no background compile may draw from meanwhile
+            with GLOBAL_RNG:
+                torch.manual_seed(seed)
+                return self._run(engine, x)
+        return self._run(engine, x)
+
+    def _run(self, engine: str, x: torch.Tensor) -> torch.Tensor:
         if engine == "compiled":
             x = x.detach().float().cpu().contiguous()
             try:
@@ -224,7 +233,7 @@ class Translator:
             self.speed = inference_path(self.device)
             self.dtype = self.speed.dtype
             self.G = prepare(self.G.to(self.dtype), self.speed)
-            return self.translate_tensor(x)
+            return self._run("torch", x)
         x = to_device(x.to(self.dtype), self.device, self.speed)
         return self.G(x).float().contiguous()
 
@@ -432,9 +441,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     scales = ckpt.scales
     pixels = len(pairs) * cfg.data.crop_size ** 2
     translator = Translator(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta,
-                            fast=fast, engine=engine if engine != "auto" else
-                            engine_for_run(resolve_device(device), eval, seed, fast, pixels),
-                            scales=scales, work=pixels)
+                            fast=fast, engine=engine, scales=scales, work=pixels, run_seed=seed)
     if not eval:  # batches of images, each normalised by its own statistics: batching changes no answer
         translator.normalise_per_image()
     latest = ckpt.path.resolve() == run_checkpoint(run_dir).resolve()
