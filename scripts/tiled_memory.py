@@ -1,8 +1,8 @@
 """Peak memory of `pix2pix translate --tile` on a large input, against the input's own size.
 
-    python scripts/tiled_memory.py [--side 12000] [--tile 512] [--kinds png npy tiff4] [--engine auto]
+    python scripts/tiled_memory.py [--side 12000] [--tile 512] [--kinds png npy tiff4] [--engine auto] [--ngf 8]
 
-Makes a small model (unet_256, ngf 8, a few steps on procedural facades), then for each kind of input of
+Makes a model (unet_256, ngf 8 unless --ngf says, a few steps on procedural facades), then for each kind of input of
 SIDE x SIDE pixels (an RGB PNG mosaic of label maps, the same as an RGB uint8 .npy, a 4-band float32 TIFF),
 runs `pix2pix translate --tile TILE --eval` in a child process and reports its peak resident memory
 (the child's own rusage, from wait4) and time. Files go to a temporary folder that is removed at the end.
@@ -31,7 +31,7 @@ def mosaic(side: int, channels: int, dtype) -> np.ndarray:
     return out
 
 
-def model(folder: Path, channels: int) -> Path:
+def model(folder: Path, channels: int, ngf: int) -> Path:
     from pix2pix.cli import main
     from pix2pix.datasets.facades_synth import make_facades_synth
 
@@ -47,7 +47,7 @@ def model(folder: Path, channels: int) -> Path:
                         side == "A" else 1)).astype(np.float32))
         flags = ["--in-channels", str(channels), "--out-channels", "1", "--preprocess", "none"]
     assert main(["train", "--data", str(data), "--runs", str(folder / "runs"), "--name", f"m{channels}",
-                 "--generator", "unet_256", "--ngf", "8", "--ndf", "8", "--crop-size", "64", "--load-size", "64",
+                 "--generator", "unet_256", "--ngf", str(ngf), "--ndf", "8", "--crop-size", "64", "--load-size", "64",
                  "--max-steps", "2", "--no-progress", "--val-every", "0", *flags]) == 0
     return folder / "runs" / f"m{channels}"
 
@@ -76,18 +76,22 @@ def main() -> None:
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--kinds", nargs="+", default=["png", "npy", "tiff4"])
-    p.add_argument("--engine", default="auto", help="translate's --engine (auto: the compiled one on a bf16 CPU)")
+    p.add_argument("--engine", default="auto", help="translate's --engine")
+    p.add_argument("--ngf", type=int, default=8, help="the model's width")
     p.add_argument("--make", nargs=3, metavar=("WHAT", "PATH", "KIND"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.make:
         what, path, kind = args.make
-        model(Path(path), 4 if kind == "tiff4" else 3) if what == "model" else make_input(Path(path), kind, args.side)
+        if what == "model":
+            model(Path(path), 4 if kind == "tiff4" else 3, args.ngf)
+        else:
+            make_input(Path(path), kind, args.side)
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for kind in args.kinds:
             (tmp / kind).mkdir()
-            child("--make", "model", str(tmp / kind), kind)
+            child("--ngf", str(args.ngf), "--make", "model", str(tmp / kind), kind)
             run = tmp / kind / "runs" / f"m{4 if kind == 'tiff4' else 3}"
             src = tmp / kind / f"big.{'tif' if kind == 'tiff4' else kind}"
             child("--side", str(args.side), "--make", "input", str(src), kind)
@@ -102,7 +106,7 @@ def main() -> None:
                 raise SystemExit(proc.stderr.read().decode())
             said = [line for line in proc.stdout.read().decode().splitlines() if "compil" in line]
             print(f"{kind}: {args.side}x{args.side}, input file {src.stat().st_size / 2**30:.2f} GiB, tile "
-                  f"{args.tile}, engine {args.engine}: {seconds:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB"
+                  f"{args.tile}, ngf {args.ngf}, engine {args.engine}: {seconds:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB"
                   + (f" ({'; '.join(said)})" if said else ""), flush=True)
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def generator_gflop(cfg: RunConfig) -> float:
     return counter.get_total_flops() / 1e9
 
 
-PEAK_SIDE = {"cpu": 2048, "cuda": 8192}
+PEAK_SIDE = {"cpu": 4096, "cuda": 8192}
 
 
 def device_peak(device: torch.device, precision: str) -> float:
