@@ -45,12 +45,13 @@ class CheckpointBackend:
                 translator.session()
         self.lock = threading.Lock()  # the global RNG seeds PyTorch's dropout: one batch at a time
 
-    def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
-        return self.modes[eval].engine_of(batch, seed)
-
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
         with self.lock:
             return self.modes[eval].translate_tensor(torch.from_numpy(x), seed).cpu().numpy()
+
+    def ran(self, eval: bool) -> str:
+        """The engine that ran the last translation in this mode."""
+        return self.modes[eval].ran
 
 
 class OnnxBackend:
@@ -67,7 +68,7 @@ class OnnxBackend:
         self.pad_rule = (multiple, minimum)
         self.in_units = scales  # a graph in the data's units (io "data"): its scalings, else None
 
-    def engine_of(self, batch: int, eval: bool, seed: int | None) -> str:
+    def ran(self, eval: bool) -> str:
         return "onnxruntime"
 
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:

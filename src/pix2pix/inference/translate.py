@@ -168,6 +168,7 @@ class Translator:
         self.G = prepare(set_test_mode(G.to(self.device, self.dtype), eval), self.speed)
         self.per_image, self._session = False, None
         self.compiled = Compiled(self.G, background=background) if self.engine == "compiled" else None
+        self.ran: str | None = None  # the engine that ran the last translation
         self.said_aligned = False  # read_input says once that it takes aligned files' source half
 
     @classmethod
@@ -208,6 +209,7 @@ class Translator:
             raise Pix2PixError(f"input has shape {tuple(x.shape)}; the generator expects "
                                f"(batch, {self.config.in_channels}, height, width)")
         engine = self.engine_of(x.shape[0], seed)
+        self.ran = engine
         if engine == "onnxruntime":
             (y,) = self.session().run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
             return torch.from_numpy(y)
@@ -226,6 +228,7 @@ class Translator:
                 y = None
             if y is not None:
                 return y
+            self.ran = "torch"
             if self.compiled.failed is None:  # a shape it has not compiled (yet): PyTorch, in its precision
                 return self.compiled.eager(x)
             # it could not compile (said in one line): from now on, PyTorch's eager fast path
