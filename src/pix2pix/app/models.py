@@ -100,7 +100,7 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
     checkpoint = Path(checkpoint)
     if backend == "onnx":
         G_backend, cfg, meta = load_onnx(checkpoint)
-    elif backend in ("auto", "torch"):  # auto: the faster engine for the device (ONNX Runtime on AVX2 CPUs)
+    elif backend in ("auto", "torch"):  # auto: the faster engine for the device (inference.engines)
         ckpt = load_checkpoint(checkpoint)
         cfg, meta = ckpt.generator, ckpt.meta | {"scales": ckpt.scales.to_dict()}
         engine = "auto" if backend == "auto" else "torch"

@@ -79,8 +79,9 @@ def add_commands(sub) -> None:
                    help="a host name the server answers for besides localhost and IP addresses (repeat for more); "
                         "others get 400, so that a DNS-rebinding page cannot read it")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                   help="auto (default): the faster engine for this device (ONNX Runtime on a CPU without bf16, "
-                        "else PyTorch); torch; onnx: an exported .onnx file")
+                   help="auto (default): the faster engine for this device (on a CPU with bf16 the compiled "
+                        "engine, each new size compiled in the background while PyTorch answers; ONNX Runtime on "
+                        "a CPU without bf16; PyTorch on a GPU); torch; onnx: an exported .onnx file")
     add_device(p)
     p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
                    help="what the models take (default: guessed from each one's dataset)")

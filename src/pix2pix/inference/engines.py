@@ -159,7 +159,7 @@ class Compiled:
         self.net = _Autocast(G, torch.bfloat16 if bf16 else None)
         self.background = background
         self.fn = None
-        self.shapes: set[tuple[int, ...]] = set()  # compiled
+        self.shapes: frozenset[tuple[int, ...]] = frozenset()  # compiled
         self.pending: set[tuple[int, ...]] = set()  # compiling in the background
         self.lock = threading.Lock()
 
@@ -168,13 +168,15 @@ class Compiled:
         """``pad``: images are independent of each other in the batch (eval mode, or each image normalised by
         its own statistics), so a batch may be run as part of a larger compiled one, padded with copies of its
         last image, rather than compile its own size (the last, short batch of a split or a row of tiles)."""
-        shape = tuple(x.shape)
-        if shape in self.shapes:
+        shape, compiled = tuple(x.shape), self.shapes  # a frozenset, replaced (never changed) by the compiling thread
+        if shape in compiled:
             return self.fn(x)
-        larger = sorted(s[0] for s in self.shapes if s[1:] == shape[1:] and s[0] > shape[0])
+        larger = sorted(s[0] for s in compiled if s[1:] == shape[1:] and s[0] > shape[0])
         if pad and larger:
             filler = x[-1:].expand(larger[0] - shape[0], *shape[1:])
             return self.fn(torch.cat([x, filler]))[:shape[0]]
+        if pad and self.background:  # a server's batches of 1 to 8: compiled as 1, 2, 4 and 8, the others padded
+            shape = (1 << (shape[0] - 1).bit_length(), *shape[1:])
         with self.lock:
             if self.failed is not None or shape in self.pending or len(self.shapes) + len(self.pending) >= self.MAX_SHAPES:
                 return None
@@ -206,17 +208,15 @@ class Compiled:
         except Exception as e:  # noqa: BLE001 - inductor raises many kinds; each means "run eagerly"
             failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             log.warning(f"the compiled engine could not compile this generator ({failed}); PyTorch runs it")
-            with self.lock:
-                self.pending.clear()
-                self.shapes.clear()
-                self.fn = None
+            with self.lock:  # no more compiles: the caller runs PyTorch from now on
+                self.pending.discard(shape)
                 self.failed = failed
             if self.background:
                 return None
             raise CompileFailed(failed) from None
         with self.lock:
             self.pending.discard(shape)
-            self.shapes.add(shape)
+            self.shapes = self.shapes | {shape}
         log.info(f"compiled in {time.perf_counter() - start:.0f} s")
         return y
 
