@@ -193,6 +193,9 @@ def test_a_compile_that_fails_is_one_line_and_pytorch_runs(monkeypatch, caplog):
     assert warnings == ["the compiled engine could not compile this generator (InductorError: CppCompileError: "
                         "C++ compile error); PyTorch runs it"]
     assert translator.engine == "torch" and y.shape == (1, 3, 32, 32)
+    assert translator.dtype == torch.bfloat16 and next(G.parameters()).dtype == torch.float32  # its fast path
+    exact = Translator(G, cfg, eval=True, device="cpu", engine="torch").translate_tensor(facade_labels(1, 32))
+    assert torch.equal(translator.translate_tensor(facade_labels(1, 32)), exact)
 
 
 @pytest.mark.compiles
@@ -219,6 +222,27 @@ def test_a_server_compiles_in_the_background_while_pytorch_answers():
 
 
 # ------------------------------------------------------------------------------------------ batching
+
+
+def test_batches_are_counted_at_the_size_the_generator_pads_to():
+    """unet_256 pads a 32x32 input to 256x256: eight of those at most (four on the compiled engine), one
+    1024x1024 at a time, never hundreds of small files at once."""
+    cfg = GeneratorConfig(arch="unet_256", ngf=4)
+    eager = Translator(build_generator(cfg), cfg, eval=True, device="cpu", engine="torch")
+    assert eager.batch_for(32, 32) == 8 and eager.batch_for(256, 256) == 8 and eager.batch_for(1024, 1024) == 1
+    if cpu_has_bf16():
+        compiled = Translator(build_generator(cfg), cfg, eval=True, device="cpu", engine="compiled")
+        assert compiled.batch_for(32, 32) == 4 and compiled.batch_for(512, 512) == 1
+
+
+def test_a_seed_in_the_papers_mode_goes_with_pytorch_or_is_one_line(tmp_path, blocks, tiny, capsys):
+    from conftest import one_line_error
+
+    run = _train(tmp_path, blocks, tiny, "--max-steps", "1")
+    one_line_error(capsys, main(["test", "--run", str(run), "--split", "val", "--engine", "onnxruntime", "--seed",
+                                 "3"]), "--seed asks for PyTorch's exact dropout noise in the paper's mode")
+    assert main(["test", "--run", str(run), "--split", "val", "--engine", "onnxruntime", "--seed", "3",
+                 "--eval"]) == 0  # eval mode has no noise: the seed changes nothing
 
 
 def test_translating_many_files_batches_them_without_changing_an_answer(tmp_path, blocks, tiny, monkeypatch):

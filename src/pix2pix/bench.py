@@ -23,7 +23,7 @@ from .data.batches import EpochSampler, PreloadedPairs, make_loader
 from .config import RunConfig
 from .data.pairs import PairDataset, scan_split
 from .errors import Pix2PixError
-from .inference.engines import compiler_available, engine_for
+from .inference import engines as engine_choice
 from .inference.translate import Translator
 from .networks import build_generator, init_weights
 from .inference.onnx_graph import onnxruntime_available
@@ -216,7 +216,7 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
     compile_seconds = None
     candidates = ["torch"]
     if device.type == "cpu":
-        candidates += ["compiled"] if compiler_available() else []
+        candidates += ["compiled"] if engine_choice.compiler_available() and cpu_has_bf16() else []
         candidates += ["onnxruntime"] if onnxruntime_available() else []
     try:
         fast_train, fast_peak = time_training(cfg, device, speed, steps)
@@ -234,7 +234,7 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
         raise Pix2PixError(f"batch {max(cfg.data.batch_size, infer_batch)} at {cfg.data.crop_size}x"
                            f"{cfg.data.crop_size} does not fit in {device} memory; lower --batch-size, "
                            "--infer-batch-size or --size") from None
-    chosen = engine_for(device)
+    chosen = engine_choice.engine_for(device)
     chosen = chosen if chosen in engines else "torch"
     bf16 = cpu_has_bf16() if device.type == "cpu" else None
     precisions = {"torch": infer_speed.amp or "fp32", "onnxruntime": "fp32",

@@ -67,7 +67,7 @@ def add_engine(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto (default): the fastest engine for this device that repays its set-up on the work "
-                        "at hand (on a CPU with bf16, the compiled engine from about 200 images' worth, else "
+                        "at hand (on a CPU with bf16, the compiled engine from about a thousand unet_256 images' worth, else "
                         "PyTorch's bf16 fast path; on a CPU without bf16, ONNX Runtime fp32 from 32 images); "
                         "torch, compiled or onnxruntime to choose")
     p.add_argument("--no-fast", dest="fast", action="store_false",

@@ -37,7 +37,6 @@ class CheckpointBackend:
         kw = dict(device=device, engine=engine, work=LONG_LIVED, background=True)
         self.modes = {True: Translator(copy.deepcopy(G), cfg, eval=True, **kw),
                       False: Translator(G, cfg, eval=False, **kw).normalise_per_image()}
-        self.name = self.modes[True].engine
         G = self.modes[True].G
         self.pad_rule = (G.pad_multiple, G.pad_minimum)  # what the generator pads an image to
         if self.name == "onnxruntime":  # export both graphs now, not during a user's first request
@@ -48,6 +47,11 @@ class CheckpointBackend:
     def __call__(self, x: np.ndarray, eval: bool, seed: int | None) -> np.ndarray:
         with self.lock:
             return self.modes[eval].translate_tensor(torch.from_numpy(x), seed).cpu().numpy()
+
+    @property
+    def name(self) -> str:
+        """The engine assigned (PyTorch after the compiled engine could not compile)."""
+        return self.modes[True].engine
 
     def ran(self, eval: bool) -> str:
         """The engine that ran the last translation in this mode."""

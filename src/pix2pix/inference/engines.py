@@ -25,6 +25,7 @@ The accuracy contract, tested on every engine present (``tests/test_engines.py``
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -41,7 +42,7 @@ from torch import nn
 from ..config import GeneratorConfig
 from ..errors import Pix2PixError
 from ..published import home
-from ..speed import cpu_has_bf16
+from ..speed import Speed, cpu_has_bf16, prepare
 from .onnx_graph import onnxruntime_available
 
 log = logging.getLogger(__name__)
@@ -145,23 +146,40 @@ class _Autocast(nn.Module):
 class Compiled:
     """``G`` (fp32, in its test mode, on the CPU) compiled by inductor with frozen, prepacked weights. Call it
     on a (B, C, H, W) fp32 input: each new shape compiles once, said in one line with the time it took, and
-    the call returns the output; or None where it did not compile that shape (past :attr:`MAX_SHAPES` shapes,
-    or, with ``background``, while the shape compiles in a background thread), and the caller runs
-    :meth:`eager`. Compiling that fails (no C++ compiler, an operator inductor cannot lower) raises
-    :class:`CompileFailed` once, said in one line. Dropout's noise is inductor's own, drawn from torch's
-    generator: ``torch.manual_seed`` repeats it, but it is not eager PyTorch's noise of that seed."""
+    the call returns the output; or None where it did not compile that shape (past :attr:`MAX_SIZES` image
+    sizes, or, with ``background``, while the shape compiles in a background thread), and the caller runs
+    :meth:`eager`, PyTorch's bf16 fast path. Compiling that fails (no C++ compiler, an operator inductor cannot
+    lower) raises :class:`CompileFailed` once, said in one line. Dropout's noise is inductor's own, drawn from
+    torch's generator: ``torch.manual_seed`` repeats it, but it is not eager PyTorch's noise of that seed."""
 
-    MAX_SHAPES = 4
+    MAX_SIZES = 4  # (channels, height, width) compiled, each at any batch sizes
 
     def __init__(self, G: nn.Module, bf16: bool | None = None, background: bool = False):
         bf16 = cpu_has_bf16() if bf16 is None else bf16
         self.precision = "bf16" if bf16 else "fp32"
-        self.net = _Autocast(G, torch.bfloat16 if bf16 else None)
+        self.G, self.net = G, _Autocast(G, torch.bfloat16 if bf16 else None)
+        # Its first run draws dropout's noise from the global generator (the paper's mode).
+        self.noisy = any(isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in G.modules())
         self.background = background
         self.fn = None
         self.shapes: frozenset[tuple[int, ...]] = frozenset()  # compiled
         self.pending: set[tuple[int, ...]] = set()  # compiling in the background
         self.lock = threading.Lock()
+        self._eager: nn.Module | None = None
+        self.failed: str | None = None
+
+    def eager(self, x: torch.Tensor) -> torch.Tensor:
+        """PyTorch's bf16 fast path (bf16 weights, channels_last: a copy made on first use) for what is not
+        compiled: the same arithmetic as the ``torch`` engine."""
+        return self.eager_net()(x.to(torch.bfloat16 if self.precision == "bf16" else torch.float32,
+                                     memory_format=torch.channels_last)).float().contiguous()
+
+    def eager_net(self) -> nn.Module:
+        with self.lock:
+            if self._eager is None:
+                speed = Speed(channels_last=True, amp="bf16" if self.precision == "bf16" else None)
+                self._eager = prepare(copy.deepcopy(self.G).to(speed.dtype), speed)
+            return self._eager
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor | None:
@@ -178,7 +196,9 @@ class Compiled:
         if pad and self.background:  # a server's batches of 1 to 8: compiled as 1, 2, 4 and 8, the others padded
             shape = (1 << (shape[0] - 1).bit_length(), *shape[1:])
         with self.lock:
-            if self.failed is not None or shape in self.pending or len(self.shapes) + len(self.pending) >= self.MAX_SHAPES:
+            sizes = {s[1:] for s in self.shapes | self.pending}
+            if self.failed is not None or shape in self.pending or \
+                    (shape[1:] not in sizes and len(sizes) >= self.MAX_SIZES):
                 return None
             if self.fn is None:
                 # inductor's caches beside this user's models, so that a later process finds the compiled code
@@ -193,6 +213,10 @@ class Compiled:
     @torch.no_grad()
     def _compile(self, x: torch.Tensor) -> torch.Tensor | None:
         shape = tuple(x.shape)
+        if self.failed is not None:  # another shape's compile failed meanwhile
+            with self.lock:
+                self.pending.discard(shape)
+            return None
         log.info(f"compiling the generator for {'x'.join(map(str, shape))} inputs ({self.precision}; once per "
                  "model and size, and a later run finds most of it in $PIX2PIX_HOME/compiled)")
         start = time.perf_counter()
@@ -202,8 +226,9 @@ class Compiled:
             # Weights frozen into the graph, prepacked for oneDNN (measured: 19 against 66 ms without, unet_256
             # at 256x256 in bf16 on the AMX Xeon). torch.compile's ``options`` did not turn it on: the patch does.
             # Its first run draws the paper's noise from the global generator: in the background, not while
-            # another thread runs a seed's noise.
-            with torch._inductor.config.patch(freezing=True), GLOBAL_RNG if self.background else nullcontext():
+            # another thread runs a seed's noise (which waits for it).
+            with torch._inductor.config.patch(freezing=True), \
+                    GLOBAL_RNG if self.background and self.noisy else nullcontext():
                 y = self.fn(x)
         except Exception as e:  # noqa: BLE001 - inductor raises many kinds; each means "run eagerly"
             failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
@@ -220,12 +245,6 @@ class Compiled:
         log.info(f"compiled in {time.perf_counter() - start:.0f} s")
         return y
 
-    failed: str | None = None
-
-    @torch.no_grad()
-    def eager(self, x: torch.Tensor) -> torch.Tensor:
-        """PyTorch eagerly, in the compiled engine's precision (bf16 autocast or fp32)."""
-        return self.net(x)
 
 
 class CompileFailed(Pix2PixError):

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from ..data.rasters import (ARRAY_EXTS, MAX_IMAGE_PIXELS, MODES, SUFFIX, TIFF_EXTS, as_array, checked_array, encode,
                             fit_channels, pil_raster, read_raster, to_tensor, write_raster)
 from ..errors import Pix2PixError
-from .engines import batch_pixels
 from ..files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -264,8 +263,7 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
         return window
 
     # A batch of tiles at a time, each normalised by its own statistics in the paper's mode; with a seed, one.
-    batch = 1 if seed is not None and not translator.eval else \
-        max(1, batch_pixels(translator.engine) // (min(tile, H) * min(tile, W)))
+    batch = 1 if seed is not None and not translator.eval else translator.batch_for(min(tile, H), min(tile, W))
     if batch > 1 and not translator.eval:
         translator.normalise_per_image()
 

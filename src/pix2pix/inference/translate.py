@@ -128,6 +128,9 @@ def _replace_dropout(module: nn.Module, keep: bool) -> None:
 # ---------------------------------------------------------------------------------------- translating
 
 
+MAX_BATCH = 8  # inputs of one size translated together, at most
+
+
 class Translator:
     """A generator ready for inference. Call it on a PIL image, an (H, W[, C]) array in the data's units, or a
     (C, H, W) / (B, C, H, W) float tensor in [-1, 1]; you get back the same kind of thing. The model's stored
@@ -158,6 +161,9 @@ class Translator:
             raise Pix2PixError("the compiled engine runs in bf16, on CPUs with AVX512-BF16 or AMX, and this one has "
                                "neither (compiled in fp32 it was no faster than ONNX Runtime and drifted by up to 5 "
                                "levels): use --engine onnxruntime")
+        if run_seed is not None and not eval and engine not in ("auto", "torch"):
+            raise Pix2PixError(f"--seed asks for PyTorch's exact dropout noise in the paper's mode: it goes with "
+                               f"--engine torch (or auto), not {engine}")
         if engine == "auto":  # a run seeded in the paper's mode asks for PyTorch's exact noise: PyTorch
             engine = engine_for_run(self.device, eval, run_seed, fast, work_gflop(config, work))
             engine = engine_for(self.device, fast, work_gflop(config, work)) if engine == "auto" else engine
@@ -213,7 +219,7 @@ class Translator:
         if engine == "onnxruntime":
             (y,) = self.session().run(None, {"x": x.detach().float().cpu().contiguous().numpy()})
             return torch.from_numpy(y)
-        if seed is not None:  # the seed's noise, which no background compile may draw from meanwhile
+        if seed is not None and not self.eval:  # the seed's noise, which no background compile may draw from meanwhile
             with GLOBAL_RNG:
                 torch.manual_seed(seed)
                 return self._run(engine, x)
@@ -229,13 +235,12 @@ class Translator:
             if y is not None:
                 return y
             self.ran = "torch"
-            if self.compiled.failed is None:  # a shape it has not compiled (yet): PyTorch, in its precision
+            if self.compiled.failed is None:  # a shape it has not compiled (yet): PyTorch's fast path
                 return self.compiled.eager(x)
-            # it could not compile (said in one line): from now on, PyTorch's eager fast path
-            self.engine, self.compiled = "torch", None
+            # it could not compile (said in one line): from now on, PyTorch's fast path
+            self.engine, self.G = "torch", self.compiled.eager_net()
             self.speed = inference_path(self.device)
-            self.dtype = self.speed.dtype
-            self.G = prepare(self.G.to(self.dtype), self.speed)
+            self.dtype, self.compiled = self.speed.dtype, None
             return self._run("torch", x)
         x = to_device(x.to(self.dtype), self.device, self.speed)
         return self.G(x).float().contiguous()
@@ -343,6 +348,14 @@ class Translator:
         u = self.translate_unit(self.read_input(path, direction, whole), seed, where=path)
         return self.write_output(path, u, out_dir, fmt)
 
+    def batch_for(self, height: int, width: int) -> int:
+        """How many inputs of this size go through the engine together: by the size the generator pads them to
+        (:func:`.engines.batch_pixels`), at most :data:`MAX_BATCH`."""
+        from ..networks.generators import padded_size
+
+        ph, pw = padded_size(height, width, self.G.pad_multiple, self.G.pad_minimum)
+        return max(1, min(MAX_BATCH, batch_pixels(self.engine) // (ph * pw)))
+
     def tile_for(self, path: Path, direction: str | None, tile: int | None) -> int | None:
         """The tile size a file is translated in: ``tile``, or for a file over the pixel budget (and not an
         aligned pair's half) :data:`.tiling.AUTO_TILE`, said in one line; None: whole."""
@@ -366,12 +379,12 @@ def translate_files(translator: Translator, files: list[Path], out_dir: Path, di
                     seed: int | None = None, fmt: str | None = None, whole: bool = False, tile: int | None = None,
                     overlap: int | None = None, progress: bool = True) -> list[Path]:
     """Translate ``files`` into ``out_dir`` (see :meth:`Translator.write`), consecutive files of one input size
-    in batches through the engine (:func:`.engines.batch_pixels`), each image normalised by its own
-    statistics in the paper's mode, so batching changes no answer; with a seed in the paper's mode (file i
-    draws seed + i), and for tiled files, one at a time. Returns the paths written."""
+    in batches through the engine (:meth:`Translator.batch_for`). In eval mode batching changes no answer; in
+    the paper's mode each image is normalised by its own statistics, as alone, and its noise is drawn with the
+    batch's (another sample than one image at a time would draw). With a seed in the paper's mode (file i draws
+    PyTorch's noise of seed + i), and for tiled files, one at a time. Returns the paths written."""
     written: list[Path] = []
     pending: list[tuple[Path, torch.Tensor]] = []
-    limit = batch_pixels(translator.engine)
     if not translator.eval:
         translator.normalise_per_image()
 
@@ -394,7 +407,7 @@ def translate_files(translator: Translator, files: list[Path], out_dir: Path, di
             side = translator.read_input(f, direction, whole)
             translator.scales.input.check(as_array(side), f)
             x = to_tensor(side, translator.scales.input)
-            if pending and (pending[0][1].shape != x.shape or (len(pending) + 1) * x[0].numel() > limit):
+            if pending and (pending[0][1].shape != x.shape or len(pending) >= translator.batch_for(*x.shape[1:])):
                 flush()
             pending.append((f, x))
         flush()
@@ -445,7 +458,7 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     pixels = len(pairs) * cfg.data.crop_size ** 2
     translator = Translator(ckpt.build_generator(), ckpt.generator, eval=eval, device=device, meta=ckpt.meta,
                             fast=fast, engine=engine, scales=scales, work=pixels, run_seed=seed)
-    if not eval:  # batches of images, each normalised by its own statistics: batching changes no answer
+    if not eval:  # batches of images, each normalised by its own statistics, as it would be alone
         translator.normalise_per_image()
     latest = ckpt.path.resolve() == run_checkpoint(run_dir).resolve()
     out = run_dir / "results" / (split if latest else f"{split}_{ckpt.path.stem}")
@@ -455,7 +468,9 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     torch.manual_seed(0 if seed is None else seed)
     rows = []
     with tqdm(total=len(dataset), disable=not progress, unit="img", desc=f"test {split}") as bar:
-        for items in equal_batches((dataset[i] for i in range(len(dataset))), batch_pixels(translator.engine)):
+        # With a seed, the paper's noise of that seed image after image, as PyTorch draws it: one at a time.
+        batch = (lambda h, w: 1) if seed is not None and not eval else translator.batch_for
+        for items in equal_batches((dataset[i] for i in range(len(dataset))), batch):
             fakes = translator.translate_tensor(torch.stack([item["A"] for item in items]))
             for item, fake in zip(items, fakes):
                 stem = Path(item["path"]).stem
@@ -476,15 +491,15 @@ def translate_split(run_dir: Path, split: str = "test", eval: bool = False, seed
     return out, title, rows, {"checkpoint": str(ckpt.path), "step": step}
 
 
-def equal_batches(items, pixels: int):
-    """Consecutive dataset items in lists of equal input size, up to ``pixels`` of input a list (at least one
-    item); an item with an ``error`` raises it."""
+def equal_batches(items, batch_for):
+    """Consecutive dataset items in lists of equal input size, ``batch_for(height, width)`` items at most; an
+    item with an ``error`` raises it."""
     batch: list[dict] = []
     for item in items:
         if "error" in item:
             raise Pix2PixError(item["error"])
         shape = tuple(item["A"].shape)
-        if batch and (tuple(batch[0]["A"].shape) != shape or (len(batch) + 1) * shape[-1] * shape[-2] > pixels):
+        if batch and (tuple(batch[0]["A"].shape) != shape or len(batch) >= batch_for(*shape[1:])):
             yield batch
             batch = []
         batch.append(item)
