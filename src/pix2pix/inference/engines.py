@@ -8,16 +8,17 @@ The engine changes how the arithmetic is done, never the model or its test mode:
 * ``compiled``: the generator through ``torch.compile`` (inductor) with its weights frozen into the graph and
   prepacked for oneDNN, in bf16 autocast (convolutions in bf16, normalisation in fp32), on a CPU with AVX512-BF16
   or AMX (compiled in fp32 it was no faster than ONNX Runtime fp32, 67 against 70 ms, and drifted from fp32
-  eager by up to 5 levels on the facades model, so CPUs without bf16 do not get it). Compiling costs time once per model, test mode and input size (unet_256 at 256x256
-  on the 2-core AMX Xeon: 29 s the first time, 7 s in a later process, which finds inductor's cache under
-  ``$PIX2PIX_HOME/compiled``), so ``auto`` compiles only for work that repays it (:data:`COMPILE_PAYS_FROM`) and
-  for a server, which compiles in the background while it answers in PyTorch.
+  eager by up to 5 levels on the facades model, so CPUs without bf16 do not get it). Compiling costs time once
+  per model, test mode and input size (unet_256 at 256x256 on the 2-core AMX Xeon: 29 s the first time, 6 to
+  7 s in a later process, which finds inductor's cache under ``$PIX2PIX_HOME/compiled``), so ``auto`` compiles
+  only for work that repays it (:data:`COMPILE_PAYS_FROM`) and for a server, which compiles in the background
+  while PyTorch answers.
 * ``onnxruntime``: the exported fp32 graph in ONNX Runtime on the CPU.
 
 Which is faster was measured per CPU kind (README, "Engines"): on the 2-core AMX Xeon, unet_256 at 256x256 in
-the paper's mode, one image at a time, the compiled bf16 engine took 20 ms against 60 ms for PyTorch's eager
-bf16 and 101 ms for the reference's fp32 eager; on a 2-core AVX2 AMD EPYC (no bf16), ONNX Runtime fp32 was
-the fastest measured, 1.9 times the reference's fp32.
+the paper's mode, one image at a time, the compiled bf16 engine took 18 to 21 ms against 49 to 60 ms for
+PyTorch's eager bf16 and 96 to 126 ms for the reference's fp32 eager (four bench runs); on a 2-core AVX2 AMD
+EPYC (no bf16), ONNX Runtime fp32 was the fastest measured, 1.9 times the reference's fp32.
 
 The accuracy contract, tested on every engine present (``tests/test_engines.py``): an fp32 engine is within
 1 level (of 255) of ``--no-fast``; a bf16 engine is at or above 40 dB PSNR against fp32 in eval mode.
@@ -60,7 +61,8 @@ ENGINES = ("auto", "torch", "compiled", "onnxruntime")
 COMPILE_PAYS_FROM = 12_000.0  # GFLOP: some thousand unet_256 images
 ONNX_PAYS_FROM = 380.0  # some 32
 LONG_LIVED = None  # the work of a server: not known, and long
-GLOBAL_RNG = threading.Lock()  # held by whoever seeds torch's global generator and draws from it, or draws in the background
+# Held by whoever seeds torch's global generator and draws from it, and by a background compile that draws.
+GLOBAL_RNG = threading.Lock()
 SMALL_WORK = 32 * 256 * 256  # pixels under which no engine's set-up pays for any generator here: not counted
 
 

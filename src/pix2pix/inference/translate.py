@@ -145,8 +145,9 @@ class Translator:
     with bf16 and the work of a thousand unet_256 images or more, the compiled engine; on a CPU without bf16,
     ONNX Runtime fp32 from 32). ``work=None`` is a long-lived translator (a server): the compiled engine,
     compiling in the background (``background=True``) while PyTorch answers. ``run_seed``: the seed the
-    paper's noise of this run is drawn from, which asks for PyTorch's exact noise, so PyTorch (said in a line). ``fast=False`` gives PyTorch's fp32 outputs bit for
-    bit, as the reference computes them. ``engine`` forces one ("torch", "compiled", "onnxruntime")."""
+    paper's noise of this run is drawn from, which asks for PyTorch's exact noise, so PyTorch (said in a
+    line). ``fast=False`` gives PyTorch's fp32 outputs bit for bit, as the reference computes them. ``engine``
+    forces one ("torch", "compiled", "onnxruntime")."""
 
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
                  meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT,
