@@ -16,8 +16,8 @@ The engine changes how the arithmetic is done, never the model or its test mode:
 * ``onnxruntime``: the exported fp32 graph in ONNX Runtime on the CPU.
 
 Which is faster was measured per CPU kind (README, "Engines"): on the 2-core AMX Xeon, unet_256 at 256x256 in
-the paper's mode, one image at a time, the compiled bf16 engine took 18 to 21 ms against 49 to 60 ms for
-PyTorch's eager bf16 and 96 to 126 ms for the reference's fp32 eager (four bench runs); on a 2-core AVX2 AMD
+the paper's mode, one image at a time, the compiled bf16 engine took 18 to 23 ms against 49 to 62 ms for
+PyTorch's eager bf16 and 96 to 135 ms for the reference's fp32 eager (eight bench runs); on a 2-core AVX2 AMD
 EPYC (no bf16), ONNX Runtime fp32 was the fastest measured, 1.9 times the reference's fp32.
 
 The accuracy contract, tested on every engine present (``tests/test_engines.py``): an fp32 engine is within
