@@ -219,8 +219,9 @@ class Compiled:
             with self.lock:
                 self.pending.discard(shape)
             return None
+        cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or home() / "compiled"
         log.info(f"compiling the generator for {'x'.join(map(str, shape))} inputs ({self.precision}; once per "
-                 "model and size, and a later run finds most of it in $PIX2PIX_HOME/compiled)")
+                 f"model and size, and a later run finds most of it in {cache})")
         start = time.perf_counter()
         try:
             import torch._inductor.config
