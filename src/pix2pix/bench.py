@@ -288,6 +288,9 @@ def format_result(r: BenchResult) -> str:
                      (f"  {share:.0%} of peak" if share is not None else ""))
     lines.append(f"{'peak memory (training)':38}{mem(r.peak_memory_bytes):>12}{mem(r.baseline_peak_memory_bytes):>12}")
     lines.append("* the engine test, eval, translate and serve use here for long work (a few images: torch)")
+    if r.infer_batch_size > 1 and "onnxruntime" in r.engines:
+        lines.append("  (ONNX Runtime at a batch above 1 normalises each image by its own statistics, as the server "
+                     "does; the others use the batch's)")
     if r.compile_seconds is not None:
         lines.append(f"the compiled engine's first call took {r.compile_seconds:.1f} s here (compiling, or loading "
                      "from inductor's cache)")
