@@ -141,18 +141,6 @@ def time_inference(cfg: RunConfig, device: torch.device, engine: str, fast: bool
     return batch * steps / (time.perf_counter() - start), setup
 
 
-def generator_gflop(cfg: RunConfig) -> float:
-    """The generator's forward pass on one image of the bench's size, in GFLOP (torch's FLOP counter: two per
-    multiply-add of the convolutions)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    G = build_generator(cfg.generator)
-    x = torch.zeros(1, cfg.generator.in_channels, cfg.data.crop_size, cfg.data.crop_size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        G(x)
-    return counter.get_total_flops() / 1e9
-
-
 PEAK_SIDE = {"cpu": 4096, "cuda": 8192}
 
 
@@ -246,7 +234,7 @@ def run_bench(cfg: RunConfig, steps: int = 10, infer_batch: int | None = None, d
                          f"train: {speed.name}; inference: {names[chosen]}", fast_train, plain_train,
                          engines[chosen], plain_infer, infer_batch, chosen, engines, precisions, compile_seconds,
                          peak_memory_bytes=fast_peak, baseline_peak_memory_bytes=plain_peak)
-    result.gflop_per_image = generator_gflop(cfg)
+    result.gflop_per_image = engine_choice.gflop_per_pixel(cfg.generator) * cfg.data.crop_size ** 2
     for precision in sorted(set(precisions.values()) | {"fp32"}):
         result.peak_gflop_s[precision] = device_peak(device, precision)
     n = PEAK_SIDE.get(device.type, 2048)

@@ -41,9 +41,8 @@ import torch
 from torch import nn
 
 from ..config import GeneratorConfig
-from ..errors import Pix2PixError
 from ..published import home
-from ..speed import Speed, cpu_has_bf16, prepare
+from ..speed import cpu_has_bf16, inference_path, prepare, to_device
 from .onnx_graph import onnxruntime_available
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ ENGINES = ("auto", "torch", "compiled", "onnxruntime")
 # cache whatever the model's width (29 s the first time for unet_256); the compiled engine then takes 16 ms a
 # unet_256 image in batches of 4 against 31 ms for PyTorch's bf16 fast path in batches of 8 (63 ms one at a
 # time): it pays from some 470 such images when cached, 1,900 the first time. A narrow model saves as much less
-# as it computes less (at ngf 8, a 12,000 x 12,000 image in 512-pixel tiles took 29 s compiled against 18 s
+# as it computes less (at ngf 8, a 12,000 x 12,000 image in 512-pixel tiles took 29 s compiled against 22 s
 # in PyTorch). ONNX Runtime's graph of unet_256 takes about 4.3 s to make and saves about 0.14 s an image against
 # PyTorch fp32 on an AVX2 CPU: 32 images.
 COMPILE_PAYS_FROM = 12_000.0  # GFLOP: some thousand unet_256 images
@@ -151,7 +150,7 @@ class Compiled:
     the call returns the output; or None where it did not compile that shape (past :attr:`MAX_SIZES` image
     sizes, or, with ``background``, while the shape compiles in a background thread), and the caller runs
     :meth:`eager`, PyTorch's bf16 fast path. Compiling that fails (no C++ compiler, an operator inductor cannot
-    lower) raises :class:`CompileFailed` once, said in one line. Dropout's noise is inductor's own, drawn from
+    lower) is said in one line and sets :attr:`failed`: from then on every call returns None. Dropout's noise is inductor's own, drawn from
     torch's generator: ``torch.manual_seed`` repeats it, but it is not eager PyTorch's noise of that seed."""
 
     MAX_SIZES = 4  # (channels, height, width) compiled, each at any batch sizes
@@ -169,18 +168,18 @@ class Compiled:
         self.lock = threading.Lock()
         self._eager: nn.Module | None = None
         self.failed: str | None = None
+        # What is not compiled runs as the ``torch`` engine would: its fast path (in fp32 for an fp32 compile).
+        self.eager_speed = inference_path(torch.device("cpu"), enabled=bf16)
 
     def eager(self, x: torch.Tensor) -> torch.Tensor:
-        """PyTorch's bf16 fast path (bf16 weights, channels_last: a copy made on first use) for what is not
-        compiled: the same arithmetic as the ``torch`` engine."""
-        return self.eager_net()(x.to(torch.bfloat16 if self.precision == "bf16" else torch.float32,
-                                     memory_format=torch.channels_last)).float().contiguous()
+        """PyTorch's fast path on a copy of ``G`` made on first use (bf16 weights, channels_last)."""
+        x = to_device(x.to(self.eager_speed.dtype), torch.device("cpu"), self.eager_speed)
+        return self.eager_net()(x).float().contiguous()
 
     def eager_net(self) -> nn.Module:
         with self.lock:
             if self._eager is None:
-                speed = Speed(channels_last=True, amp="bf16" if self.precision == "bf16" else None)
-                self._eager = prepare(copy.deepcopy(self.G).to(speed.dtype), speed)
+                self._eager = prepare(copy.deepcopy(self.G).to(self.eager_speed.dtype), self.eager_speed)
             return self._eager
 
     @torch.no_grad()
@@ -239,16 +238,9 @@ class Compiled:
             with self.lock:  # no more compiles: the caller runs PyTorch from now on
                 self.pending.discard(shape)
                 self.failed = failed
-            if self.background:
-                return None
-            raise CompileFailed(failed) from None
+            return None
         with self.lock:
             self.pending.discard(shape)
             self.shapes = self.shapes | {shape}
         log.info(f"compiled in {time.perf_counter() - start:.0f} s")
         return y
-
-
-
-class CompileFailed(Pix2PixError):
-    """Compiling failed: the caller runs the generator eagerly instead."""

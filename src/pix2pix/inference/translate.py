@@ -48,7 +48,7 @@ from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
 from ..files import atomic_write
 from ..published import PUBLISHED
-from .engines import ENGINES, GLOBAL_RNG, CompileFailed, Compiled, batch_pixels, engine_for, engine_for_run, work_gflop
+from .engines import ENGINES, GLOBAL_RNG, Compiled, batch_pixels, engine_for, engine_for_run, work_gflop
 from .onnx_graph import graph_bytes, onnx_session, seeded
 from ..speed import PLAIN, cpu_has_bf16, inference_path, prepare, resolve_device, to_device
 from ..pages import write_page
@@ -166,8 +166,9 @@ class Translator:
             raise Pix2PixError(f"--seed asks for PyTorch's exact dropout noise in the paper's mode: it goes with "
                                f"--engine torch (or auto), not {engine}")
         if engine == "auto":  # a run seeded in the paper's mode asks for PyTorch's exact noise: PyTorch
-            engine = engine_for_run(self.device, eval, run_seed, fast, work_gflop(config, work))
-            engine = engine_for(self.device, fast, work_gflop(config, work)) if engine == "auto" else engine
+            gflop = work_gflop(config, work)
+            engine = engine_for_run(self.device, eval, run_seed, fast, gflop)
+            engine = engine_for(self.device, fast, gflop) if engine == "auto" else engine
         self.engine = engine
         # ONNX Runtime's graph and the compiled one are made from the fp32 weights; PyTorch runs its fast path.
         self.speed = PLAIN if self.engine in ("onnxruntime", "compiled") else inference_path(self.device, fast)
@@ -229,10 +230,7 @@ class Translator:
     def _run(self, engine: str, x: torch.Tensor) -> torch.Tensor:
         if engine == "compiled":
             x = x.detach().float().cpu().contiguous()
-            try:
-                y = self.compiled(x, pad=self.eval or self.per_image)
-            except CompileFailed:
-                y = None
+            y = self.compiled(x, pad=self.eval or self.per_image)
             if y is not None:
                 return y
             self.ran = "torch"
