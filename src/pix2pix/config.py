@@ -24,7 +24,8 @@ import torch
 
 from .errors import Pix2PixError
 from .files import write_text
-from .networks import build_discriminator, build_generator, canonical_discriminator, check_size
+from .networks import (HD_GENERATORS, build_discriminator, build_generator, canonical_discriminator, check_size,
+                       family_default)
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -43,6 +44,7 @@ MAX_WIDTH = 4096  # ngf / ndf: the paper's is 64; a network is also bounded by i
 MAX_SIDE = 65536  # a crop or load size in pixels
 MAX_BATCH = 65536
 MAX_WORKERS = 256
+MAX_SCALES = 5  # --num-d: each scale halves the input
 
 
 def option(default: Any, help: str, *, flag: str | None = "", choices: tuple | None = None,
@@ -75,33 +77,48 @@ CHECKS = {
     "non_negative": (lambda v: v >= 0, ">= 0"),
     "rate": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
+    "scales": (lambda v: 0 < v <= MAX_SCALES, f"in 1..{MAX_SCALES}"),
+    "classes": (lambda v: 0 <= v <= MAX_CHANNELS, f"in 0..{MAX_CHANNELS}"),
 }
 
 
 @dataclass
 class GeneratorConfig:
-    arch: str = option("unet_256", "unet_256, unet_128, unet_N, encoder_decoder_N, resnet_9blocks, resnet_Kblocks",
-                       flag="--generator")
+    arch: str = option("unet_256", "unet_256, unet_128, unet_N, encoder_decoder_N, resnet_9blocks, resnet_Kblocks; "
+                       "pix2pixHD's global and local", flag="--generator")
     in_channels: int = option(3, "input image channels", check="channels")
     out_channels: int = option(3, "output image channels", check="channels")
     ngf: int = option(64, "generator width", check="width")
-    norm: str = option("batch", "normalisation of G (and of D, unless --norm-d)", choices=NORMS)
-    dropout: float = option(0.5, "dropout rate in G", check="rate",
-                            switches=(("--no-dropout", 0.0, "no dropout in G"),))
+    # None: the generator family's (networks.FAMILY_DEFAULTS), filled in by resolve().
+    norm: str | None = option(None, "normalisation of G (and of D, unless --norm-d) (default: batch; instance for "
+                              "global/local)", choices=NORMS)
+    dropout: float | None = option(None, "dropout rate in G (default: 0.5; 0 for global/local)", check="rate",
+                                   switches=(("--no-dropout", 0.0, "no dropout in G"),))
     dropout_placement: str = option("paper", "paper: decoder at 2x2/4x4/8x8; reference: 4x4/8x8/16x16",
                                     choices=DROPOUT_PLACEMENTS)
+    label_nc: int = option(0, "the input is a map of class indices 0..N-1, fed as N one-hot channels (pix2pixHD's "
+                           "--label_nc; 35 for Cityscapes' labelIds); 0: an image", check="classes")
+    instance: bool = option(False, "", flag=None, switches=(
+        ("--instance", True, "with --label-nc: the input's second channel is an instance-id map, fed as its "
+                             "boundaries"),))
 
 
 @dataclass
 class DiscriminatorConfig:
-    arch: str = option("patch70", "patch70, pixel, patch16, patch34, patch142, patch286; or the reference's "
-                       "basic / n_layers", flag="--discriminator")
+    # None: the generator family's (patch70; multiscale for global/local), filled in by resolve().
+    arch: str | None = option(None, "patch70, pixel, patch16, patch34, patch142, patch286, multiscale; or the "
+                              "reference's basic / n_layers (default: patch70; multiscale for global/local)",
+                              flag="--discriminator")
     # Derived by resolve(): A and B concatenated for a conditional D, B alone for an unconditional one.
     in_channels: int = option(6, "", flag=None, check="positive")
     ndf: int = option(64, "discriminator width", check="width")
     # None: --norm's, except for a WGAN-GP critic, which gets layer norm (filled in by resolve()).
     norm: str | None = option(None, "normalisation of D (default: --norm's; layer for --gan-loss wgangp)",
                               flag="--norm-d", choices=D_NORMS)
+    num_d: int = option(2, "scales of --discriminator multiscale (pix2pixHD's --num_D)", check="scales")
+    # Derived by resolve(): a conditional D on class maps reads the generator's input as the generator does.
+    label_nc: int = option(0, "", flag=None, check="classes")
+    instance: bool = option(False, "", flag=None)
 
 
 @dataclass
@@ -109,7 +126,8 @@ class DataConfig:
     root: str = option("", "", flag=None)
     direction: str = option("AtoB", "AtoB or BtoA", choices=DIRECTIONS)
     # None: the paper's 286/256 of --crop-size (286 for 256), filled in by resolve().
-    load_size: int | None = option(None, "resize to this before cropping (default: 286/256 of --crop-size)",
+    load_size: int | None = option(None, "resize to this before cropping (default: 286/256 of --crop-size); "
+                                   "with --preprocess scale_width, the width (the height keeps the aspect)",
                                    check="side")
     crop_size: int = option(256, "random crop size", check="side")
     preprocess: str = option("resize_and_crop", "resize_and_crop is the paper's jitter", choices=PREPROCESS)
@@ -127,6 +145,8 @@ class DataConfig:
     normalize: str = option("auto", "how values map to [-1, 1]: auto (8- and 16-bit images: their full range; "
                             "other data: minmax), minmax, meanstd (per channel, over the training split), none",
                             choices=NORMALIZE)
+    # Derived by resolve() from --label-nc: the input side is a class map (resized nearest, read as it is).
+    label_nc: int = option(0, "", flag=None, check="classes")
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,8 @@ class LossConfig:
     gan_loss: str
     lambda_l1: float
     lambda_gp: float
+    lambda_feat: float = 0.0  # feature matching, where D gives its features (multiscale)
+    lambda_vgg: float = 0.0  # the VGG19 perceptual loss, where --vgg gives its weights
 
     @property
     def conditional(self) -> bool:
@@ -164,10 +186,20 @@ NEEDS_HOW = {"segmenter": "a segmenter file: make one with 'pix2pix segmenter tr
 
 @dataclass
 class TrainConfig:
-    objective: str = option("l1+cgan", "loss terms (the rows of the paper's Table 1)", choices=OBJECTIVES)
-    gan_loss: str = option("vanilla", "adversarial loss", choices=GAN_LOSSES)
+    # None: the family's (l1+cgan; cgan for global/local; lsgan with a multiscale D), filled in by resolve().
+    objective: str | None = option(None, "loss terms (the rows of the paper's Table 1) (default: l1+cgan; cgan for "
+                                   "global/local)", choices=OBJECTIVES)
+    gan_loss: str | None = option(None, "adversarial loss (default: vanilla; lsgan with --discriminator "
+                                  "multiscale)", choices=GAN_LOSSES)
     lambda_l1: float = option(100.0, "weight of the L1 term", check="non_negative")
     lambda_gp: float = option(10.0, "gradient-penalty weight for --gan-loss wgangp", check="non_negative")
+    lambda_feat: float = option(10.0, "weight of feature matching on a multiscale D's features (pix2pixHD's)",
+                                check="non_negative")
+    vgg: str | None = option(None, "add pix2pixHD's VGG19 perceptual loss, with this file of VGG19 weights "
+                             "(torchvision's vgg19 layout: .pth or .safetensors)")
+    lambda_vgg: float = option(10.0, "weight of the VGG19 loss (pix2pixHD's lambda_feat)", check="non_negative")
+    fix_global_epochs: int = option(0, "a local generator from --init-from trains only its enhancer for this many "
+                                    "epochs, then all of G (pix2pixHD's --niter_fix_global)", check="non_negative")
     lr: float = option(2e-4, "Adam learning rate", check="positive")
     beta1: float = option(0.5, "Adam beta1", check="rate")
     beta2: float = option(0.999, "Adam beta2", check="rate")
@@ -209,7 +241,10 @@ class TrainConfig:
 
     @property
     def loss(self) -> LossConfig:
-        return LossConfig(self.objective, self.gan_loss, self.lambda_l1, self.lambda_gp)
+        """The step's terms. Unset ``objective`` and ``gan_loss`` (before :func:`resolve` gives them the family's) are
+        the paper's."""
+        return LossConfig(self.objective or "l1+cgan", self.gan_loss or "vanilla", self.lambda_l1, self.lambda_gp,
+                          self.lambda_feat, self.lambda_vgg if self.vgg else 0.0)
 
 
 SECTIONS = {"generator": GeneratorConfig, "discriminator": DiscriminatorConfig, "data": DataConfig,
@@ -317,10 +352,21 @@ def resolve(cfg: RunConfig) -> RunConfig:
         check_section(section, getattr(cfg, section))
     if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
         raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --runs (no '/', '..')")
-    g, d, data, loss = cfg.generator, cfg.discriminator, cfg.data, cfg.train.loss
-    # Derived values: what D sees and the size the jitter resizes to.
+    g, d, data, t = cfg.generator, cfg.discriminator, cfg.data, cfg.train
+    # The family's defaults (networks.FAMILY_DEFAULTS) where a field is unset.
+    for section, name, key in (("generator", "norm", "norm"), ("generator", "dropout", "dropout"),
+                               ("discriminator", "arch", "discriminator"), ("train", "objective", "objective")):
+        if getattr(getattr(cfg, section), name) is None:
+            setattr(getattr(cfg, section), name, family_default(key, g.arch))
     d.arch = canonical_discriminator(d.arch)
+    if t.gan_loss is None:
+        t.gan_loss = "lsgan" if d.arch == "multiscale" else "vanilla"  # pix2pixHD's LSGAN
+    loss = t.loss
+    # Derived values: what D sees and the size the jitter resizes to.
     d.in_channels = g.in_channels + g.out_channels if loss.conditional else g.out_channels
+    d.label_nc, d.instance = (g.label_nc, g.instance) if loss.conditional else (0, False)
+    data.label_nc = g.label_nc
+    _check_classes(cfg)
     if data.load_size is None:
         data.load_size = jittered_load_size(data.crop_size)
     wgangp = loss.uses_gan and loss.gan_loss == "wgangp"
@@ -331,6 +377,15 @@ def resolve(cfg: RunConfig) -> RunConfig:
                            "penalty is ill-defined when each output depends on the whole batch); use --norm-d "
                            "layer (the default for wgangp), instance or none (a wgangp run saved before --norm-d "
                            "existed has a batch-norm critic: start it again)")
+    if wgangp and d.arch == "multiscale":
+        raise Pix2PixError("--gan-loss wgangp: its gradient penalty is built for one PatchGAN, not --discriminator "
+                           "multiscale; use lsgan (pix2pixHD's), vanilla or hinge")
+    if t.fix_global_epochs and g.arch != "local":
+        raise Pix2PixError(f"--fix-global-epochs {t.fix_global_epochs}: only a --generator local has a global part "
+                           f"to hold fixed, not {g.arch}")
+    if t.vgg and g.out_channels != 3:
+        raise Pix2PixError(f"--vgg: the VGG19 loss compares RGB images, and this generator writes {g.out_channels} "
+                           "channel(s)")
     _check_architectures(cfg)
     if data.preprocess == "resize_and_crop" and data.crop_size > data.load_size:
         raise Pix2PixError(f"--crop-size {data.crop_size} is larger than --load-size {data.load_size}")
@@ -343,23 +398,45 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def _check_classes(cfg: RunConfig) -> None:
+    """--label-nc and --instance against the input channels and the data's scaling."""
+    g = cfg.generator
+    if g.instance and not g.label_nc:
+        raise Pix2PixError("--instance: the instance map comes with a class map; give --label-nc N too")
+    if g.label_nc and g.in_channels != 1 + g.instance:
+        raise Pix2PixError(f"--label-nc {g.label_nc}: the input is {1 + g.instance} channel(s) (class index"
+                           f"{', instance id' if g.instance else ''}), so --in-channels {1 + g.instance}, "
+                           f"not {g.in_channels}")
+    if g.label_nc and cfg.data.normalize not in ("auto", "none"):
+        raise Pix2PixError(f"--normalize {cfg.data.normalize}: a class map's indices are read as they are "
+                           "(--label-nc); leave --normalize out")
+
+
 # Options that do nothing under some objectives: (when, fields, why). `pix2pix train` warns of each one given.
 NO_EFFECT = (
     (lambda loss: not loss.uses_l1, (("train", "lambda_l1"),), "objective", "it has no L1 term"),
     (lambda loss: loss.uses_gan and loss.gan_loss != "wgangp", (("train", "lambda_gp"),), "gan_loss",
      "only wgangp has a gradient penalty"),
     (lambda loss: not loss.uses_gan, (("train", "gan_loss"), ("train", "lambda_gp"), ("discriminator", "arch"),
-                                      ("discriminator", "ndf"), ("discriminator", "norm")), "objective", "it trains no D"),
+                                      ("discriminator", "ndf"), ("discriminator", "norm"), ("train", "lambda_feat")),
+     "objective", "it trains no D"),
 )
 
 
 def without_effect(cfg: RunConfig, given: set[tuple[str, str]]) -> list[str]:
-    """One warning line for each ``given`` (section, field) that the chosen objective ignores."""
+    """One warning line for each ``given`` (section, field) that the chosen objective or networks ignore."""
     loss, lines = cfg.train.loss, []
     for when, fields, cause, why in NO_EFFECT:
         if when(loss):
             lines += [f"warning: {flag_of(*f)} has no effect with {flag_of('train', cause)} {getattr(cfg.train, cause)} "
                       f"({why})" for f in fields if f in given]
+    d = cfg.discriminator.arch
+    for f, used in ((("discriminator", "num_d"), d == "multiscale"),
+                    (("train", "lambda_feat"), d == "multiscale" or not loss.uses_gan),
+                    (("train", "lambda_vgg"), cfg.train.vgg)):
+        if f in given and not used:
+            lines.append(f"warning: {flag_of(*f)} has no effect with --discriminator {d}" if f[1] != "lambda_vgg"
+                         else f"warning: {flag_of(*f)} has no effect without --vgg FILE")
     return lines
 
 

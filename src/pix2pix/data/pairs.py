@@ -335,6 +335,9 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
         raise Pix2PixError(f"--data {cfg.root}: no readable pair in the training split")
     classes = [dtype_class(arr.dtype) for arr in first[0]]
     kinds = [kind_for(cfg.normalize, c) for c in classes]
+    if cfg.label_nc:  # a class map: its indices are read as they are (the generator makes them one-hot)
+        kinds[0] = "none"
+        _check_class_indices(first[0][0], cfg.label_nc, first[1][0])
     stats = [Statistics() if needs_statistics(k) else None for k in kinds]
     if any(stats):  # every pair once, the first one included
         every = tqdm(itertools.chain([first], read), total=len(pairs), disable=not progress,
@@ -346,26 +349,37 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
     return Scales(*(s.scale(k) if s is not None else Scale(k, data=c) for s, k, c in zip(stats, kinds, classes)))
 
 
+def _check_class_indices(arr: np.ndarray, label_nc: int, where: Path) -> None:
+    if arr.dtype.kind not in "iu":
+        raise Pix2PixError(f"{where}: --label-nc reads class indices from integer images, and this one holds "
+                           f"{arr.dtype} values")
+    top = int(arr[..., 0].max())
+    if top >= label_nc:
+        raise Pix2PixError(f"{where}: class index {top} in a map of --label-nc {label_nc} classes (0..{label_nc - 1})")
+
+
 # ----------------------------------------------------------------------------------- transforms
 
 
-def _scale_width(x: Raster, width: int, min_height: int) -> Raster:
+def _scale_width(x: Raster, width: int, min_height: int, nearest: bool = False) -> Raster:
+    """pix2pixHD's scale_width: ``width`` wide, the height in the aspect (at least ``min_height``: a crop's)."""
     w, h = size_of(x)
     if w == width and h >= min_height:
         return x
-    return resize(x, (width, int(max(width * h / w, min_height))))
+    return resize(x, (width, int(max(width * h / w, min_height))), nearest)
 
 
 def resize_pair(a: Raster, b: Raster, cfg: DataConfig, train: bool) -> tuple[Raster, Raster]:
     """The deterministic part of --preprocess: the resize (to --load-size when training, --crop-size when
-    testing), the same for every epoch."""
-    p, load, crop_size = cfg.preprocess, cfg.load_size, cfg.crop_size
+    testing), the same for every epoch. A class-map input (--label-nc) is resized nearest."""
+    p, load, crop_size, nearest = cfg.preprocess, cfg.load_size, cfg.crop_size, bool(cfg.label_nc)
     if p == "resize_and_crop":
         size = load if train else crop_size
-        a, b = resize(a, (size, size)), resize(b, (size, size))
+        a, b = resize(a, (size, size), nearest), resize(b, (size, size))
     elif p in ("scale_width", "scale_width_and_crop"):
         width = load if train else crop_size
-        a, b = _scale_width(a, width, crop_size), _scale_width(b, width, crop_size)
+        least = crop_size if p == "scale_width_and_crop" else 1  # scale_width alone crops nothing
+        a, b = _scale_width(a, width, least, nearest), _scale_width(b, width, least)
     return a, b
 
 

@@ -252,19 +252,26 @@ def as_array(x: Raster) -> np.ndarray:
     return x
 
 
-def resize(x: Raster, size: tuple[int, int]) -> Raster:
+def resize(x: Raster, size: tuple[int, int], nearest: bool = False) -> Raster:
     """Bicubic to (width, height): an image as Pillow resizes it; an array channel by channel, 8-bit arrays
-    in 8 bits and any other in float32 (Pillow's F mode), so nothing is quantised."""
+    in 8 bits and any other in float32 (Pillow's F mode), so nothing is quantised. ``nearest``: each pixel takes
+    its nearest source pixel's value (class and instance maps: no new values between regions)."""
+    how = Image.NEAREST if nearest else Image.BICUBIC
     if isinstance(x, Image.Image):
-        return x.resize(size, Image.BICUBIC)
+        return x.resize(size, how)
     if size_of(x) == tuple(size):
         return x
+    if nearest:  # any dtype: pick rows and columns as Pillow's nearest does (source = floor((i + 0.5) * n / m))
+        (w, h), (tw, th) = size_of(x), size
+        rows = np.minimum(((np.arange(th) + 0.5) * h / th).astype(np.int64), h - 1)
+        cols = np.minimum(((np.arange(tw) + 0.5) * w / tw).astype(np.int64), w - 1)
+        return np.ascontiguousarray(x[rows][:, cols])
     if x.dtype == np.uint8:
-        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, c])).resize(size, Image.BICUBIC))
+        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, c])).resize(size, how))
                   for c in range(x.shape[2])]
     else:
         planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[:, :, c], dtype=np.float32), "F")
-                             .resize(size, Image.BICUBIC)) for c in range(x.shape[2])]
+                             .resize(size, how)) for c in range(x.shape[2])]
     return np.stack(planes, axis=2)
 
 

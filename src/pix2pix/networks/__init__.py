@@ -1,9 +1,14 @@
 """Networks by name: a small literal table from architecture names to constructors, plus weight init.
 
 Generators: ``unet_N`` (N = 2**depth, e.g. unet_256, unet_128), ``encoder_decoder_N`` (the U-Net without
-skips, for the paper's ablation), ``resnet_Kblocks``. Discriminators are named by receptive field:
-``pixel``, ``patch16``, ``patch34``, ``patch70`` (default), ``patch142``, ``patch286``; the reference's
-names ``basic`` and ``n_layers_K`` are aliases.
+skips, for the paper's ablation), ``resnet_Kblocks``, and pix2pixHD's ``global`` and ``local``.
+Discriminators are named by receptive field: ``pixel``, ``patch16``, ``patch34``, ``patch70`` (default),
+``patch142``, ``patch286``; the reference's names ``basic`` and ``n_layers_K`` are aliases; pix2pixHD's
+``multiscale`` is ``num_d`` 70x70 PatchGANs at halving resolutions.
+
+Each family has its own defaults where the configuration leaves a field unset (:data:`FAMILY_DEFAULTS`): the
+paper's batch norm and dropout for the U-Nets and ResNets, pix2pixHD's instance norm without dropout for its
+generators, which train against the multi-scale D.
 """
 
 from __future__ import annotations
@@ -15,19 +20,35 @@ from torch import nn
 from ..errors import Pix2PixError
 from .discriminators import PATCH_LAYERS, PatchDiscriminator, PixelDiscriminator, receptive_field
 from .generators import ResnetGenerator, UNetGenerator
+from .hd import GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
     "count_params", "check_size", "receptive_field", "canonical_discriminator", "UNetGenerator", "ResnetGenerator",
-    "PatchDiscriminator", "PixelDiscriminator",
+    "PatchDiscriminator", "PixelDiscriminator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
+    "HD_GENERATORS", "family_default",
 ]
 
 # The architectures `pix2pix models` lists; any unet_N / encoder_decoder_N / resnet_Kblocks also builds.
+HD_GENERATORS = ("global", "local")
 GENERATORS = ("unet_256", "unet_128", "encoder_decoder_256", "encoder_decoder_128", "resnet_9blocks",
-              "resnet_6blocks")
+              "resnet_6blocks", *HD_GENERATORS)
 DISCRIMINATORS = {"pixel": ()} | {
     f"patch{rf}": (("basic",) if rf == 70 else ()) + (f"n_layers_{n}",) for rf, n in PATCH_LAYERS.items()
+} | {"multiscale": ()}
+
+# What an unset field becomes, by the generator's family: (the paper's, pix2pixHD's).
+FAMILY_DEFAULTS = {
+    "norm": ("batch", "instance"),
+    "dropout": (0.5, 0.0),  # pix2pixHD has no noise input
+    "discriminator": ("patch70", "multiscale"),
+    "objective": ("l1+cgan", "cgan"),  # pix2pixHD: GAN + feature matching (+ VGG), no L1 term
 }
+
+
+def family_default(field: str, generator: str):
+    """The default of ``field`` (a key of :data:`FAMILY_DEFAULTS`) for a run with generator ``generator``."""
+    return FAMILY_DEFAULTS[field][generator in HD_GENERATORS]
 
 
 MAX_UNET = 2**14  # unet_16384: 14 levels; beyond, a name alone would build more than any machine holds
@@ -55,8 +76,17 @@ def build_generator(cfg) -> nn.Module:
     """Build the generator a :class:`pix2pix.config.GeneratorConfig` describes (weights not yet initialised:
     see :func:`init_weights`). The networks do not import the configuration: it builds on them (it checks
     names by building them), so ``cfg`` is taken by its fields."""
-    common = dict(in_channels=cfg.in_channels, out_channels=cfg.out_channels, ngf=cfg.ngf, norm=cfg.norm,
-                  dropout=cfg.dropout)
+    norm = family_default("norm", cfg.arch) if cfg.norm is None else cfg.norm
+    dropout = family_default("dropout", cfg.arch) if cfg.dropout is None else cfg.dropout
+    if cfg.arch in HD_GENERATORS:
+        hd = GlobalGenerator if cfg.arch == "global" else LocalEnhancer
+        return hd(cfg.in_channels, cfg.out_channels, cfg.ngf, norm, dropout, label_nc=cfg.label_nc,
+                  instance=cfg.instance)
+    if cfg.label_nc:
+        raise Pix2PixError(f"--label-nc: class-map input is built for the generators {', '.join(HD_GENERATORS)}, "
+                           f"not {cfg.arch}")
+    common = dict(in_channels=cfg.in_channels, out_channels=cfg.out_channels, ngf=cfg.ngf, norm=norm,
+                  dropout=dropout)
     if m := re.fullmatch(r"unet_(\d+)", cfg.arch):
         return UNetGenerator(depth=_unet_depth(int(m[1]), cfg.arch), dropout_placement=cfg.dropout_placement,
                              **common)
@@ -69,6 +99,7 @@ def build_generator(cfg) -> nn.Module:
         return ResnetGenerator(blocks=int(m[1]), **common)
     raise Pix2PixError(f"unknown generator '{cfg.arch}'; choose from {', '.join(GENERATORS)} "
                        "(or unet_N, encoder_decoder_N, resnet_Kblocks)")
+
 
 
 def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
@@ -84,8 +115,14 @@ def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
 
 def build_discriminator(cfg) -> nn.Module:
     """Build the discriminator a :class:`pix2pix.config.DiscriminatorConfig` describes."""
-    arch = canonical_discriminator(cfg.arch)
-    norm = cfg.norm or "batch"  # unset until the configuration resolves it: the paper's batch norm
+    arch = canonical_discriminator("patch70" if cfg.arch is None else cfg.arch)
+    norm = cfg.norm or ("instance" if arch == "multiscale" else "batch")  # unset until the configuration resolves it
+    if arch == "multiscale":
+        return MultiscaleDiscriminator(cfg.in_channels, cfg.ndf, cfg.num_d, norm, label_nc=cfg.label_nc,
+                                       instance=cfg.instance, condition=(1 + cfg.instance) if cfg.label_nc else 0)
+    if cfg.label_nc:
+        raise Pix2PixError("--label-nc: a conditional D on class maps is the multiscale one (--discriminator "
+                           "multiscale)")
     if arch == "pixel":
         return PixelDiscriminator(cfg.in_channels, cfg.ndf, norm)
     return PatchDiscriminator(cfg.in_channels, cfg.ndf, PATCH_LAYERS[int(arch[len("patch"):])], norm)

@@ -51,7 +51,10 @@ class PixelDiscriminator(nn.Module):
 
 
 def receptive_field(net: nn.Module) -> int:
-    """Input pixels seen by one output pixel, from the conv layers' kernels and strides."""
+    """Input pixels seen by one output pixel, from the conv layers' kernels and strides (a multi-scale D: of each
+    scale, at that scale's resolution)."""
+    if hasattr(net, "num_d"):
+        net = nn.ModuleList(getattr(net, f"scale0_layer{j}") for j in range(net.n_layers + 2))
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     rf = 1
     for conv in reversed(convs):

@@ -141,9 +141,9 @@ class UNetGenerator(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int, norm: str, dropout: float):
+    def __init__(self, dim: int, norm: str, dropout: float, bias: bool | None = None):
         super().__init__()
-        bias = conv_bias(norm)
+        bias = conv_bias(norm) if bias is None else bias
         layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim), nn.ReLU(True)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))

@@ -29,7 +29,7 @@ from .distributed import (any_process, gather_bad_images, gather_rng_states, mea
 from .guards import (SIGNALS, CollapseWatch, StopRequests, bad_image_hint, diverged, first_non_finite,
                      non_finite_loss, out_of_memory, stopped_by_signal, too_big)
 from .planning import LONG_PLAN_HOURS, planned_step_seconds
-from .setup import Setup, setup
+from .setup import Setup, release_global, setup
 from .step import lr_at, set_lr, train_step
 from .validation import FCN
 
@@ -215,9 +215,12 @@ def next_batch(s: Setup, batches, stop: StopRequests, meter: Meter):
 
 
 def end_epoch(s: Setup, meter: Meter) -> None:
-    """An epoch's end: validation (by default), then latest and, every --snapshot-every epochs, a snapshot."""
+    """An epoch's end: the global generator released after --fix-global-epochs, validation (by default), then
+    latest and, every --snapshot-every epochs, a snapshot."""
     t = s.cfg.train
     s.at.epoch, s.at.batch_in_epoch = s.at.epoch + 1, 0
+    if t.fix_global_epochs and s.at.epoch == t.fix_global_epochs:
+        release_global(s)
     if s.validates and t.val_every is None:
         validate(s, meter)
     keep = t.snapshot_every and s.at.epoch % t.snapshot_every == 0

@@ -2,7 +2,9 @@
 
 ``d_loss(real, fake)`` is the discriminator's loss, halved as in the paper ("we divide the objective by 2
 while optimizing D"); ``g_loss(fake)`` is the generator's adversarial term. For ``vanilla`` the G term is
-the non-saturating one, -log D(x, G(x)), as the paper recommends.
+the non-saturating one, -log D(x, G(x)), as the paper recommends. A multi-scale D (pix2pixHD) gives, for
+each scale, its layers' features and last its logits: both losses are summed over the scales, as pix2pixHD
+sums them, and :func:`feature_matching` compares the features.
 
 ``wgangp`` is WGAN-GP as Gulrajani et al. (2017) define it, not halved: the critic minimises
 E[D(x, G(x))] - E[D(x, y)] + lambda_gp * GP, where GP = E[(||grad_y D(x, y_hat)||_2 - 1)^2] at random
@@ -29,7 +31,49 @@ def _mse(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(logits, torch.full_like(logits, target))
 
 
-def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+Prediction = torch.Tensor | list  # one map of logits, or a multi-scale D's [[features..., logits] per scale]
+
+
+def logits(pred: Prediction) -> list[torch.Tensor]:
+    """Each scale's map of logits, in fp32."""
+    return [pred.float()] if isinstance(pred, torch.Tensor) else [scale[-1].float() for scale in pred]
+
+
+def d_loss(kind: str, real: Prediction, fake: Prediction) -> torch.Tensor:
+    """D's loss, summed over scales."""
+    return sum(_d_loss(kind, r, f) for r, f in zip(logits(real), logits(fake)))
+
+
+def g_loss(kind: str, fake: Prediction) -> torch.Tensor:
+    """G's adversarial term, summed over scales."""
+    return sum(_g_loss(kind, f) for f in logits(fake))
+
+
+def feature_matching(fake: list, real: list) -> torch.Tensor:
+    """pix2pixHD's feature-matching loss (unweighted by lambda_feat): for each of the D's scales, the L1 distance
+    between its features on the fake pair and on the real one (detached), every layer but the logits, each
+    weighted 4 / (n_layers + 1) x 1 / num_D (n_layers + 1 features a scale)."""
+    total = fake[0][0].new_zeros((), dtype=torch.float32)
+    for f_scale, r_scale in zip(fake, real):
+        weight = 4.0 / (len(f_scale) - 1) / len(fake)
+        for f, r in zip(f_scale[:-1], r_scale[:-1]):
+            total = total + weight * F.l1_loss(f.float(), r.detach().float())
+    return total
+
+
+def vgg_loss(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """pix2pixHD's VGG loss (unweighted by lambda): over relu1_1 .. relu5_1 of VGG19
+    (:class:`pix2pix.networks.vgg.VGG19Features`), weight x L1(VGG(fake), VGG(real)), the real image's features
+    detached. Images go in as the networks see them, in [-1, 1], as pix2pixHD's do."""
+    from ..networks.vgg import TAPS
+
+    total = fake.new_zeros((), dtype=torch.float32)
+    for (_, weight), f, r in zip(TAPS, vgg(fake), vgg(real)):
+        total = total + weight * F.l1_loss(f.float(), r.detach().float())
+    return total
+
+
+def _d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     if kind == "vanilla":
         return 0.5 * (_bce(real, 1.0) + _bce(fake, 0.0))
     if kind == "lsgan":
@@ -41,7 +85,7 @@ def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     raise Pix2PixError(f"unknown --gan-loss '{kind}'; choose from vanilla, lsgan, hinge, wgangp")
 
 
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+def _g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     if kind == "vanilla":
         return _bce(fake, 1.0)
     if kind == "lsgan":

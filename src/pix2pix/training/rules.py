@@ -3,7 +3,8 @@
 * a resume (:func:`resumed_config`, :func:`check_resume`) may change how long and where a run goes on (the
   fields declared ``resumable``), never what it is;
 * fine-tuning (``--init-from``, :func:`fine_tune`) inherits what the source's weights were trained for: the
-  generator's architecture and channels (which must match), the discriminator's where not stated, and the
+  generator's architecture and channels (which must match; pix2pixHD's ``local`` generator may start from a
+  ``global`` one of twice its width), the discriminator's where not stated, and the
   data's direction and sizes where not stated; the scalings come with the weights
   (:func:`pix2pix.checkpoints.checkpoint_scales`). What it took is said in one line; a conflict is one line.
 """
@@ -81,11 +82,18 @@ def fine_tune(cfg: RunConfig, stated: set[Key] | None = None) -> RunConfig:
     ckpt = load_checkpoint(Path(cfg.train.init_from))
     cfg.train.init_from = str(ckpt.path.resolve())
     stated = _non_default(cfg) if stated is None else set(stated)
+    # pix2pixHD's second stage: a local generator around the source's global one, of half its width.
+    staged = cfg.generator.arch == "local" and ckpt.generator.arch == "global" and ("generator", "arch") in stated
+    if staged and ckpt.generator.ngf % 2:
+        raise Pix2PixError(f"--init-from {ckpt.path}: its global generator's --ngf {ckpt.generator.ngf} is odd; a "
+                           "local generator holds a global one of twice its own width")
     for section, source in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator)):
         for f in dataclasses.fields(source) if source is not None else ():
             if section == "discriminator" and f.name == "in_channels":
                 continue  # derived from the objective
             theirs, mine = getattr(source, f.name), getattr(getattr(cfg, section), f.name)
+            if staged and section == "generator" and f.name in ("arch", "ngf"):
+                theirs = {"arch": "local", "ngf": ckpt.generator.ngf // 2}[f.name]
             if (section, f.name) in stated and mine != theirs and section == "generator":
                 raise Pix2PixError(f"--init-from {ckpt.path}: its generator has {flag_of(section, f.name)} "
                                    f"{theirs}, not {mine}")

@@ -8,6 +8,7 @@ Nothing is written before every check has passed, and a resume with nothing left
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
@@ -25,6 +26,8 @@ from ..data.pairs import fit_scales, load_scaled_pair, pairs_shape, scan_split
 from ..data.units import Scales
 from ..errors import Pix2PixError
 from ..networks import build_discriminator, build_generator, init_weights
+from ..networks.hd import global_into_local
+from ..networks.vgg import load_vgg
 from ..speed import Precision, Speed, adam, compiled, configure, fast_path, prepare, resolve_device
 from .distributed import (World, join, leave, on_main, rank_share, set_rng_state, sync_batch_norm, waiting_room,
                           world_from_env)
@@ -171,13 +174,32 @@ def build_networks(cfg: RunConfig, device: torch.device, speed: Speed, world: Wo
         torch.manual_seed(process_seed(t.seed, world.rank, 0))
     G = prepare(G.to(device), speed).train()
     D = prepare(D.to(device), speed).train() if D else None
-    opt_G, opt_D = adam(G.parameters(), t, speed), adam(D.parameters(), t, speed) if D else None
+    opt_G, opt_D = adam(trained_parameters(G, t, epoch=0), t, speed), adam(D.parameters(), t, speed) if D else None
+    vgg = prepare(load_vgg(Path(t.vgg)).to(device), speed) if t.vgg else None
     if not views:
-        return Networks(G, D, opt_G, opt_D)
+        return Networks(G, D, opt_G, opt_D, vgg=vgg)
     ddp = (lambda m: _ddp(m, device)) if world.distributed else (lambda m: m)
     D_step = compiled(ddp(D), speed) if D else None
     D_frozen = (compiled(D, speed) if world.distributed else D_step) if D else None
-    return Networks(G, D, opt_G, opt_D, G_step=compiled(ddp(G), speed), D_step=D_step, D_frozen=D_frozen)
+    return Networks(G, D, opt_G, opt_D, G_step=compiled(ddp(G), speed), D_step=D_step, D_frozen=D_frozen, vgg=vgg)
+
+
+def trained_parameters(G: nn.Module, t, epoch: int) -> list[nn.Parameter]:
+    """What opt_G steps in ``epoch``: all of G, except that a local generator's global part is held fixed for its
+    first --fix-global-epochs epochs (pix2pixHD's niter_fix_global; its gradients are still computed, so that
+    under torchrun every process reduces the same parameters)."""
+    if t.fix_global_epochs and epoch < t.fix_global_epochs:
+        fixed = {id(p) for p in G.global_part()}
+        return [p for p in G.parameters() if id(p) not in fixed]
+    return list(G.parameters())
+
+
+def release_global(s: Setup) -> None:
+    """At the end of the fixed epochs: Adam rebuilt over all of G, as pix2pixHD rebuilds it (fresh moments)."""
+    s.nets.opt_G = adam(trained_parameters(s.nets.G, s.cfg.train, s.at.epoch), s.cfg.train, s.speed)
+    if s.world.main:
+        log.info(f"epoch {s.at.epoch}: the global generator is trained from here on, with the enhancer "
+                 "(--fix-global-epochs)")
 
 
 def _ddp(module: nn.Module, device: torch.device) -> nn.Module:
@@ -272,6 +294,9 @@ def _restore(s: Setup) -> None:
     """A resume: the saved weights, optimizers, position, random states and gradient scalers; the validator's
     image set and best."""
     what = (f"generator {s.cfg.generator.arch}", f"discriminator {s.cfg.discriminator.arch}")
+    epoch = int(read_metadata(resolve_checkpoint_path(s.folder.latest)).get("epoch", 0))
+    if s.cfg.train.fix_global_epochs and epoch >= s.cfg.train.fix_global_epochs:  # saved after the switch
+        s.nets.opt_G = adam(trained_parameters(s.nets.G, s.cfg.train, epoch), s.cfg.train, s.speed)
     state = restore_run(s.folder.checkpoints, s.nets.G, s.nets.D, s.nets.opt_G, s.nets.opt_D, what)
     s.at = Position(state.step, state.epoch, state.batch_in_epoch)
     s.saved_at = state.step
@@ -283,6 +308,11 @@ def _restore(s: Setup) -> None:
         torch.manual_seed(process_seed(s.cfg.train.seed, s.world.rank, state.step))
     if s.validates:
         on_main(s.room, s.world, lambda: _take_up_best(s))
+
+
+def _other_scales(theirs, mine) -> bool:
+    """Two multi-scale Ds that differ in their number of scales alone."""
+    return theirs.arch == mine.arch == "multiscale" and dataclasses.replace(theirs, num_d=mine.num_d) == mine
 
 
 def _take_up_best(s: Setup) -> None:
@@ -302,11 +332,22 @@ def _load_source(s: Setup) -> None:
     """Fine-tuning: G (and D, where the file has one of this run's architecture) from ``init_from``."""
     cfg = s.cfg
     ckpt = load_checkpoint(Path(cfg.train.init_from))
-    load_into(s.nets.G, ckpt.generator_state, ckpt.path, f"generator {cfg.generator.arch}")
+    state = ckpt.generator_state
+    if cfg.generator.arch == "local" and ckpt.generator.arch == "global":  # pix2pixHD's second stage
+        state = global_into_local(state, s.nets.G)
+    load_into(s.nets.G, state, ckpt.path, f"generator {cfg.generator.arch}")
     if s.nets.D is None:
         return
     if ckpt.discriminator == cfg.discriminator:
         load_into(s.nets.D, ckpt.discriminator_state, ckpt.path, f"discriminator {cfg.discriminator.arch}")
+    elif ckpt.discriminator is not None and _other_scales(ckpt.discriminator, cfg.discriminator):
+        # pix2pixHD's load_pretrain: the scales both have, by name (scale0 is the coarsest of each: the 512p
+        # run's half-size scale sees what the 1024p run's quarter-size one does)
+        shared = {k: v for k, v in ckpt.discriminator_state.items() if k in s.nets.D.state_dict()}
+        s.nets.D.load_state_dict(shared | {k: v for k, v in s.nets.D.state_dict().items() if k not in shared})
+        if s.world.main:
+            log.info(f"--init-from {ckpt.path}: D's {ckpt.discriminator.num_d} scales start its "
+                     f"{cfg.discriminator.num_d} coarsest ones; the others start from their init")
     elif s.world.main:
         why = "has none" if ckpt.discriminator is None else "has another one"
         log.warning(f"--init-from {ckpt.path} {why} for this run's {cfg.discriminator.arch}; D starts from its init")

@@ -2,6 +2,8 @@
 
 Objective (Isola et al., eq. 4):  G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G).
 Each iteration takes one D step on a real pair and a (detached) fake pair, then one G step with D frozen.
+pix2pixHD's terms join the G step where the run has them: feature matching on a multi-scale D's features
+(lambda_feat) and the VGG19 perceptual loss (lambda_vgg, with ``--vgg``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import nn
 
 from ..config import LossConfig, TrainConfig
 from ..speed import FP32, Precision
-from .losses import d_loss, g_loss, gradient_penalty
+from .losses import d_loss, feature_matching, g_loss, gradient_penalty, vgg_loss
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Networks:
     G_step: nn.Module | None = None
     D_step: nn.Module | None = None
     D_frozen: nn.Module | None = None
+    vgg: nn.Module | None = None  # VGG19's features for the perceptual loss (--vgg), frozen
 
     def __post_init__(self) -> None:
         self.G_step = self.G_step or self.G
@@ -66,7 +69,7 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, nets: Networks, loss:
         with amp():
             pred_fake = nets.D_step(d_input(fake_B.detach()))
             pred_real = nets.D_step(d_input(real_B))
-            loss_D = d_loss(loss.gan_loss, pred_real.float(), pred_fake.float())
+            loss_D = d_loss(loss.gan_loss, pred_real, pred_fake)
             if loss.gan_loss == "wgangp":
                 gp = gradient_penalty(nets.D, real_A if loss.conditional else None, real_B, fake_B.detach(),
                                       scale=amp.loss_scale("D"))
@@ -77,15 +80,25 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, nets: Networks, loss:
         losses["D"] = loss_D.detach()
         nets.D.requires_grad_(False)  # D is frozen for the G step
 
-    # G step: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y in L1.
-    nets.opt_G.zero_grad(set_to_none=True)
+    # G step: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y in L1. All of G's gradients are
+    # cleared, not only those opt_G steps (a local generator's global part may be held fixed).
+    nets.G.zero_grad(set_to_none=True)
     loss_G = real_B.new_zeros(())
     if nets.D is not None:
         with amp():
             pred = nets.D_frozen(d_input(fake_B))
-        loss_G_gan = g_loss(loss.gan_loss, pred.float())
+        loss_G_gan = g_loss(loss.gan_loss, pred)
         losses["G_gan"] = loss_G_gan.detach()
         loss_G = loss_G + loss_G_gan
+        if loss.lambda_feat and isinstance(pred, list):  # a multi-scale D gives its features
+            loss_G_feat = feature_matching(pred, pred_real) * loss.lambda_feat
+            losses["G_feat"] = loss_G_feat.detach()
+            loss_G = loss_G + loss_G_feat
+    if nets.vgg is not None and loss.lambda_vgg:
+        with amp():
+            loss_G_vgg = vgg_loss(nets.vgg, fake_B, real_B) * loss.lambda_vgg
+        losses["G_vgg"] = loss_G_vgg.detach()
+        loss_G = loss_G + loss_G_vgg
     if loss.uses_l1:
         loss_G_l1 = F.l1_loss(fake_B.float(), real_B) * loss.lambda_l1
         losses["G_l1"] = loss_G_l1.detach()
