@@ -531,6 +531,17 @@ CPU_PRESET = "cpu"
 PRESETS[CPU_PRESET] = {"crop_size": 128, "workers": 1, "batch_size": 1, "generator.arch": "unet_128", "ngf": 32,
                        "ndf": 32, "log_every": 50, "sample_every": 500, "snapshot_every": 0}
 CPU_MINUTES = 30.0  # what --preset cpu plans for without --minutes
+# pix2pixHD's Cityscapes recipes (its scripts/train_512p.sh and train_1024p_24G.sh, with options/*.py's defaults):
+# 35 label classes plus the instance boundary, read from a 2-channel input (labelIds, instanceIds: 'pix2pix
+# datasets hd' makes it); 512p: global at 1024x512 (scale_width to 1024), 100 + 100 epochs; 1024p: local (ngf 32)
+# at the data's 2048x1024, num_D 3, from the 512p run (--init-from) with the global part fixed for 10 epochs,
+# 50 + 50 epochs, as the script says (options' 100 + 100 is overridden there).
+HD_CLASSES = {"label_nc": 35, "instance": True, "in_channels": 2, "direction": "AtoB", "batch_size": 1}
+PRESETS["cityscapes-hd-512"] = HD_CLASSES | {"generator.arch": "global", "ngf": 64, "preprocess": "scale_width",
+                                             "load_size": 1024, "crop_size": 1024, "epochs": 100,
+                                             "epochs_decay": 100}
+PRESETS["cityscapes-hd-1024"] = HD_CLASSES | {"generator.arch": "local", "ngf": 32, "num_d": 3, "preprocess": "none",
+                                              "fix_global_epochs": 10, "epochs": 50, "epochs_decay": 50}
 
 
 def preset_fields(name: str) -> dict[tuple[str, str], Any]:

@@ -217,7 +217,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def describe_models() -> list[dict]:
     """Every listed architecture with its parameter count at the default settings (built on the meta
-    device, so nothing is allocated): G 3->3 with ngf 64, D on 6 channels with ndf 64, batch norm."""
+    device, so nothing is allocated): G 3->3 with ngf 64 (pix2pixHD's local: 32), D on 6 channels with ndf 64,
+    each in its family's norm; ``settings`` says which."""
     import torch
 
     from ..networks import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, count_params, \
@@ -226,11 +227,15 @@ def describe_models() -> list[dict]:
     rows = []
     with torch.device("meta"):
         for name in GENERATORS:
-            net = build_generator(C.GeneratorConfig(arch=name))
-            rows.append(dict(name=name, role="generator", params=count_params(net), receptive_field=None,
-                             aliases=[]))
+            cfg = C.GeneratorConfig(arch=name, ngf=32 if name == "local" else 64)  # pix2pixHD's local is ngf 32
+            rows.append(dict(name=name, role="generator", params=count_params(build_generator(cfg)),
+                             receptive_field=None, aliases=[], settings=dict(ngf=cfg.ngf, in_channels=3,
+                                                                             out_channels=3)))
         for name, aliases in DISCRIMINATORS.items():
-            net = build_discriminator(C.DiscriminatorConfig(arch=name))
+            cfg = C.DiscriminatorConfig(arch=name)
+            net = build_discriminator(cfg)
+            settings = dict(ndf=cfg.ndf, in_channels=cfg.in_channels) | ({"num_d": cfg.num_d} if name == "multiscale"
+                                                                          else {})
             rows.append(dict(name=name, role="discriminator", params=count_params(net),
-                             receptive_field=receptive_field(net), aliases=list(aliases)))
+                             receptive_field=receptive_field(net), aliases=list(aliases), settings=settings))
     return rows
