@@ -27,9 +27,26 @@ def test_rows_change_only_what_they_name(tmp_path, facades_like):
         for row in rows:
             cfg = row_config(base, row, tmp_path / "abl", steps=10)
             assert cfg.train.objective == row.objective and cfg.discriminator.arch == row.discriminator
-            assert cfg.generator.arch == f"{row.generator}_64" and cfg.train.max_steps == 10
+            want = row.generator if row.generator == "global" else f"{row.generator}_64"
+            assert cfg.generator.arch == want and cfg.train.max_steps == 10
             assert cfg.train.seed == base.train.seed and cfg.data == base.data and cfg.name == slug(row.label)
     assert [r.label for r in TABLES["losses"][1]] == ["L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"]
+
+
+def test_hd_table_compares_the_networks_and_each_loss_term(tmp_path, facades_like):
+    from pix2pix.config import resolve
+
+    base = cpu_recipe(facades_like, tmp_path / "abl", 64)
+    got = []
+    for row in TABLES["hd"][1]:
+        cfg = resolve(row_config(base, row, tmp_path / "abl", steps=10))
+        got.append((cfg.generator.arch, cfg.generator.norm, cfg.discriminator.arch, cfg.train.objective,
+                    cfg.train.gan_loss, cfg.train.lambda_feat if cfg.discriminator.arch == "multiscale" else None))
+    assert got == [("unet_64", "batch", "patch70", "l1+cgan", "vanilla", None),
+                   ("global", "instance", "patch70", "l1+cgan", "vanilla", None),
+                   ("global", "instance", "multiscale", "cgan", "lsgan", 10.0),
+                   ("global", "instance", "multiscale", "cgan", "lsgan", 0.0),
+                   ("global", "instance", "multiscale", "l1+cgan", "lsgan", 10.0)]
 
 
 @pytest.mark.slow

@@ -318,3 +318,30 @@ def test_scale_width_keeps_a_wide_image_wide():
     a = np.zeros((64, 128, 3), np.uint8)
     x, _ = resize_pair(a, a, cfg, train=True)
     assert x.shape[:2] == (32, 64)  # before: the crop size's height (64x256)
+
+
+def test_pix2pixhd_layout_with_instances_trains_and_translates(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "cityscapes"
+    for side in ("label", "inst", "img"):
+        (src / f"train_{side}").mkdir(parents=True)
+    for i in range(2):
+        labels = rng.integers(0, 5, (4, 8)).repeat(8, 0).repeat(8, 1).astype(np.uint8)  # 32x64
+        ids = (labels.astype(np.int32) * 1000 + rng.integers(0, 3, labels.shape)).astype(np.uint16)
+        Image.fromarray(labels).save(src / "train_label" / f"c_{i}_gtFine_labelIds.png")
+        Image.fromarray(ids).save(src / "train_inst" / f"c_{i}_gtFine_instanceIds.png")  # 16-bit, as Cityscapes'
+        Image.fromarray(make_pair(rng, 64)[1][:32]).save(src / "train_img" / f"c_{i}_leftImg8bit.png")
+    assert main(["datasets", "hd", "--from", str(src), "--out", str(tmp_path / "hd")]) == 0
+    assert "--instance --in-channels 2" in capsys.readouterr().out
+    a = np.load(tmp_path / "hd" / "A" / "train" / "c_0.npy")
+    assert a.shape == (32, 64, 2) and a.dtype == np.uint16 and a[..., 1].max() >= 4000
+    assert main(["train", "--data", str(tmp_path / "hd"), "--runs", str(tmp_path / "runs"), "--name", "cs", *COMMON,
+                 "--generator", "global", "--ngf", "4", "--load-size", "64", "--crop-size", "64", "--max-steps", "2",
+                 "--label-nc", "5", "--instance", "--in-channels", "2"]) == 0
+    assert main(["translate", "--checkpoint", str(tmp_path / "runs" / "cs"), "--input",
+                 str(tmp_path / "hd" / "A" / "train" / "c_1.npy"), "--output", str(tmp_path / "out"), "--eval",
+                 "--output-format", "png"]) == 0
+    out = next((tmp_path / "out").iterdir())
+    assert out.suffix == ".png" and Image.open(out).size == (64, 32)
+    one_line_error(capsys, main(["datasets", "hd", "--from", str(tmp_path), "--out", str(tmp_path / "x")]),
+                   "no SPLIT_label folder")

@@ -3,7 +3,9 @@ segmenter for every configuration.
 
 * ``losses`` (Table 1): L1, GAN, cGAN, L1+GAN, L1+cGAN with the U-Net and the 70x70 PatchGAN;
 * ``generators`` (Figure 5's table): encoder-decoder and U-Net, each with L1 and with L1+cGAN;
-* ``discriminators`` (Table 3): L1+cGAN with 1x1, 16x16, 70x70 and 286x286 discriminators.
+* ``discriminators`` (Table 3): L1+cGAN with 1x1, 16x16, 70x70 and 286x286 discriminators;
+* ``hd``: the U-Net with one PatchGAN against pix2pixHD's global generator with one PatchGAN and with the
+  multi-scale D, then each of its loss terms taken away or added (feature matching, L1).
 
 Each configuration starts from the same CPU-sized recipe as the demo (:func:`pix2pix.config.cpu_recipe`)
 and differs only in what its row names. Output in ``OUT``: ``ablation.md`` (the paper's layout, its numbers
@@ -24,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .config import RunConfig
+from .networks import HD_GENERATORS
 from .errors import Pix2PixError
 from .files import write_text
 from .evaluation.metrics import evaluate_run
@@ -40,9 +43,10 @@ SAMPLE_COLUMNS = 6
 class Row:
     label: str  # as the paper prints it
     objective: str = "l1+cgan"
-    generator: str = "unet"  # unet or encoder_decoder
+    generator: str = "unet"  # unet, encoder_decoder (at the crop size), or pix2pixHD's global
     discriminator: str = "patch70"
     paper: tuple[float, float, float] | None = None  # the paper's FCN-scores on Cityscapes labels -> photo
+    lambda_feat: float | None = None  # None: the configuration's (feature matching where D is multiscale)
 
 
 TABLES: dict[str, tuple[str, list[Row]]] = {
@@ -65,6 +69,13 @@ TABLES: dict[str, tuple[str, list[Row]]] = {
         Row("70x70", discriminator="patch70", paper=(0.66, 0.23, 0.17)),
         Row("286x286", discriminator="patch286", paper=(0.42, 0.16, 0.11)),
     ]),
+    "hd": ("Networks (loss)", [
+        Row("U-Net + PatchGAN (L1+cGAN)", paper=(0.66, 0.23, 0.17)),
+        Row("global + PatchGAN (L1+cGAN)", generator="global"),
+        Row("global + multi-scale D (cGAN+FM)", "cgan", "global", "multiscale"),
+        Row("global + multi-scale D (cGAN)", "cgan", "global", "multiscale", lambda_feat=0.0),
+        Row("global + multi-scale D (L1+cGAN+FM)", "l1+cgan", "global", "multiscale"),
+    ]),
 }
 PAPER_GROUND_TRUTH = (0.80, 0.26, 0.21)
 
@@ -79,8 +90,14 @@ def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
     cfg = base.copy()
     cfg.name, cfg.out = slug(row.label), str(out / "runs")
     cfg.train.objective = row.objective
-    cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
+    if row.generator in HD_GENERATORS:  # pix2pixHD's recipe: its family's norm, no dropout, LSGAN
+        cfg.generator.arch = row.generator
+        cfg.generator.norm = cfg.generator.dropout = cfg.discriminator.norm = cfg.train.gan_loss = None
+    else:
+        cfg.generator.arch = f"{row.generator}_{cfg.data.crop_size}"
     cfg.discriminator.arch = row.discriminator
+    if row.lambda_feat is not None:
+        cfg.train.lambda_feat = row.lambda_feat
     cfg.train.epochs = cfg.train.epochs_decay = plan_epochs(cfg, steps, nearest=True)
     cfg.train.max_steps = steps
     cfg.train.max_minutes = None
@@ -89,10 +106,9 @@ def row_config(base: RunConfig, row: Row, out: Path, steps: int) -> RunConfig:
 
 def plan_steps(base: RunConfig, rows: list[Row], minutes: float) -> int:
     """Steps that fit ``minutes`` for the slowest row (the one with the largest discriminator)."""
-    slowest = max(rows, key=lambda r: (r.objective != "l1", r.discriminator == "patch286", r.discriminator))
-    cfg = base.copy()
-    cfg.train.objective, cfg.discriminator.arch = slowest.objective, slowest.discriminator
-    return steps_in_minutes(cfg, minutes, timings=2)
+    slowest = max(rows, key=lambda r: (r.objective != "l1", r.generator in HD_GENERATORS,
+                                       r.discriminator in ("patch286", "multiscale"), r.discriminator))
+    return steps_in_minutes(row_config(base, slowest, Path(base.out), steps=1), minutes, timings=2)
 
 
 def run_ablation(base: RunConfig, table: str, out: Path, steps: int | None = None, minutes: float | None = None,

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
-from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, check_section, section_from_dict
+from .config import DiscriminatorConfig, GeneratorConfig, RunConfig, check_section, section_from_dict, settled
 from .errors import Pix2PixError
 from .files import atomic_write, write_bytes
 from .networks import build_discriminator, build_generator, check_size
@@ -40,7 +40,7 @@ def save_weights(path: Path, G: nn.Module, G_cfg: GeneratorConfig, D: nn.Module 
     tensors = {f"generator.{k}": v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     if D is not None:
         tensors |= {f"discriminator.{k}": v.detach().cpu().contiguous() for k, v in D.state_dict().items()}
-    metadata = {"format": FORMAT, "generator": json.dumps(dataclasses.asdict(G_cfg)),
+    metadata = {"format": FORMAT, "generator": json.dumps(dataclasses.asdict(settled(G_cfg))),
                 "discriminator": json.dumps(dataclasses.asdict(D_cfg)) if D_cfg is not None else "null"}
     metadata |= {k: json.dumps(v) for k, v in meta.items()}
     # The bytes, then one write of our own: safetensors' save_file would write its own temporary file.
@@ -311,7 +311,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise Pix2PixError(f"{path}: the checkpoint's metadata is not valid JSON ({e})") from None
     if "generator" not in meta:
         raise Pix2PixError(f"{path}: the checkpoint's metadata has no generator configuration")
-    G_cfg = section_from_dict(GeneratorConfig, meta.pop("generator"), str(path), "generator")
+    G_cfg = settled(section_from_dict(GeneratorConfig, meta.pop("generator"), str(path), "generator"))
     D_json = meta.pop("discriminator", None)
     D_cfg = section_from_dict(DiscriminatorConfig, D_json, str(path), "discriminator") if D_json else None
     _buildable(path, G_cfg, D_cfg)

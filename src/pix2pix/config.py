@@ -340,6 +340,13 @@ def _flag(section: str, f: dataclasses.Field) -> str:
 # ------------------------------------------------------------------------------------------ resolve
 
 
+def settled(g: GeneratorConfig) -> GeneratorConfig:
+    """``g`` with its unset norm and dropout given its family's defaults (what :func:`resolve` does to them), for a
+    generator configuration met on its own: a checkpoint's, or one a caller built without a run."""
+    return dataclasses.replace(g, norm=family_default("norm", g.arch) if g.norm is None else g.norm,
+                               dropout=family_default("dropout", g.arch) if g.dropout is None else g.dropout)
+
+
 def jittered_load_size(crop_size: int) -> int:
     """The paper's resize before the random crop, scaled to ``crop_size``: 286 for 256, 143 for 128."""
     return round(crop_size * 286 / 256)
@@ -354,8 +361,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --runs (no '/', '..')")
     g, d, data, t = cfg.generator, cfg.discriminator, cfg.data, cfg.train
     # The family's defaults (networks.FAMILY_DEFAULTS) where a field is unset.
-    for section, name, key in (("generator", "norm", "norm"), ("generator", "dropout", "dropout"),
-                               ("discriminator", "arch", "discriminator"), ("train", "objective", "objective")):
+    cfg.generator = g = settled(g)
+    for section, name, key in (("discriminator", "arch", "discriminator"), ("train", "objective", "objective")):
         if getattr(getattr(cfg, section), name) is None:
             setattr(getattr(cfg, section), name, family_default(key, g.arch))
     d.arch = canonical_discriminator(d.arch)

@@ -69,6 +69,12 @@ def add_commands(sub) -> None:
                    help="the same seed gives the same split, the same as `datasets split` gives (default 0)")
     q.set_defaults(func=cmd_datasets_combine)
 
+    q = dsub.add_parser("hd", help="pix2pixHD's layout (train_label, train_inst, train_img) as a dataset for "
+                        "--label-nc (class maps, with instance ids when given)")
+    q.add_argument("--from", dest="src", required=True, help="the pix2pixHD dataset folder (e.g. datasets/cityscapes)")
+    q.add_argument("--out", required=True, help="the new dataset folder")
+    q.set_defaults(func=cmd_datasets_hd)
+
     q = dsub.add_parser("split", help="split a dataset without val or test into train/val/test (a flat folder of "
                         "aligned images, or combine's output, all in DIR/train)")
     q.add_argument("dir", help="the dataset folder: aligned A|B images directly in it, or all in DIR/train")
@@ -163,6 +169,15 @@ def cmd_datasets_combine(args: argparse.Namespace) -> int:
     print(f"wrote {report.pairs} aligned pair(s) to {args.out} ({counts}); {len(report.problems)} problem(s)")
     if list(report.splits) == ["train"]:
         print(f"next: pix2pix datasets split {args.out} --val 0.1 --test 0.1  (gives val and test their share)")
+    return 0
+
+
+def cmd_datasets_hd(args: argparse.Namespace) -> int:
+    from ..datasets.layout import from_pix2pixhd
+
+    counts = from_pix2pixhd(Path(args.src), Path(args.out))
+    print(f"wrote {sum(counts.values())} pair(s) to {args.out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+          f"train with --label-nc N (35 for Cityscapes){' --instance --in-channels 2' if any((Path(args.out) / 'A').rglob('*.npy')) else ' --in-channels 1'}")
     return 0
 
 

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoints import Checkpoint, load_checkpoint, run_checkpoint
-from ..config import GeneratorConfig, RunConfig
+from ..config import GeneratorConfig, RunConfig, settled
 from ..data.pairs import PairDataset, is_data_file, scan_split, to_image
 from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
                       output_format, pil_raster, preview, read_raster, size_of, split_ab, to_tensor, write_raster)
@@ -152,7 +152,7 @@ class Translator:
     def __init__(self, G: nn.Module, config: GeneratorConfig, eval: bool = False, device: str = "auto",
                  meta: dict | None = None, fast: bool = True, engine: str = "auto", scales: Scales = EIGHT_BIT,
                  work: int | None = 0, background: bool = False, run_seed: int | None = None):
-        self.config, self.eval, self.meta, self.scales = config, eval, meta or {}, scales
+        self.config, self.eval, self.meta, self.scales = settled(config), eval, meta or {}, scales
         self.device = resolve_device(device)
         if engine not in ENGINES:
             raise Pix2PixError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")

@@ -252,7 +252,7 @@ def _scales(s: Setup, pairs: list, resume: bool) -> Scales:
                         skip_bad=cfg.data.skip_bad_images)
     if not scales.eight_bit and s.world.main:
         log.info(f"scaling: input {scales.input.describe()}; output {scales.output.describe()}")
-        if cfg.data.preprocess not in ("crop", "none"):  # a preprocess that resizes
+        if cfg.data.preprocess not in ("crop", "none") and not cfg.data.label_nc:  # resizes (class maps: nearest)
             log.info(f"note: --preprocess {cfg.data.preprocess} resamples the data (bicubic, in float); for pixels "
                      "that are measurements, --preprocess none (or crop) keeps them as measured")
     return scales
