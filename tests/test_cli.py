@@ -50,7 +50,8 @@ def test_models_json_lists_every_network(capsys):
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["unet_256"] == {"name": "unet_256", "role": "generator", "params": 54_413_955,
-                                "receptive_field": None, "aliases": []}
+                                "receptive_field": None, "aliases": [],
+                                "settings": {"ngf": 64, "in_channels": 3, "out_channels": 3}}
     assert rows["patch70"]["params"] == 2_768_705 and rows["patch70"]["receptive_field"] == 70
     assert "basic" in rows["patch70"]["aliases"]
     assert rows["pixel"]["receptive_field"] == 1 and rows["resnet_9blocks"]["params"] == 11_383_427

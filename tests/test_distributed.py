@@ -12,12 +12,15 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from pix2pix.checkpoints import load_checkpoint
 from pix2pix.training.distributed import SyncBatchNorm2d, World, rank_share, sync_batch_norm, world_from_env
 
-from conftest import free_port, make_aligned_dataset, train_tiny
+from conftest import free_port, make_aligned_dataset, make_pair, train_tiny
+from pix2pix.cli import main
 
 
 def test_each_global_batch_is_split_across_processes_and_the_tail_wraps_around():
@@ -190,3 +193,41 @@ def test_an_error_in_the_main_process_alone_reaches_the_others_as_one_line(tmp_p
     mp.spawn(_on_main_worker, args=(free_port(), files), nprocs=2)
     assert Path(files[0]).read_text() == "the error itself"
     assert "the main process (rank 0) stopped with an error" in Path(files[1]).read_text()
+
+
+@pytest.mark.slow
+def test_two_processes_train_pix2pixhds_second_stage_as_one_does(tmp_path):
+    """The local generator from a global one, its global part fixed for the first epoch, the multi-scale D's
+    nested outputs and feature matching, under torchrun: as one process at the same global batch (instance norm
+    and the losses' means are per image, so only the order of sums differs)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "wide"
+    (data / "train").mkdir(parents=True)
+    for i in range(4):
+        label, photo = make_pair(rng, 64)
+        Image.fromarray(np.concatenate([label[:32], photo[:32]], 1)).save(data / "train" / f"{i}.png")
+    common = ["--data", str(data), "--runs", str(tmp_path / "runs"), "--ndf", "4", "--preprocess", "scale_width",
+              "--workers", "0", "--no-progress", "--val-every", "0", "--no-fast", "--log-every", "1"]
+    assert main(["train", *common, "--name", "global", "--generator", "global", "--ngf", "4", "--load-size", "32",
+                 "--crop-size", "32", "--epochs", "1", "--epochs-decay", "0"]) == 0
+    local = [*common, "--generator", "local", "--init-from", str(tmp_path / "runs" / "global"), "--load-size", "64",
+             "--crop-size", "64", "--fix-global-epochs", "1", "--epochs", "2", "--epochs-decay", "0",
+             "--snapshot-every", "1"]
+    assert main(["train", *local, "--name", "one", "--batch-size", "2"]) == 0
+    done = _torchrun_train(*local, "--name", "two", "--batch-size", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = tmp_path / "runs"
+    fixed = load_file(str(runs / "two" / "checkpoints" / "epoch_001.safetensors"))
+    start = {k: v for k, v in _weights(runs / "global").items()  # the global part, as the local one holds it
+             if k.startswith("G.model.") and "generator." + k[2:] in fixed}
+    assert all(torch.equal(fixed["generator." + k[2:]], v) for k, v in start.items())  # held for the first epoch
+    a, b = _weights(runs / "one"), _weights(runs / "two")
+    assert a.keys() == b.keys()
+    # Then trained alike: a few Adam steps move each weight by about the lr whatever its gradient's size, so
+    # rounding differences show in weights whose gradient is next to zero (the biases instance norm takes out
+    # again). What must agree is where the training moved them: the directions of the two runs' moves.
+    move = {r: torch.cat([(w[k] - v).flatten() for k, v in start.items()]) for r, w in (("one", a), ("two", b))}
+    assert move["one"].abs().max() > 1e-4  # it moved
+    assert F.cosine_similarity(move["one"], move["two"], dim=0) > 0.95

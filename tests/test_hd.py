@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -345,3 +344,22 @@ def test_pix2pixhd_layout_with_instances_trains_and_translates(tmp_path, capsys)
     assert out.suffix == ".png" and Image.open(out).size == (64, 32)
     one_line_error(capsys, main(["datasets", "hd", "--from", str(tmp_path), "--out", str(tmp_path / "x")]),
                    "no SPLIT_label folder")
+
+
+def test_the_app_serves_a_local_generator(staged):
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from pix2pix.app.models import load_served
+    from pix2pix.app.server import create_app
+
+    _, runs = staged
+    label = make_pair(np.random.default_rng(9), 96)[0][:40]  # 96x40: not a multiple of the local's 32
+    body = io.BytesIO()
+    Image.fromarray(label).save(body, format="PNG")
+    with TestClient(create_app([load_served(runs / "local")]), base_url="http://localhost") as client:
+        r = client.post("/api/translate", files={"image": ("x.png", body.getvalue(), "image/png")},
+                        data={"eval": "true"})
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (96, 40)

@@ -24,8 +24,7 @@ import torch
 
 from .errors import Pix2PixError
 from .files import write_text
-from .networks import (HD_GENERATORS, build_discriminator, build_generator, canonical_discriminator, check_size,
-                       family_default)
+from .networks import build_discriminator, build_generator, canonical_discriminator, check_size, family_default
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")

@@ -58,7 +58,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("ablate", help="train and score the paper's ablation tables with equal budgets")
     p.add_argument("--data", required=True, help="dataset root (labels -> photo)")
     p.add_argument("--table", required=True, choices=("losses", "generators", "discriminators", "hd"),
-                   help="losses (Table 1), generators (encoder-decoder vs U-Net), discriminators (Table 3)")
+                   help="losses (Table 1), generators (encoder-decoder vs U-Net), discriminators (Table 3), hd "
+                        "(U-Net vs pix2pixHD's global generator and multi-scale D, and its loss terms)")
     p.add_argument("--steps", type=positive(int), help="training steps per configuration")
     p.add_argument("--minutes", type=positive(float), help="or: minutes per configuration (sized by a timing)")
     p.add_argument("--out", default="runs/ablation", help="report folder (default runs/ablation)")

@@ -61,11 +61,11 @@ def _not_resumable(what: str, run_dir: Path, was: str = "") -> Pix2PixError:
 
 
 def absolute_files(cfg: RunConfig) -> None:
-    """The data root, the validation's segmenter and Inception file as absolute paths, so that --resume finds
-    them from anywhere."""
+    """The data root, the validation's segmenter and Inception file and the VGG19 weights as absolute paths, so
+    that --resume finds them from anywhere."""
     if cfg.data.root:
         cfg.data.root = str(Path(cfg.data.root).resolve())
-    for name in ("segmenter", "inception"):
+    for name in ("segmenter", "inception", "vgg"):
         if getattr(cfg.train, name):
             setattr(cfg.train, name, str(Path(getattr(cfg.train, name)).resolve()))
 
@@ -111,7 +111,9 @@ def source_said(cfg: RunConfig) -> str | None:
     generator, the data's direction and sizes, ...), or None."""
     ckpt = load_checkpoint(Path(cfg.train.init_from))
     data = _source_data(ckpt.meta)
-    default = resolve(RunConfig())
+    default = RunConfig()
+    default.generator.arch = cfg.generator.arch  # its family's defaults (pix2pixHD's instance norm, no dropout)
+    default = resolve(default)
     mine = [("generator", f.name, getattr(ckpt.generator, f.name)) for f in dataclasses.fields(ckpt.generator)]
     mine += [("data", name, data[name]) for name, _ in DATA_INHERITED if name in data]
     took = [f"{flag_of(s, n)} {v}" for s, n, v in mine

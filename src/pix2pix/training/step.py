@@ -83,29 +83,22 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, nets: Networks, loss:
     # G step: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y in L1. All of G's gradients are
     # cleared, not only those opt_G steps (a local generator's global part may be held fixed).
     nets.G.zero_grad(set_to_none=True)
-    loss_G = real_B.new_zeros(())
+    terms: dict[str, torch.Tensor] = {}
     if nets.D is not None:
         with amp():
             pred = nets.D_frozen(d_input(fake_B))
-        loss_G_gan = g_loss(loss.gan_loss, pred)
-        losses["G_gan"] = loss_G_gan.detach()
-        loss_G = loss_G + loss_G_gan
-        if loss.lambda_feat and isinstance(pred, list):  # a multi-scale D gives its features
-            loss_G_feat = feature_matching(pred, pred_real) * loss.lambda_feat
-            losses["G_feat"] = loss_G_feat.detach()
-            loss_G = loss_G + loss_G_feat
-    if nets.vgg is not None and loss.lambda_vgg:
+        terms["G_gan"] = g_loss(loss.gan_loss, pred)
+        if loss.lambda_feat and isinstance(pred, list):  # pix2pixHD: a multi-scale D gives its features
+            terms["G_feat"] = feature_matching(pred, pred_real) * loss.lambda_feat
+    if nets.vgg is not None and loss.lambda_vgg:  # pix2pixHD's perceptual loss
         with amp():
-            loss_G_vgg = vgg_loss(nets.vgg, fake_B, real_B) * loss.lambda_vgg
-        losses["G_vgg"] = loss_G_vgg.detach()
-        loss_G = loss_G + loss_G_vgg
+            terms["G_vgg"] = vgg_loss(nets.vgg, fake_B, real_B) * loss.lambda_vgg
     if loss.uses_l1:
-        loss_G_l1 = F.l1_loss(fake_B.float(), real_B) * loss.lambda_l1
-        losses["G_l1"] = loss_G_l1.detach()
-        loss_G = loss_G + loss_G_l1
+        terms["G_l1"] = F.l1_loss(fake_B.float(), real_B) * loss.lambda_l1
+    loss_G = sum(terms.values(), real_B.new_zeros(()))
     amp.backward(loss_G, "G")
     amp.step(nets.opt_G, "G")
-    losses["G"] = loss_G.detach()
+    losses |= {k: v.detach() for k, v in terms.items()} | {"G": loss_G.detach()}
     return losses, fake_B.detach()
 
 
