@@ -52,6 +52,31 @@ def test_class_input_is_one_hot_plus_instance_boundaries():
     assert torch.equal(instance_edges(ids[None, None])[0, 0], out[0, 3])
 
 
+def test_class_input_keeps_instance_ids_exact_in_a_bf16_network():
+    ids = torch.tensor([[26001.0, 26002.0]]).view(1, 1, 1, 2)  # two cars of Cityscapes: one id apart
+    x = torch.cat([torch.zeros_like(ids), ids], 1)  # class 0, two instances (float32, as the data gives it)
+    out = ClassInput(2, instance=True).to(torch.bfloat16)(x)
+    assert out.dtype == torch.bfloat16 and out[0, 2].tolist() == [[1.0, 1.0]]  # their boundary
+    assert torch.bfloat16 != x.dtype and x.to(torch.bfloat16)[0, 1, 0, 0] == x.to(torch.bfloat16)[0, 1, 0, 1]
+
+
+def test_class_maps_are_read_as_indices_and_checked(tmp_path):
+    from pix2pix.data.rasters import read_raster
+    from pix2pix.errors import Pix2PixError
+
+    idx = np.array([[0, 1], [2, 4]], np.uint8)
+    pal = Image.fromarray(idx, "P")
+    pal.putpalette([0, 0, 0, 200, 10, 10, 10, 200, 10, 10, 10, 200, 255, 255, 255] + [0] * 753)
+    pal.save(tmp_path / "p.png")
+    assert read_raster(tmp_path / "p.png", 1, label_nc=5)[..., 0].tolist() == idx.tolist()  # not brightness
+    assert read_raster(tmp_path / "p.png", 1)  # without --label-nc: an image, as before
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(Pix2PixError, match="a RGB image, and --label-nc reads one class index"):
+        read_raster(tmp_path / "rgb.png", 1, label_nc=5)
+    with pytest.raises(Pix2PixError, match="class index 4 in a map of --label-nc 4 classes"):
+        read_raster(tmp_path / "p.png", 1, label_nc=4)
+
+
 def test_hd_generators_take_any_size_and_keep_it():
     torch.manual_seed(0)
     for arch in ("global", "local"):
@@ -147,11 +172,16 @@ def test_the_hd_family_resolves_to_pix2pixhds_recipe():
     assert (paper.generator.norm, paper.generator.dropout, paper.discriminator.arch, paper.train.objective,
             paper.train.gan_loss) == ("batch", 0.5, "patch70", "l1+cgan", "vanilla")
     assert resolve(RunConfig.from_dict(cfg.to_dict())).to_dict() == cfg.to_dict()  # idempotent
+    # pix2pixHD's losses come with its D: the global generator against one PatchGAN keeps the paper's L1
+    one = RunConfig()
+    one.generator.arch, one.discriminator.arch = "global", "patch70"
+    assert (resolve(one).train.objective, one.train.gan_loss, one.generator.norm) == ("l1+cgan", "vanilla", "instance")
 
 
 @pytest.mark.parametrize("flags,needle", [
     (["--gan-loss", "wgangp", "--generator", "global"], "not --discriminator multiscale"),
     (["--fix-global-epochs", "3", "--generator", "global"], "only a --generator local"),
+    (["--fix-global-epochs", "3", "--generator", "local"], "give --init-from a global run"),
     (["--label-nc", "35", "--generator", "global"], "--in-channels 1"),
     (["--instance", "--generator", "global", "--in-channels", "2"], "give --label-nc N too"),
     (["--label-nc", "4", "--generator", "unet_32", "--in-channels", "1"], "not unet_32"),
@@ -171,7 +201,11 @@ def test_presets_follow_pix2pixhds_scripts():
         ("global", 64, "scale_width", 1024)
     assert (hd512.train.epochs, hd512.train.epochs_decay, hd512.discriminator.num_d) == (100, 100, 2)
     assert (hd512.generator.label_nc, hd512.generator.instance, hd512.generator.in_channels) == (35, True, 2)
-    hd1024 = resolve(apply_preset(RunConfig(), "cityscapes-hd-1024"))
+    hd1024 = apply_preset(RunConfig(), "cityscapes-hd-1024")
+    with pytest.raises(Exception, match="give --init-from a global run"):  # its second stage needs the first
+        resolve(hd1024.copy())
+    hd1024.train.init_from = "runs/city512"
+    hd1024 = resolve(hd1024)
     assert (hd1024.generator.arch, hd1024.generator.ngf, hd1024.discriminator.num_d) == ("local", 32, 3)
     assert (hd1024.train.epochs, hd1024.train.epochs_decay, hd1024.train.fix_global_epochs) == (50, 50, 10)
     assert hd1024.data.preprocess == "none"

@@ -24,7 +24,8 @@ import torch
 
 from .errors import Pix2PixError
 from .files import write_text
-from .networks import build_discriminator, build_generator, canonical_discriminator, check_size, family_default
+from .networks import (build_discriminator, build_generator, canonical_discriminator, check_size, family_default,
+                       family_settings)
 
 OBJECTIVES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -185,9 +186,10 @@ NEEDS_HOW = {"segmenter": "a segmenter file: make one with 'pix2pix segmenter tr
 
 @dataclass
 class TrainConfig:
-    # None: the family's (l1+cgan; cgan for global/local; lsgan with a multiscale D), filled in by resolve().
-    objective: str | None = option(None, "loss terms (the rows of the paper's Table 1) (default: l1+cgan; cgan for "
-                                   "global/local)", choices=OBJECTIVES)
+    # None: the paper's l1+cgan; with a multiscale D pix2pixHD's cgan (and feature matching), filled in by resolve().
+    objective: str | None = option(None, "loss terms (the rows of the paper's Table 1) (default: l1+cgan; cgan with "
+                                   "--discriminator multiscale, whose feature matching stands in for L1)",
+                                   choices=OBJECTIVES)
     gan_loss: str | None = option(None, "adversarial loss (default: vanilla; lsgan with --discriminator "
                                   "multiscale)", choices=GAN_LOSSES)
     lambda_l1: float = option(100.0, "weight of the L1 term", check="non_negative")
@@ -342,8 +344,8 @@ def _flag(section: str, f: dataclasses.Field) -> str:
 def settled(g: GeneratorConfig) -> GeneratorConfig:
     """``g`` with its unset norm and dropout given its family's defaults (what :func:`resolve` does to them), for a
     generator configuration met on its own: a checkpoint's, or one a caller built without a run."""
-    return dataclasses.replace(g, norm=family_default("norm", g.arch) if g.norm is None else g.norm,
-                               dropout=family_default("dropout", g.arch) if g.dropout is None else g.dropout)
+    norm, dropout = family_settings(g)
+    return dataclasses.replace(g, norm=norm, dropout=dropout)
 
 
 def jittered_load_size(crop_size: int) -> int:
@@ -361,12 +363,14 @@ def resolve(cfg: RunConfig) -> RunConfig:
     g, d, data, t = cfg.generator, cfg.discriminator, cfg.data, cfg.train
     # The family's defaults (networks.FAMILY_DEFAULTS) where a field is unset.
     cfg.generator = g = settled(g)
-    for section, name, key in (("discriminator", "arch", "discriminator"), ("train", "objective", "objective")):
-        if getattr(getattr(cfg, section), name) is None:
-            setattr(getattr(cfg, section), name, family_default(key, g.arch))
+    if d.arch is None:
+        d.arch = family_default("discriminator", g.arch)
     d.arch = canonical_discriminator(d.arch)
+    hd = d.arch == "multiscale"  # pix2pixHD's losses come with its D: LSGAN, feature matching instead of L1
+    if t.objective is None:
+        t.objective = "cgan" if hd else "l1+cgan"
     if t.gan_loss is None:
-        t.gan_loss = "lsgan" if d.arch == "multiscale" else "vanilla"  # pix2pixHD's LSGAN
+        t.gan_loss = "lsgan" if hd else "vanilla"
     loss = t.loss
     # Derived values: what D sees and the size the jitter resizes to.
     d.in_channels = g.in_channels + g.out_channels if loss.conditional else g.out_channels
@@ -389,6 +393,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if t.fix_global_epochs and g.arch != "local":
         raise Pix2PixError(f"--fix-global-epochs {t.fix_global_epochs}: only a --generator local has a global part "
                            f"to hold fixed, not {g.arch}")
+    if t.fix_global_epochs and not t.init_from:
+        raise Pix2PixError(f"--fix-global-epochs {t.fix_global_epochs}: the global part held fixed is a trained one; "
+                           "give --init-from a global run (pix2pixHD's first stage)")
     if t.vgg and g.out_channels != 3:
         raise Pix2PixError(f"--vgg: the VGG19 loss compares RGB images, and this generator writes {g.out_channels} "
                            "channel(s)")

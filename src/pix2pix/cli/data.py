@@ -175,9 +175,10 @@ def cmd_datasets_combine(args: argparse.Namespace) -> int:
 def cmd_datasets_hd(args: argparse.Namespace) -> int:
     from ..datasets.layout import from_pix2pixhd
 
-    counts = from_pix2pixhd(Path(args.src), Path(args.out))
+    counts, instances = from_pix2pixhd(Path(args.src), Path(args.out))
+    flags = "--instance --in-channels 2" if instances else "--in-channels 1"
     print(f"wrote {sum(counts.values())} pair(s) to {args.out} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
-          f"train with --label-nc N (35 for Cityscapes){' --instance --in-channels 2' if any((Path(args.out) / 'A').rglob('*.npy')) else ' --in-channels 1'}")
+          f"train with --label-nc N (35 for Cityscapes) {flags}")
     return 0
 
 

@@ -80,8 +80,8 @@ class PreloadedPairs:
         self.pairs, self.cfg, self.seed, self.device, self.scales = pairs, cfg, seed, device, scales
 
         def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-            a, b = resize_pair(*load_scaled_pair(pair, cfg.direction, in_channels, out_channels, scales), cfg,
-                               train=True)
+            sides = load_scaled_pair(pair, cfg.direction, in_channels, out_channels, scales, cfg.label_nc)
+            a, b = resize_pair(*sides, cfg, train=True)
             return _chw(a), _chw(b)
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -96,7 +96,8 @@ class PreloadedPairs:
     @staticmethod
     def estimate_bytes(pair: Pair, n: int, cfg: DataConfig, in_channels: int, out_channels: int) -> int:
         """Memory for ``n`` pairs like ``pair`` after the resize."""
-        a, b = resize_pair(*load_pair(pair, cfg.direction, in_channels, out_channels), cfg, train=True)
+        a, b = resize_pair(*load_pair(pair, cfg.direction, in_channels, out_channels, label_nc=cfg.label_nc), cfg,
+                           train=True)
         return n * (_chw(a).nbytes + _chw(b).nbytes)
 
     def batches(self, sampler: EpochSampler, batch_size: int):

@@ -256,24 +256,28 @@ def side_files(pair: Pair, direction: str) -> tuple[Path, Path]:
 
 
 def load_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
-              scales: Scales | None = None) -> tuple[Raster, Raster]:
+              scales: Scales | None = None, label_nc: int = 0) -> tuple[Raster, Raster]:
     """(input, target) of a pair in the training direction, each an 8-bit image or an (H, W, C) array
     (:func:`pix2pix.data.rasters.read_raster`) with the model's channels. With ``scales``, a side under the 8-bit
-    scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored."""
+    scaling takes a 16-bit or float grayscale image as 8 bits, as before scalings were stored. ``label_nc``: the
+    input is a class map (:func:`pix2pix.data.rasters.class_map`), checked."""
     first = read_raster(pair.a, None)
     second = None if pair.b is None else read_raster(pair.b, None)
-    return fit_pair(pair, first, second, direction, in_channels, out_channels, scales)
+    return fit_pair(pair, first, second, direction, in_channels, out_channels, scales, label_nc)
 
 
 def fit_pair(pair: Pair, first: Raster, second: Raster | None, direction: str, in_channels: int, out_channels: int,
-             scales: Scales | None = None) -> tuple[Raster, Raster]:
+             scales: Scales | None = None, label_nc: int = 0) -> tuple[Raster, Raster]:
     """:func:`load_pair` of a pair's files already read as stored (``read_raster(path, None)``): ``first`` is the
     aligned file or the A file, ``second`` the B file (None for an aligned pair)."""
     in_8 = scales is not None and scales.input.kind == "uint8"
     out_8 = scales is not None and scales.output.kind == "uint8"
-    sides = ((in_channels, "--in-channels", in_8), (out_channels, "--out-channels", out_8))
-    (a_ch, a_flag, a_8), (b_ch, b_flag, b_8) = sides if direction == "AtoB" else sides[::-1]
-    if second is None:
+    sides = ((in_channels, "--in-channels", in_8, label_nc), (out_channels, "--out-channels", out_8, 0))
+    (a_ch, a_flag, a_8, a_nc), (b_ch, b_flag, b_8, b_nc) = sides if direction == "AtoB" else sides[::-1]
+    if second is None and label_nc:  # a class map and its photo side by side: each half as its own file
+        a, b = split_ab(first, pair.a)
+        a, b = fit_channels(a, a_ch, pair.a, a_flag, a_8, a_nc), fit_channels(b, b_ch, pair.a, b_flag, b_8, b_nc)
+    elif second is None:
         whole = first
         if a_8 and b_8 and a_ch in MODES and b_ch in MODES:
             whole = fit_channels(whole, max(a_ch, b_ch), pair.a, eight_bit=True)
@@ -293,7 +297,8 @@ def fit_pair(pair: Pair, first: Raster, second: Raster | None, direction: str, i
                                        f"{channels} (the halves of an aligned array share its channels: use "
                                        "the two-folder layout for sides of different channels)")
     else:
-        a, b = fit_channels(first, a_ch, pair.a, a_flag, a_8), fit_channels(second, b_ch, pair.b, b_flag, b_8)
+        a = fit_channels(first, a_ch, pair.a, a_flag, a_8, a_nc)
+        b = fit_channels(second, b_ch, pair.b, b_flag, b_8, b_nc)
         if size_of(a) != size_of(b):
             (wa, ha), (wb, hb) = size_of(a), size_of(b)
             raise Pix2PixError(f"{pair.a}: size {wa}x{ha} differs from its B file {pair.b} ({wb}x{hb})")
@@ -301,9 +306,9 @@ def fit_pair(pair: Pair, first: Raster, second: Raster | None, direction: str, i
 
 
 def load_scaled_pair(pair: Pair, direction: str, in_channels: int, out_channels: int,
-                     scales: Scales) -> tuple[Raster, Raster]:
+                     scales: Scales, label_nc: int = 0) -> tuple[Raster, Raster]:
     """:func:`load_pair`, each side checked to be of the kind its scaling was made for."""
-    x, y = load_pair(pair, direction, in_channels, out_channels, scales)
+    x, y = load_pair(pair, direction, in_channels, out_channels, scales, label_nc)
     where_x, where_y = side_files(pair, direction)
     scales.input.check(as_array(x), where_x)
     scales.output.check(as_array(y), where_y)
@@ -322,7 +327,7 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
     def sides(todo):
         for pair in todo:
             try:
-                x, y = load_pair(pair, cfg.direction, in_channels, out_channels)
+                x, y = load_pair(pair, cfg.direction, in_channels, out_channels, label_nc=cfg.label_nc)
             except Pix2PixError:
                 if skip_bad:
                     continue
@@ -337,7 +342,6 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
     kinds = [kind_for(cfg.normalize, c) for c in classes]
     if cfg.label_nc:  # a class map: its indices are read as they are (the generator makes them one-hot)
         kinds[0] = "none"
-        _check_class_indices(first[0][0], cfg.label_nc, first[1][0])
     stats = [Statistics() if needs_statistics(k) else None for k in kinds]
     if any(stats):  # every pair once, the first one included
         every = tqdm(itertools.chain([first], read), total=len(pairs), disable=not progress,
@@ -347,15 +351,6 @@ def fit_scales(pairs: list[Pair], cfg: DataConfig, in_channels: int, out_channel
                 if s is not None:
                     s.add(arr, where)
     return Scales(*(s.scale(k) if s is not None else Scale(k, data=c) for s, k, c in zip(stats, kinds, classes)))
-
-
-def _check_class_indices(arr: np.ndarray, label_nc: int, where: Path) -> None:
-    if arr.dtype.kind not in "iu":
-        raise Pix2PixError(f"{where}: --label-nc reads class indices from integer images, and this one holds "
-                           f"{arr.dtype} values")
-    top = int(arr[..., 0].max())
-    if top >= label_nc:
-        raise Pix2PixError(f"{where}: class index {top} in a map of --label-nc {label_nc} classes (0..{label_nc - 1})")
 
 
 # ----------------------------------------------------------------------------------- transforms
@@ -438,7 +433,8 @@ class PairDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         pair = self.pairs[i]
         try:
-            a, b = load_scaled_pair(pair, self.cfg.direction, self.in_channels, self.out_channels, self.scales)
+            a, b = load_scaled_pair(pair, self.cfg.direction, self.in_channels, self.out_channels, self.scales,
+                                    self.cfg.label_nc)
             a, b = transform_pair(a, b, self.cfg, jitter_rng(self.seed, epoch, i) if self.train else None, pair.a)
         except Pix2PixError as e:
             return {"error": str(e), "path": str(pair.a)}

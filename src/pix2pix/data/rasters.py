@@ -45,18 +45,23 @@ Raster = Union[Image.Image, np.ndarray]  # a side: an 8-bit Pillow image, or an 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read_raster(path: Path, channels: int | None, flag: str = "--in-channels", eight_bit: bool = False) -> Raster:
+def read_raster(path: Path, channels: int | None, flag: str = "--in-channels", eight_bit: bool = False,
+                label_nc: int = 0) -> Raster:
     """The file at ``path`` as the model's ``channels`` (None: as stored). ``flag`` names the option a wrong
     channel count is fixed with. ``eight_bit``: for a side under the 8-bit scaling, a 16-bit or float grayscale
-    image comes to 8 bits as before (:func:`to_8bit`). Every problem is one line naming the file."""
-    return fit_channels(_read(Path(path)), channels, path, flag, eight_bit)
+    image comes to 8 bits as before (:func:`to_8bit`). ``label_nc``: a class map (:func:`class_map`). Every problem
+    is one line naming the file."""
+    return fit_channels(_read(Path(path)), channels, path, flag, eight_bit, label_nc)
 
 
-def fit_channels(x: Raster, channels: int | None, path, flag: str = "--in-channels", eight_bit: bool = False) -> Raster:
+def fit_channels(x: Raster, channels: int | None, path, flag: str = "--in-channels", eight_bit: bool = False,
+                 label_nc: int = 0) -> Raster:
     """A side read from ``path`` with the model's ``channels``: an 8-bit image converted (L, RGB, RGBA), an
-    array checked to have them."""
+    array checked to have them; with ``label_nc``, a class map (:func:`class_map`)."""
     if channels is None:
         return x
+    if label_nc:
+        return class_map(x, channels, path, label_nc)
     if eight_bit and isinstance(x, np.ndarray) and x.shape[2] == 1 and x.dtype != np.uint8 and channels in MODES:
         return to_8bit(x, channels, path)
     if isinstance(x, Image.Image):
@@ -66,6 +71,27 @@ def fit_channels(x: Raster, channels: int | None, path, flag: str = "--in-channe
         return x.convert(MODES[channels])
     if x.shape[2] != channels:
         raise Pix2PixError(f"{path}: {x.shape[2]} channel(s), and {flag} is {channels}")
+    return x
+
+
+def class_map(x: Raster, channels: int, path, label_nc: int) -> np.ndarray:
+    """A class-index map (``--label-nc``) as an (H, W, channels) integer array: an 8-bit grayscale or palette image's
+    values are its indices (a palette image's are not its colours' brightness); an array's first channel holds
+    them (a second: instance ids). An index outside 0..label_nc-1, or a colour image, is one line."""
+    if isinstance(x, Image.Image):
+        if x.mode not in ("L", "P"):
+            raise Pix2PixError(f"{path}: a {x.mode} image, and --label-nc reads one class index a pixel (a grayscale "
+                               "or palette image of indices, as Cityscapes' labelIds)")
+        x = np.asarray(x)[:, :, None]
+    if x.shape[2] != channels:
+        raise Pix2PixError(f"{path}: {x.shape[2]} channel(s), and a class map with{'' if channels == 2 else 'out'} "
+                           f"instance ids has {channels}")
+    if x.dtype.kind not in "iu":
+        raise Pix2PixError(f"{path}: --label-nc reads class indices from integer data, and this holds {x.dtype}")
+    top, low = int(x[..., 0].max()), int(x[..., 0].min())
+    if top >= label_nc or low < 0:
+        raise Pix2PixError(f"{path}: class index {top if top >= label_nc else low} in a map of --label-nc "
+                           f"{label_nc} classes (0..{label_nc - 1})")
     return x
 
 

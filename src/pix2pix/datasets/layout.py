@@ -253,12 +253,12 @@ def _move_into_splits(folder: Path, images: list[Path], val: float, test: float,
 HD_SIDES = ("label", "inst", "img")  # pix2pixHD's {split}_label, {split}_inst, {split}_img folders
 
 
-def from_pix2pixhd(src: Path, out: Path) -> dict[str, int]:
+def from_pix2pixhd(src: Path, out: Path) -> tuple[dict[str, int], bool]:
     """pix2pixHD's dataset layout (``SPLIT_label/``, optional ``SPLIT_inst/``, ``SPLIT_img/``, paired by sorted
     order as its loader pairs them) as ours in two folders: ``OUT/A/SPLIT/x.png`` the class-index map (or, with
     instance maps, ``x.npy``: uint16 (H, W, 2), class index then instance id, which ``--label-nc N --instance
     --in-channels 2`` reads) and ``OUT/B/SPLIT/x.png`` the photo. Written into a hidden sibling folder renamed to
-    ``OUT`` at the end. Returns the pairs per split."""
+    ``OUT`` at the end. Returns the pairs per split, and whether they hold instance maps."""
     src, out = Path(src), Path(out)
     if out.exists():
         raise Pix2PixError(f"--out {out}: already exists; name a new folder")
@@ -267,11 +267,12 @@ def from_pix2pixhd(src: Path, out: Path) -> dict[str, int]:
         raise Pix2PixError(f"--from {src}: no SPLIT_label folder (pix2pixHD's layout: train_label, train_inst, "
                            "train_img)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
-    counts = {}
+    counts, instances = {}, False
     try:
         for split in splits:
-            files = {side: list_images(src / f"{split}_{side}")[0] if (src / f"{split}_{side}").is_dir() else []
-                     for side in HD_SIDES}
+            files = {side: sorted(list_images(src / f"{split}_{side}")[0]) if (src / f"{split}_{side}").is_dir()
+                     else [] for side in HD_SIDES}
+            instances = instances or bool(files["inst"])
             if not files["img"]:
                 raise Pix2PixError(f"--from {src}: {split}_label has no {split}_img beside it")
             for side in ("inst", "img"):
@@ -280,24 +281,24 @@ def from_pix2pixhd(src: Path, out: Path) -> dict[str, int]:
                                        f"in {split}_{side}; pix2pixHD pairs them in order, so they must be as many")
             for side in "AB":
                 (tmp / side / split).mkdir(parents=True)
-            for i, label_path in enumerate(sorted(files["label"])):
+            for i, label_path in enumerate(files["label"]):
                 stem = label_path.stem.removesuffix("_labelIds").removesuffix("_gtFine")
                 labels = np.asarray(Image.open(label_path))
                 if labels.ndim != 2:
                     raise Pix2PixError(f"{label_path}: a class-index map has one channel, not {labels.shape[2]}")
                 if files["inst"]:
-                    ids = np.asarray(Image.open(sorted(files["inst"])[i]))
+                    ids = np.asarray(Image.open(files["inst"][i]))
                     if ids.shape != labels.shape or ids.max() > 65535 or ids.min() < 0:
-                        raise Pix2PixError(f"{sorted(files['inst'])[i]}: not an instance map of {label_path}'s size "
-                                           "with ids in 0..65535")
+                        raise Pix2PixError(f"{files['inst'][i]}: not an instance map of {label_path}'s size with ids "
+                                           "in 0..65535")
                     np.save(tmp / "A" / split / f"{stem}.npy", np.stack([labels, ids], 2).astype(np.uint16))
                 else:
                     shutil.copyfile(label_path, tmp / "A" / split / f"{stem}{label_path.suffix}")
-                photo = sorted(files["img"])[i]
+                photo = files["img"][i]
                 shutil.copyfile(photo, tmp / "B" / split / f"{stem}{photo.suffix}")
             counts[split] = len(files["label"])
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return counts
+    return counts, instances

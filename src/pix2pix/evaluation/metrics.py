@@ -316,7 +316,8 @@ def evaluate_run(run_dir: Path, split: str = "test", segmenter=None, inception: 
         cfg = RunConfig.load(run_dir / "config.json")
         found, _ = scan_split(Path(cfg.data.root), split)
         if found and not (Path(cfg.data.root) / split / "labels").is_dir():
-            first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels)
+            first, _ = load_pair(found[0], cfg.data.direction, cfg.generator.in_channels, cfg.generator.out_channels,
+                                 label_nc=cfg.data.label_nc)
             read_truth(segmenter.labels, first, where=found[0].a)
     out, title, rows, source = translate_split(run_dir, split, eval, seed, device, progress, fast, checkpoint, engine)
     stems = [stem for stem, _ in rows]

@@ -61,6 +61,9 @@ def export_onnx(checkpoint: Path, out: Path, eval: bool = False,
             x = torch.rand(batch, cfg.in_channels, *size, generator=gen) * 2 - 1
             if not scales.eight_bit:
                 x = scales.input.from_unit(x)  # the graph takes the data's units
+            if cfg.label_nc:  # a class map: every class, and (a second channel) a few instance ids
+                x = torch.randint(0, cfg.label_nc, x.shape, generator=gen).float()
+                x[:, 1:] = torch.randint(0, 4, x[:, 1:].shape, generator=gen).float()
             with torch.no_grad():
                 ref = torch_net(x)
             got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])

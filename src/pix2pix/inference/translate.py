@@ -42,7 +42,7 @@ from tqdm import tqdm
 from ..checkpoints import Checkpoint, load_checkpoint, run_checkpoint
 from ..config import GeneratorConfig, RunConfig, settled
 from ..data.pairs import PairDataset, is_data_file, scan_split, to_image
-from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, encode, fit_channels, image_side,
+from ..data.rasters import (MODES, SUFFIX, Raster, as_array, checked_array, class_map, encode, fit_channels, image_side,
                       output_format, pil_raster, preview, read_raster, size_of, split_ab, to_tensor, write_raster)
 from ..data.units import EIGHT_BIT, Scales
 from ..errors import Pix2PixError
@@ -241,7 +241,8 @@ class Translator:
             self.speed = inference_path(self.device)
             self.dtype, self.compiled = self.speed.dtype, None
             return self._run("torch", x)
-        x = to_device(x.to(self.dtype), self.device, self.speed)
+        # A class map stays float32 (its ids are exact there); the network's first layer gives its dtype.
+        x = to_device(x if self.config.label_nc else x.to(self.dtype), self.device, self.speed)
         return self.G(x).float().contiguous()
 
     def session(self):
@@ -303,11 +304,12 @@ class Translator:
         if direction is None:
             trained = self.meta.get("pairs") or {}
             if whole or trained.get("layout") != "aligned":
-                return read_raster(path, channels, "the generator's input channels", eight_bit)
+                return read_raster(path, channels, "the generator's input channels", eight_bit, self.config.label_nc)
             raw = read_raster(path, None)
             direction = (self.meta.get("config") or {}).get("data", {}).get("direction")
             if size_of(raw) != (trained["width"], trained["height"]) or direction not in ("AtoB", "BtoA"):
-                return fit_channels(raw, channels, path, "the generator's input channels", eight_bit)
+                return fit_channels(raw, channels, path, "the generator's input channels", eight_bit,
+                                    self.config.label_nc)
             if not self.said_aligned:
                 half = "A (left)" if direction == "AtoB" else "B (right)"
                 log.info(f"{Path(path).name}: {trained['width']}x{trained['height']}, the size of the aligned A|B "
@@ -319,6 +321,9 @@ class Translator:
 
     def _source_half(self, whole: Raster, direction: str, path: Path) -> Raster:
         channels, eight_bit = self.config.in_channels, self.scales.input.kind == "uint8"
+        if self.config.label_nc:  # a class map's half: its indices as stored
+            a, b = split_ab(whole, path)
+            return class_map(a if direction == "AtoB" else b, channels, path, self.config.label_nc)
         if isinstance(whole, Image.Image) or (eight_bit and channels in MODES):
             if channels not in MODES:
                 raise Pix2PixError(f"{path}: an 8-bit image, and the generator takes {channels} channels")

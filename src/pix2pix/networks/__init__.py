@@ -26,7 +26,7 @@ __all__ = [
     "GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator", "init_weights",
     "count_params", "check_size", "receptive_field", "canonical_discriminator", "UNetGenerator", "ResnetGenerator",
     "PatchDiscriminator", "PixelDiscriminator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
-    "HD_GENERATORS", "family_default",
+    "HD_GENERATORS", "family_default", "family_settings",
 ]
 
 # The architectures `pix2pix models` lists; any unet_N / encoder_decoder_N / resnet_Kblocks also builds.
@@ -41,14 +41,19 @@ DISCRIMINATORS = {"pixel": ()} | {
 FAMILY_DEFAULTS = {
     "norm": ("batch", "instance"),
     "dropout": (0.5, 0.0),  # pix2pixHD has no noise input
-    "discriminator": ("patch70", "multiscale"),
-    "objective": ("l1+cgan", "cgan"),  # pix2pixHD: GAN + feature matching (+ VGG), no L1 term
+    "discriminator": ("patch70", "multiscale"),  # which brings pix2pixHD's losses (config.resolve)
 }
 
 
 def family_default(field: str, generator: str):
     """The default of ``field`` (a key of :data:`FAMILY_DEFAULTS`) for a run with generator ``generator``."""
     return FAMILY_DEFAULTS[field][generator in HD_GENERATORS]
+
+
+def family_settings(cfg) -> tuple[str, float]:
+    """A generator configuration's (norm, dropout), its family's where unset."""
+    return (family_default("norm", cfg.arch) if cfg.norm is None else cfg.norm,
+            family_default("dropout", cfg.arch) if cfg.dropout is None else cfg.dropout)
 
 
 MAX_UNET = 2**14  # unet_16384: 14 levels; beyond, a name alone would build more than any machine holds
@@ -76,8 +81,7 @@ def build_generator(cfg) -> nn.Module:
     """Build the generator a :class:`pix2pix.config.GeneratorConfig` describes (weights not yet initialised:
     see :func:`init_weights`). The networks do not import the configuration: it builds on them (it checks
     names by building them), so ``cfg`` is taken by its fields."""
-    norm = family_default("norm", cfg.arch) if cfg.norm is None else cfg.norm
-    dropout = family_default("dropout", cfg.arch) if cfg.dropout is None else cfg.dropout
+    norm, dropout = family_settings(cfg)
     if cfg.arch in HD_GENERATORS:
         hd = GlobalGenerator if cfg.arch == "global" else LocalEnhancer
         return hd(cfg.in_channels, cfg.out_channels, cfg.ngf, norm, dropout, label_nc=cfg.label_nc,

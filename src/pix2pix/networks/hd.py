@@ -34,6 +34,9 @@ class ClassInput(nn.Module):
     def __init__(self, label_nc: int = 0, instance: bool = False):
         super().__init__()
         self.label_nc, self.instance = label_nc, instance
+        # The dtype the network computes in (it follows .to(dtype)); not a checkpoint key. The ids are compared
+        # in the input's own float32: bf16 or fp16 would merge neighbouring ids (26001 and 26002 in Cityscapes).
+        self.register_buffer("like", torch.zeros(0), persistent=False)
 
     @property
     def channels(self) -> int | None:
@@ -48,7 +51,7 @@ class ClassInput(nn.Module):
         out = (labels == classes).to(x.dtype)
         if self.instance:
             out = torch.cat([out, instance_edges(x[:, 1:2])], 1)
-        return out
+        return out.to(self.like.dtype)
 
 
 def instance_edges(ids: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ def measure_step_seconds(cfg: RunConfig, steps: int = 5, warmup: int = 2, speed:
     configure(device, speed)
     bare = build_networks(cfg, device, speed)
     nets = Networks(bare.G, bare.D, bare.opt_G, bare.opt_D, G_step=compiled(bare.G, speed),
-                    D_step=compiled(bare.D, speed) if bare.D else None)
+                    D_step=compiled(bare.D, speed) if bare.D else None, vgg=bare.vgg)
     g, n, size = cfg.generator, cfg.data.batch_size, cfg.data.crop_size
     A = to_device(torch.rand(n, g.in_channels, size, size) * 2 - 1, device, speed)
     B = to_device(torch.rand(n, g.out_channels, size, size) * 2 - 1, device, speed)

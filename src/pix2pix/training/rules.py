@@ -114,6 +114,7 @@ def source_said(cfg: RunConfig) -> str | None:
     default = RunConfig()
     default.generator.arch = cfg.generator.arch  # its family's defaults (pix2pixHD's instance norm, no dropout)
     default = resolve(default)
+    default.generator.arch = RunConfig().generator.arch  # and the architecture against the paper's
     mine = [("generator", f.name, getattr(ckpt.generator, f.name)) for f in dataclasses.fields(ckpt.generator)]
     mine += [("data", name, data[name]) for name, _ in DATA_INHERITED if name in data]
     took = [f"{flag_of(s, n)} {v}" for s, n, v in mine

@@ -242,7 +242,7 @@ def _scales(s: Setup, pairs: list, resume: bool) -> Scales:
             log.warning(f"--normalize {cfg.data.normalize} has no effect with --init-from: the weights keep the "
                         "scalings they were trained with")
         try:  # the new data must be of the kind those weights were trained on
-            load_scaled_pair(pairs[0], cfg.data.direction, g.in_channels, g.out_channels, scales)
+            load_scaled_pair(pairs[0], cfg.data.direction, g.in_channels, g.out_channels, scales, cfg.data.label_nc)
         except Pix2PixError as e:
             raise Pix2PixError(f"--init-from {cfg.train.init_from}: its model takes input "
                                f"{scales.input.describe()} and output {scales.output.describe()}, which this "
@@ -343,8 +343,9 @@ def _load_source(s: Setup) -> None:
     elif ckpt.discriminator is not None and _other_scales(ckpt.discriminator, cfg.discriminator):
         # pix2pixHD's load_pretrain: the scales both have, by name (scale0 is the coarsest of each: the 512p
         # run's half-size scale sees what the 1024p run's quarter-size one does)
-        shared = {k: v for k, v in ckpt.discriminator_state.items() if k in s.nets.D.state_dict()}
-        s.nets.D.load_state_dict(shared | {k: v for k, v in s.nets.D.state_dict().items() if k not in shared})
+        own = s.nets.D.state_dict()
+        load_into(s.nets.D, own | {k: v for k, v in ckpt.discriminator_state.items() if k in own}, ckpt.path,
+                  f"discriminator {cfg.discriminator.arch}")
         if s.world.main:
             log.info(f"--init-from {ckpt.path}: D's {ckpt.discriminator.num_d} scales start its "
                      f"{cfg.discriminator.num_d} coarsest ones; the others start from their init")

@@ -89,7 +89,9 @@ def train_step(real_A: torch.Tensor, real_B: torch.Tensor, nets: Networks, loss:
             pred = nets.D_frozen(d_input(fake_B))
         terms["G_gan"] = g_loss(loss.gan_loss, pred)
         if loss.lambda_feat and isinstance(pred, list):  # pix2pixHD: a multi-scale D gives its features
-            terms["G_feat"] = feature_matching(pred, pred_real) * loss.lambda_feat
+            with torch.no_grad(), amp():  # the real pair's, through the same (updated) D as the fake's
+                real_features = nets.D_frozen(d_input(real_B))
+            terms["G_feat"] = feature_matching(pred, real_features) * loss.lambda_feat
     if nets.vgg is not None and loss.lambda_vgg:  # pix2pixHD's perceptual loss
         with amp():
             terms["G_vgg"] = vgg_loss(nets.vgg, fake_B, real_B) * loss.lambda_vgg

@@ -68,7 +68,7 @@ class Validator:
         self.unreadable: set[str] = set()
 
     def _truth(self, pair) -> np.ndarray:
-        label_image, _ = load_pair(pair, self.data_cfg.direction, *self.channels)
+        label_image, _ = load_pair(pair, self.data_cfg.direction, *self.channels, label_nc=self.data_cfg.label_nc)
         stem = Path(pair.a).stem
         return read_truth(self.segmenter.labels, label_image, where=side_files(pair, self.data_cfg.direction)[0],
                           index=Path(self.data_cfg.root) / "val" / "labels" / f"{stem}.png")
