@@ -1,11 +1,11 @@
 """The README's high-resolution figure: pix2pixHD's two stages at CPU scale on an aligned labels|photo dataset, and a
 grid of held-out label maps through each stage.
 
-    python scripts/hd_figure.py --data ../shared/data/facades --minutes 6 --runs /tmp/hd --out docs/hd.png
+    python scripts/hd_figure.py --data ../shared/data/facades --minutes 8 --local-minutes 10 --runs /tmp/hd --out docs/hd.png
 
-Stage 1 trains ``global`` (ngf 16) at half size (128 px wide, scale_width); stage 2 ``local`` (ngf 8) at full
-size (256 px) from stage 1, its global part fixed for the first epoch. The last --val images of train/ are held
-out (a dataset without val/), in a folder of links next to the runs.
+Stage 1 trains ``global`` (ngf 16) at half size (128 px wide, scale_width) for --minutes; stage 2 ``local``
+(ngf 8) at full size (256 px) from stage 1, its global part fixed for the first epoch, for --local-minutes.
+The last --val images of train/ are held out (a dataset without val/), in a folder of links next to the runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pix2pix.checkpoints import load_checkpoint
 from pix2pix.cli import main as pix2pix
 from pix2pix.inference.translate import Translator
 from pix2pix.pages import image_grid
@@ -43,21 +44,23 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--runs", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--minutes", type=float, default=6.0, help="per stage")
+    p.add_argument("--minutes", type=float, default=8.0, help="for the global stage")
+    p.add_argument("--local-minutes", type=float, default=10.0, help="for the local stage")
     p.add_argument("--val", type=int, default=20)
     p.add_argument("--rows", type=int, default=4)
     args = p.parse_args()
     runs = Path(args.runs)
     data = held_out(Path(args.data), runs / "data", args.val)
     common = ["train", "--data", str(data), "--runs", str(runs), "--direction", "BtoA", "--ndf", "32",
-              "--preprocess", "scale_width", "--workers", "1", "--minutes", str(args.minutes), "--epochs", "1000",
-              "--epochs-decay", "0", "--val-every", "0", "--log-every", "50", "--sample-every", "10000"]
+              "--preprocess", "scale_width", "--workers", "1", "--epochs", "1000", "--epochs-decay", "0",
+              "--val-every", "0", "--log-every", "50", "--sample-every", "10000", "--no-progress"]
     if not (runs / "global" / "checkpoints" / "latest.safetensors").exists():
         assert pix2pix(common + ["--name", "global", "--generator", "global", "--ngf", "16", "--load-size", "128",
-                                 "--crop-size", "128"]) == 0
+                                 "--crop-size", "128", "--minutes", str(args.minutes)]) == 0
     if not (runs / "local" / "checkpoints" / "latest.safetensors").exists():
         assert pix2pix(common + ["--name", "local", "--generator", "local", "--init-from", str(runs / "global"),
-                                 "--load-size", "256", "--crop-size", "256", "--fix-global-epochs", "1"]) == 0
+                                 "--load-size", "256", "--crop-size", "256", "--fix-global-epochs", "1",
+                                 "--minutes", str(args.local_minutes)]) == 0
     rows = []
     for f in sorted((data / "val").glob("*.*"), key=lambda f: f.name)[:args.rows]:
         ab = np.asarray(Image.open(f).convert("RGB"))
@@ -65,9 +68,9 @@ def main() -> None:
         rows.append((f.stem, [label, translate(runs / "global", label, 128), translate(runs / "local", label, 256),
                               photo]))
     image_grid(Path(args.out), rows, cell=2.0)
-    steps = {name: sum(1 for _ in open(runs / name / "losses.csv")) for name in ("global", "local")}
+    steps = {name: load_checkpoint(runs / name).meta["step"] for name in ("global", "local")}
     print(f"wrote {args.out}: columns labels | global (128 px, shown at 256) | local (256 px) | photo; "
-          f"{args.minutes:g} minutes a stage; loss rows logged: {steps}")
+          f"{args.minutes:g} + {args.local_minutes:g} minutes; steps: {steps}")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def main() -> None:
         train_step(x, y, nets, cfg.train.loss, Precision(device, speed))
         seconds.append(time.perf_counter() - start)
     print(json.dumps(dict(generator=args.generator, ngf=args.ngf, num_d=args.num_d, size=f"{args.width}x{args.height}",
-                          path=speed.name, params=params, weights_and_adam_gib=round(params * 4 * 4 / 2**30, 2),
+                          path=speed.name, params=params, weights_grads_adam_fp32_gib=round(params * 4 * 4 / 2**30, 2),
                           peak_before_gib=round(before, 2), peak_gib=round(peak_gib(), 2),
                           growth_gib=round(peak_gib() - before, 2), step_seconds=[round(s, 1) for s in seconds],
                           threads=torch.get_num_threads())))

@@ -282,6 +282,13 @@ def test_staged_model_translates_a_wide_image_and_exports_to_onnx(staged, capsys
     out = Image.open(tmp / "out" / "wide.png")
     assert out.size == (1000, 500)
     assert np.asarray(out).std() > 1  # an image, not a constant
+    assert main(["translate", "--checkpoint", str(runs / "local"), "--input", str(tmp / "wide.png"), "--output",
+                 str(tmp / "tiled"), "--eval", "--tile", "384"]) == 0
+    tiled = np.asarray(Image.open(tmp / "tiled" / "wide.png"), np.float64)
+    assert tiled.shape == (500, 1000, 3)
+    mse = ((tiled - np.asarray(out, np.float64)) ** 2).mean()
+    print("tiled against whole:", 10 * np.log10(255 ** 2 / max(mse, 1e-9)), "dB")
+    assert 10 * np.log10(255 ** 2 / max(mse, 1e-9)) > 20  # tiles normalised by their own statistics: close, not equal
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(runs / "local"), "--out", str(tmp / "local.onnx"), "--eval"]) == 0
     said = capsys.readouterr().out

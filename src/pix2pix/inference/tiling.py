@@ -12,7 +12,8 @@ keeps a whole-image output and weight map, so the memory it needs grows with the
 medical volumes that fit, is not a scene of 12,000 pixels a side. The blend here is the same idea in strips.
 
 In eval mode the result is seamless. In the paper's test mode each tile is normalised by its own statistics
-(and draws its own dropout noise), which can show as seams; ``translate`` says so when it tiles in that mode.
+(and draws its own dropout noise), which can show as seams; ``translate`` says so when it tiles in that mode,
+and for an instance-norm generator (pix2pixHD's), which normalises each tile by its own statistics in both.
 """
 
 from __future__ import annotations
@@ -202,9 +203,9 @@ def _mapped(path: Path):
     return arr.offset, arr.dtype, shape
 
 
-def open_source(path: Path, channels: int, eight_bit: bool):
+def open_source(path: Path, channels: int, eight_bit: bool, label_nc: int = 0):
     """The input as an (H, W, C) array read by window where the file allows (:class:`Rows`: an ``.npy``, an
-    uncompressed TIFF), any other file decoded once."""
+    uncompressed TIFF), any other file decoded once (a class map's indices checked: ``label_nc``)."""
     path = Path(path)
     mapped = _mapped(path)
     if mapped is not None and eight_bit and mapped[1] != np.uint8:
@@ -217,7 +218,7 @@ def open_source(path: Path, channels: int, eight_bit: bool):
             raise Pix2PixError(f"{path}: {shape[2]} channel(s), and the generator takes {channels}")
         return Rows(path, offset, dtype, shape)
     if path.suffix.lower() in ARRAY_EXTS | TIFF_EXTS or (pixels_of(path) or 0) <= MAX_IMAGE_PIXELS:
-        return as_array(read_raster(path, channels, "the generator's input channels", eight_bit))
+        return as_array(read_raster(path, channels, "the generator's input channels", eight_bit, label_nc))
     from PIL import Image, UnidentifiedImageError
 
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # a large image is what tiling is for
@@ -226,8 +227,8 @@ def open_source(path: Path, channels: int, eight_bit: bool):
             im.load()
             side = pil_raster(im)
             side = checked_array(side, path) if isinstance(side, np.ndarray) else side  # 16-bit: (H, W, 1)
-            if not (isinstance(side, Image.Image) and side.mode == MODES.get(channels)):
-                side = fit_channels(side, channels, path, "the generator's input channels", eight_bit)
+            if label_nc or not (isinstance(side, Image.Image) and side.mode == MODES.get(channels)):
+                side = fit_channels(side, channels, path, "the generator's input channels", eight_bit, label_nc)
             return as_array(side)
     except FileNotFoundError:
         raise Pix2PixError(f"{path}: no such file") from None
@@ -242,12 +243,16 @@ def write_tiled(translator, path: Path, out_dir: Path, tile: int, overlap: int, 
     """Translate the file ``path`` tile by tile into ``out_dir/STEM.EXT`` (see the module doc): an ``.npy`` or
     TIFF is written band by band into the file (:class:`Rows`), an image file whole at the end."""
     check_tiling(tile, overlap)
+    if translator.config.norm == "instance" and not getattr(translator, "said_tiles", False):
+        log.info("an instance-norm generator (pix2pixHD's) normalises each tile by its own statistics in either "
+                 "mode, which can show as seams; larger tiles keep them fainter")
+        translator.said_tiles = True
     if not translator.eval and not getattr(translator, "said_tiles", False):
         log.info("tiles in the paper's test mode are each normalised by their own statistics and draw their own "
                  "noise, which can show as seams; --eval is seamless")
         translator.said_tiles = True
     scale_in, scale_out = translator.scales.input, translator.scales.output
-    source = open_source(path, translator.config.in_channels, scale_in.kind == "uint8")
+    source = open_source(path, translator.config.in_channels, scale_in.kind == "uint8", translator.config.label_nc)
     H, W = source.shape[:2]
     c_out = translator.config.out_channels
     target = Path(out_dir) / f"{Path(path).stem}{SUFFIX[fmt]}"

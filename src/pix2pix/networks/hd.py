@@ -4,8 +4,8 @@ that pix2pixHD and SPADE feed label maps through.
 
 Module layouts follow pix2pixHD's ``models/networks.py`` (``model``, ``model1_1``, ``model1_2``, ``downsample``;
 ``scale{i}_layer{j}``) so that a ``global`` run's weights sit at the same keys inside a ``local`` generator
-(:func:`pix2pix.training.rules.fine_tune` maps one into the other by name), and pix2pixHD's own
-``latest_net_G.pth`` files load with ``load_state_dict``.
+(:func:`pix2pix.training.rules.fine_tune` maps one into the other by name), and the state-dict keys are the ones
+pix2pixHD's ``latest_net_G.pth`` files hold (no published file was at hand to load here).
 """
 
 from __future__ import annotations

@@ -132,9 +132,11 @@ def summary(s: Setup) -> str:
         nets += f", D {cfg.discriminator.arch} ndf {cfg.discriminator.ndf} ({params(s.nets.D)})"
     where = f"{s.device}" + (f" x {s.world.size} processes" if s.world.distributed else "")
     start = f"from step {s.at.step}" if s.at.step else "from step 0"
-    return (f"training {cfg.run_dir}: {d.root} {d.direction}, {nets}; {d.crop_size}x{d.crop_size} crops, batch "
-            f"{d.batch_size}\n{s.total_steps:,} steps {start} ({s.steps_per_epoch:,} an epoch, {t.epochs} + "
-            f"{t.epochs_decay} epochs) on {where}, {s.speed.name}")
+    size = {"scale_width": f"{d.load_size} px wide images", "none": "images at their own size"}.get(
+        d.preprocess, f"{d.crop_size}x{d.crop_size} crops")
+    return (f"training {cfg.run_dir}: {d.root} {d.direction}, {nets}; {size}, batch {d.batch_size}\n"
+            f"{s.total_steps:,} steps {start} ({s.steps_per_epoch:,} an epoch, {t.epochs} + {t.epochs_decay} epochs) "
+            f"on {where}, {s.speed.name}")
 
 
 PLANNED_FROM = 50  # steps left: fewer are not worth a timing (it builds networks of its own)
