@@ -1,7 +1,7 @@
 """The README's high-resolution figure: pix2pixHD's two stages at CPU scale on an aligned labels|photo dataset, and a
 grid of held-out label maps through each stage.
 
-    python scripts/hd_figure.py --data ../shared/data/facades --minutes 8 --local-minutes 10 --runs /tmp/hd --out docs/hd.png
+    python scripts/hd_figure.py --data ../shared/data/facades --minutes 8 --local-minutes 10 --runs /tmp/hd --out docs/hd.jpg
 
 Stage 1 trains ``global`` (ngf 16) at half size (128 px wide, scale_width) for --minutes; stage 2 ``local``
 (ngf 8) at full size (256 px) from stage 1, its global part fixed for the first epoch, for --local-minutes.
@@ -11,6 +11,7 @@ The last --val images of train/ are held out (a dataset without val/), in a fold
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,12 @@ def main() -> None:
         photo, label = ab[:, :256], ab[:, 256:]
         rows.append((f.stem, [label, translate(runs / "global", label, 128), translate(runs / "local", label, 256),
                               photo]))
-    image_grid(Path(args.out), rows, cell=2.0)
+    out = Path(args.out)
+    if out.suffix.lower() in (".jpg", ".jpeg"):  # a photo grid: a JPEG is a fifth of the PNG
+        with tempfile.TemporaryDirectory() as tmp:
+            Image.open(image_grid(Path(tmp) / "grid.png", rows, cell=2.0)).convert("RGB").save(out, quality=88)
+    else:
+        image_grid(out, rows, cell=2.0)
     steps = {name: load_checkpoint(runs / name).meta["step"] for name in ("global", "local")}
     print(f"wrote {args.out}: columns labels | global (128 px, shown at 256) | local (256 px) | photo; "
           f"{args.minutes:g} + {args.local_minutes:g} minutes; steps: {steps}")

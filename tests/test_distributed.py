@@ -206,14 +206,14 @@ def test_two_processes_train_pix2pixhds_second_stage_as_one_does(tmp_path):
     data = tmp_path / "wide"
     (data / "train").mkdir(parents=True)
     for i in range(4):
-        label, photo = make_pair(rng, 64)
-        Image.fromarray(np.concatenate([label[:32], photo[:32]], 1)).save(data / "train" / f"{i}.png")
+        label, photo = make_pair(rng, 256)
+        Image.fromarray(np.concatenate([label[:128], photo[:128]], 1)).save(data / "train" / f"{i}.png")
     common = ["--data", str(data), "--runs", str(tmp_path / "runs"), "--ndf", "4", "--preprocess", "scale_width",
               "--workers", "0", "--no-progress", "--val-every", "0", "--no-fast", "--log-every", "1"]
-    assert main(["train", *common, "--name", "global", "--generator", "global", "--ngf", "4", "--load-size", "32",
-                 "--crop-size", "32", "--epochs", "1", "--epochs-decay", "0"]) == 0
-    local = [*common, "--generator", "local", "--init-from", str(tmp_path / "runs" / "global"), "--load-size", "64",
-             "--crop-size", "64", "--fix-global-epochs", "1", "--epochs", "2", "--epochs-decay", "0",
+    assert main(["train", *common, "--name", "global", "--generator", "global", "--ngf", "4", "--load-size", "128",
+                 "--crop-size", "128", "--epochs", "1", "--epochs-decay", "0"]) == 0
+    local = [*common, "--generator", "local", "--init-from", str(tmp_path / "runs" / "global"), "--load-size", "256",
+             "--crop-size", "256", "--fix-global-epochs", "1", "--epochs", "2", "--epochs-decay", "0",
              "--snapshot-every", "1"]
     assert main(["train", *local, "--name", "one", "--batch-size", "2"]) == 0
     done = _torchrun_train(*local, "--name", "two", "--batch-size", "1")
@@ -225,9 +225,16 @@ def test_two_processes_train_pix2pixhds_second_stage_as_one_does(tmp_path):
     assert all(torch.equal(fixed["generator." + k[2:]], v) for k, v in start.items())  # held for the first epoch
     a, b = _weights(runs / "one"), _weights(runs / "two")
     assert a.keys() == b.keys()
-    # Then trained alike: a few Adam steps move each weight by about the lr whatever its gradient's size, so
-    # rounding differences show in weights whose gradient is next to zero (the biases instance norm takes out
-    # again). What must agree is where the training moved them: the directions of the two runs' moves.
-    move = {r: torch.cat([(w[k] - v).flatten() for k, v in start.items()]) for r, w in (("one", a), ("two", b))}
+    # The enhancer's epoch, under torchrun as in one process (measured: 1.5e-5 apart in what G makes of an input).
+    x = torch.rand(2, 3, 128, 256) * 2 - 1
+    with torch.no_grad():
+        after = [load_checkpoint(runs / r / "checkpoints" / "epoch_001.safetensors").build_generator().eval()(x)
+                 for r in ("one", "two")]
+    torch.testing.assert_close(after[1], after[0], atol=1e-3, rtol=0)
+    # Then all of G, alike. The first steps of a fresh Adam move every weight by about the lr whatever its gradient,
+    # so weights whose gradient is next to zero (most are biases that instance norm takes out again) follow the
+    # rounding of the two sums (their gradients agree to 5e-6 of the norm): the runs' moves agree in direction.
+    weights = [k for k in start if k.endswith("weight")]
+    move = {r: torch.cat([(w[k] - start[k]).flatten() for k in weights]) for r, w in (("one", a), ("two", b))}
     assert move["one"].abs().max() > 1e-4  # it moved
-    assert F.cosine_similarity(move["one"], move["two"], dim=0) > 0.95
+    assert F.cosine_similarity(move["one"], move["two"], dim=0) > 0.8  # measured: 0.97
