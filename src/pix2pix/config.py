@@ -362,7 +362,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise Pix2PixError(f"--name {cfg.name!r}: a run's name is one folder name inside --runs (no '/', '..')")
     g, d, data, t = cfg.generator, cfg.discriminator, cfg.data, cfg.train
     # The family's defaults (networks.FAMILY_DEFAULTS) where a field is unset.
-    cfg.generator = g = settled(g)
+    g.norm, g.dropout = family_settings(g)
     if d.arch is None:
         d.arch = family_default("discriminator", g.arch)
     d.arch = canonical_discriminator(d.arch)
