@@ -34,8 +34,10 @@ def add_commands(sub) -> None:
                        description="Translate image or array files (or folders of them) of any size with a run "
                                    "folder, a checkpoint file or a published model's name, into OUTPUT/STEM.EXT.")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors checkpoint, or reference .pth")
-    p.add_argument("--input", required=True, nargs="+", action="extend", help="image or array files, or folders")
-    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.EXT")
+    p.add_argument("--input", required=True, nargs="+", action="extend",
+                   help="image or array files, or folders; or video files (.mp4, .mov, .mkv, .webm, .avi)")
+    p.add_argument("--output", required=True, help="folder for DIR/<input stem>.EXT (a video: DIR/<input name>, or "
+                                                    "the video file to write, e.g. out.mp4)")
     p.add_argument("--output-format", choices=OUTPUT_FORMATS,
                    help="png (8-bit), png16 (16-bit grayscale), tiff or npy (the target's units); default: the "
                         "data's kind (.npy for .npy inputs, TIFF for TIFF, else PNG of the target's bit depth)")
@@ -120,6 +122,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     from ..inference.tiling import pixels_of
     from ..inference.translate import Translator, input_files, translate_files
+    from ..inference.video import is_video, translate_video, video_pixels
 
     files = input_files(args.input)
     values = given(args)
@@ -131,10 +134,21 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise Pix2PixError("--tile translates whole files; --direction takes one half of aligned pairs: give one")
     overrides = {name: v for (section, name), v in values.items() if section == "generator"}
     direction = values.get(("data", "direction"))
-    pixels = sum(pixels_of(f) or 0 for f in files)  # the work, which decides whether an engine's set-up pays
+    videos = [f for f in files if is_video(f)]
+    if videos:
+        _check_video_args(args, files, videos, direction)
+    # the work, which decides whether an engine's set-up pays
+    pixels = sum(pixels_of(f) or 0 for f in files) + sum(video_pixels(f) for f in videos)
     translator = Translator.load(args.checkpoint, eval=args.eval, device=args.device, fast=args.fast,
                                  engine=checked_engine(args), work=pixels, run_seed=args.seed, **overrides)
     out = Path(args.output)
+    if videos and is_video(out):  # --output clip.mp4: the one input's translation
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.resolve() == files[0].resolve():
+            raise Pix2PixError(f"--output {out}: it is the input; choose another file")
+        translate_video(translator, files[0], out, args.seed)
+        print(f"translated {files[0]} into {out}")
+        return 0
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -147,12 +161,30 @@ def cmd_translate(args: argparse.Namespace) -> int:
         dup = next(s for s in stems if stems.count(s) > 1)
         raise Pix2PixError(f"two inputs share the name '{dup}', so their outputs would collide in {out}")
     try:
-        translate_files(translator, files, out, direction, args.seed, args.output_format, whole=args.whole,
-                        tile=args.tile, overlap=args.overlap)
+        if videos:
+            for f in files:
+                translate_video(translator, f, out / f.name, args.seed)
+        else:
+            translate_files(translator, files, out, direction, args.seed, args.output_format, whole=args.whole,
+                            tile=args.tile, overlap=args.overlap)
     except OSError as e:
         raise Pix2PixError(f"--output {out}: cannot write there ({e.strerror})") from None
     print(f"translated {len(files)} file(s) into {out}")
     return 0
+
+
+def _check_video_args(args: argparse.Namespace, files: list[Path], videos: list[Path], direction) -> None:
+    """Videos are translated whole, frame by frame, into videos: the options of image files are one line."""
+    from ..inference.video import is_video
+
+    if len(videos) != len(files):
+        raise Pix2PixError("--input: videos and image files go through translate in separate commands")
+    for flag, given_ in (("--tile", args.tile), ("--whole", args.whole), ("--direction", direction),
+                         ("--output-format", args.output_format)):
+        if given_:
+            raise Pix2PixError(f"{flag} is for image files; a video is translated frame by frame, whole, into a video")
+    if is_video(Path(args.output)) and len(files) != 1:
+        raise Pix2PixError(f"--output {args.output}: one video file takes one input; name a folder for {len(files)}")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
