@@ -105,7 +105,6 @@ def build_generator(cfg) -> nn.Module:
                        "(or unet_N, encoder_decoder_N, resnet_Kblocks)")
 
 
-
 def canonical_discriminator(name: str, n_layers: int | None = None) -> str:
     """Map a discriminator name or reference alias (``basic``, ``n_layers`` + depth) to ours."""
     if name == "n_layers":
@@ -123,7 +122,7 @@ def build_discriminator(cfg) -> nn.Module:
     norm = cfg.norm or ("instance" if arch == "multiscale" else "batch")  # unset until the configuration resolves it
     if arch == "multiscale":
         return MultiscaleDiscriminator(cfg.in_channels, cfg.ndf, cfg.num_d, norm, label_nc=cfg.label_nc,
-                                       instance=cfg.instance, condition=(1 + cfg.instance) if cfg.label_nc else 0)
+                                       instance=cfg.instance)
     if cfg.label_nc:
         raise Pix2PixError("--label-nc: a conditional D on class maps is the multiscale one (--discriminator "
                            "multiscale)")

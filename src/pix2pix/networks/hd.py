@@ -150,12 +150,13 @@ class MultiscaleDiscriminator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 6, ndf: int = 64, num_d: int = 2, norm: str = "instance",
-                 n_layers: int = HD_LAYERS, label_nc: int = 0, instance: bool = False, condition: int = 0):
+                 n_layers: int = HD_LAYERS, label_nc: int = 0, instance: bool = False):
         super().__init__()
-        # A conditional D on class maps: its first ``condition`` channels are the generator's raw input.
-        self.classes = ClassInput(label_nc, instance) if condition else ClassInput()
-        self.condition = condition
-        channels = in_channels - condition + (self.classes.channels or condition)
+        # A conditional D on class maps (``label_nc``): its first channels are the generator's raw input, a class
+        # index (and an instance id), which it reads as the generator does.
+        self.classes = ClassInput(label_nc, instance)
+        self.condition = 1 + instance if label_nc else 0
+        channels = in_channels - self.condition + (self.classes.channels or 0)
         self.num_d, self.n_layers = num_d, n_layers
         for i in range(num_d):  # pix2pixHD's names: scale num_d-1 sees the full-size input
             for j, layer in enumerate(_patch_layers(channels, ndf, n_layers, norm)):
@@ -163,7 +164,7 @@ class MultiscaleDiscriminator(nn.Module):
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        if self.condition and self.classes.channels:
+        if self.condition:
             x = torch.cat([self.classes(x[:, :self.condition]), x[:, self.condition:]], 1)
         outputs = []
         for i in range(self.num_d):

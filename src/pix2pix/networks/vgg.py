@@ -69,4 +69,3 @@ def load_vgg(path: Path) -> VGG19Features:
                            f"the VGG19 loss needs {WHERE}")
     net.load_state_dict(state)
     return net.eval().requires_grad_(False)
-

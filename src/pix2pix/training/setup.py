@@ -147,13 +147,14 @@ def _build(s: Setup, resume: bool) -> None:
 
 def _at_the_end(s: Setup) -> bool:
     """A resume's saved step against the schedule: past its end is one line (a resume may lengthen a schedule,
-    not cut it short); at its end (or at --max-steps) there is nothing to do."""
-    saved, t = int(read_metadata(resolve_checkpoint_path(s.folder.latest))["step"]), s.cfg.train
+    not cut it short); at its end (or at --max-steps) there is nothing to do. Takes up the saved step and epoch."""
+    meta, t = read_metadata(resolve_checkpoint_path(s.folder.latest)), s.cfg.train
+    saved = int(meta["step"])
     end = s.steps_per_epoch * s.total_epochs
     if saved > end:
         raise Pix2PixError(f"--epochs {t.epochs} --epochs-decay {t.epochs_decay}: that schedule ends at step {end}, "
                            f"before the run's saved step {saved}; a resume may lengthen a schedule, not cut it short")
-    s.at.step, s.nothing_to_do = saved, saved >= s.total_steps
+    s.at.step, s.at.epoch, s.nothing_to_do = saved, int(meta.get("epoch", 0)), saved >= s.total_steps
     return s.nothing_to_do
 
 
@@ -294,9 +295,9 @@ def _restore(s: Setup) -> None:
     """A resume: the saved weights, optimizers, position, random states and gradient scalers; the validator's
     image set and best."""
     what = (f"generator {s.cfg.generator.arch}", f"discriminator {s.cfg.discriminator.arch}")
-    epoch = int(read_metadata(resolve_checkpoint_path(s.folder.latest)).get("epoch", 0))
-    if s.cfg.train.fix_global_epochs and epoch >= s.cfg.train.fix_global_epochs:  # saved after the switch
-        s.nets.opt_G = adam(trained_parameters(s.nets.G, s.cfg.train, epoch), s.cfg.train, s.speed)
+    t = s.cfg.train  # the saved epoch (read by _at_the_end) says whether it was saved after the switch
+    if t.fix_global_epochs and s.at.epoch >= t.fix_global_epochs:
+        s.nets.opt_G = adam(trained_parameters(s.nets.G, t, s.at.epoch), t, s.speed)
     state = restore_run(s.folder.checkpoints, s.nets.G, s.nets.D, s.nets.opt_G, s.nets.opt_D, what)
     s.at = Position(state.step, state.epoch, state.batch_in_epoch)
     s.saved_at = state.step
