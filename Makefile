@@ -6,8 +6,12 @@ PY     := $(VENV)/bin/python
 # torch==2.13.0 is a local CPU wheel; on a CUDA machine the same pin takes PyPI's CUDA build.
 # Override with e.g. `make install TORCH=torch==2.14.1`, or install torch into the venv first.
 TORCH  ?= torch==2.13.0
+# onnxruntime-web for the in-browser tests, fetched as a user without Python's downloader would: `npm pack`
+# (the version pinned in src/pix2pix/app/runtime.py, whose integrity hash the tests check the tarball against).
+ORT_WEB := $(shell sed -n 's/^VERSION = "\(.*\)"/\1/p' src/pix2pix/app/runtime.py)
+RUNTIME := .cache/onnxruntime-web-$(ORT_WEB).tgz
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean runtime
 
 install: $(VENV)/.installed
 
@@ -20,8 +24,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/pix2pix demo
 
-test: install
+runtime: $(RUNTIME)
+
+$(RUNTIME):
+	mkdir -p .cache
+	cd .cache && npm pack --silent onnxruntime-web@$(ORT_WEB) >/dev/null
+
+test: install runtime
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .cache

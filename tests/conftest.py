@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import contextlib
 import io
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +276,41 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------------------------------ a real browser
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str):
+    """Debian's Chromium driven by Playwright (skipped where there is none, but not in CI)."""
+    browser_path = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    if browser_path is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Chromium in CI: .ci/run installs Debian's chromium before make test")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def only_local(requests_elsewhere: list):
+    """A Playwright route handler that lets the page reach this machine's loopback (and its own data: and
+    blob: URLs) and refuses everything else, noting it."""
+    from urllib.parse import urlsplit
+
+    def handle(route):
+        parts = urlsplit(route.request.url)
+        if parts.scheme in ("data", "blob") or parts.hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            requests_elsewhere.append(route.request.url)
+            route.abort()
+    return handle

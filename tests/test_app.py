@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import CMP4, free_port, label_image, png
+from conftest import CMP4, chromium, free_port, label_image, only_local, png
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app, server_config
 from pix2pix.inference.translate import Translator
@@ -205,38 +203,11 @@ def test_a_slow_client_does_not_hold_up_the_others(server):
         assert slow.recv(64).startswith(b"HTTP/1.1 200")
 
 
-def _browser():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-@contextlib.contextmanager
-def _chromium():
-    """Debian's Chromium driven by Playwright (skipped where there is none, but not in CI)."""
-    browser_path = _browser()
-    if browser_path is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Chromium in CI: .ci/run installs Debian's chromium before make test")
-        pytest.skip("no Chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.mark.slow
 def test_the_page_in_a_real_browser(server, tmp_path):
     """Draw on the canvas, wait for the output, check it changed and has the input's size; switch tools,
     undo, upload a file; keep a screenshot in tests/artifacts/."""
-    with _chromium() as browser:
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -283,30 +254,16 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     assert errors == []
 
 
-def _is_local(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob") or parts.hostname == "127.0.0.1"
-
-
 @pytest.mark.slow
 def test_the_api_docs_render_in_a_browser_without_a_network(server):
     """/docs is Swagger UI served by the server itself: with every request elsewhere refused, the page still
     shows the API's operations, and it asked no other host for anything."""
-    with _chromium() as browser:
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         elsewhere, errors = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
 
-        def only_local(route):
-            if _is_local(route.request.url):
-                route.continue_()
-            else:
-                elsewhere.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_local)
+        page.route("**/*", only_local(elsewhere))
         page.goto(server + "/docs")
         page.wait_for_selector(".swagger-ui .opblock-post", timeout=30_000)
         assert page.locator(".swagger-ui .opblock").count() >= 4  # /healthz, /api/models, samples, translate

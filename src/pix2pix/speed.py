@@ -74,6 +74,23 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+@functools.cache
+def cpu_name() -> str:
+    """This CPU's model name, as lscpu shows it, with its bf16 hardware if any (for figures measured here)."""
+    import platform
+
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "an unnamed CPU"
+    return f"{name} ({os.cpu_count()} cores{', bf16' if cpu_has_bf16() else ''})"
+
+
 def cuda_amp(device: torch.device) -> str | None:
     """The autocast dtype for a CUDA device, by compute capability (the AMP policy):
 

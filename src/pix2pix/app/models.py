@@ -63,7 +63,7 @@ class ServedModel:
         return BYTES_PER_WIDTH_PIXEL * self.config.ngf * ph * pw + 4 * 4 * channels * ph * pw
 
     def describe(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name,
+        d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name if self.backend else "browser",
              "in_channels": self.config.in_channels, "out_channels": self.config.out_channels,
              "generator": self.config.arch, "step": self.step, "samples": len(self.samples),
              "classes": None, "palette": None, "page": self.images,
@@ -107,6 +107,13 @@ def load_served(checkpoint: Path, name: str | None = None, backend: str = "auto"
         G_backend = CheckpointBackend(ckpt.build_generator(), cfg, device, engine=engine)
     else:
         raise Pix2PixError(f"unknown --backend '{backend}'; choose auto, torch or onnx")
+    return described(checkpoint, cfg, meta, G_backend, name, kind, labels)
+
+
+def described(checkpoint: Path, cfg: GeneratorConfig, meta: dict, G_backend, name: str | None = None,
+              kind: str | None = None, labels: str | None = None) -> ServedModel:
+    """A model's description (input kind, classes, samples, direction) from its config and metadata, around
+    ``G_backend`` (None for a page that runs it elsewhere: ``export --format web``)."""
     run_cfg = meta.get("config") or {}
     data = run_cfg.get("data", {})
     published = meta.get("published") or {}  # a published model: its dataset's direction and its input kind

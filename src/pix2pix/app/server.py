@@ -36,6 +36,7 @@ from ..data.rasters import MODES, as_array, checked_array, encode, pil_raster, t
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .docs import add_docs
+from .inpage import CrossOriginIsolated, InPage
 from .models import ServedModel
 
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -346,11 +347,13 @@ def decode_upload(data: bytes, max_pixels: int, pad: tuple[int, int] = (1, 1),
 def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
                max_batch: int = 8, max_wait_ms: float = 10.0, allow_hosts: tuple[str, ...] = (),
                allow_origins: tuple[str, ...] = (), max_memory_bytes: int | None = None,
-               max_bodies_bytes: int | None = None) -> FastAPI:
+               max_bodies_bytes: int | None = None, runtime: Path | None = None) -> FastAPI:
     """The app. ``allow_hosts``: host names it answers for besides localhost and IP addresses; ``allow_origins``:
     other sites whose pages may send it work (``https://example.org``); ``max_memory_bytes``: the memory its
-    translations may take at once (:class:`MemoryBudget`; default a quarter of the machine's)."""
+    translations may take at once (:class:`MemoryBudget`; default a quarter of the machine's); ``runtime``:
+    onnxruntime-web's folder, which lets the page translate in the browser (:mod:`pix2pix.app.inpage`)."""
     budget = MemoryBudget(max_memory_bytes or default_memory_budget())
+    in_page = InPage(runtime)
     by_name = {m.name: m for m in models}
     batcher = Batcher(max_batch, max_wait_ms)
     static = resources.files("pix2pix.app") / "static"
@@ -400,7 +403,25 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
     @app.get("/api/models")
     async def list_models():
         """The loaded models: direction, input kind (labels, sketch, photo), classes and palette."""
-        return [m.describe() for m in models]
+        return [m.describe() | in_page.entry(m) for m in models]
+
+    def in_page_model(name: str) -> ServedModel:
+        m = model_named(name)
+        why = in_page.entry(m).get("web_unavailable")
+        if why:
+            raise HTTPException(404, f"model {name!r} cannot run in the browser: {why}")
+        return m
+
+    @app.get("/api/models/{name}/web")
+    async def web_metadata(name: str):
+        """The inputs of the model's web graph (its noise layers, padding), for a page that runs it."""
+        return (await run_in_threadpool(in_page.graph, in_page_model(name)))[1]
+
+    @app.get("/api/models/{name}/web.onnx", responses={200: {"content": {"application/octet-stream": {}}}})
+    async def web_graph(name: str):
+        """The model's web graph (fp32), for onnxruntime-web in the page."""
+        data, _ = await run_in_threadpool(in_page.graph, in_page_model(name))
+        return Response(data, media_type="application/octet-stream")
 
     @app.get("/api/models/{name}/samples/{index}", responses={200: {"content": {"image/png": {}}}})
     async def sample(name: str, index: int):
@@ -466,9 +487,13 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
                                  "X-Seconds": f"{time.perf_counter() - start:.4f}"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    if runtime is not None:
+        app.mount("/ort", StaticFiles(directory=str(runtime)), name="ort")
     add_docs(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes, total=max_bodies_bytes)
     app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))
+    if runtime is not None:
+        app.add_middleware(CrossOriginIsolated)
     return app
 
 

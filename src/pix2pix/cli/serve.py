@@ -96,6 +96,10 @@ def add_commands(sub) -> None:
                         "a request that alone would take more gets 400, the others wait their turn")
     p.add_argument("--max-wait-ms", type=non_negative(float), default=10.0,
                    help="how long a request waits for company (default 10)")
+    p.add_argument("--runtime", metavar="PATH",
+                   help="onnxruntime-web (a tarball from 'npm pack onnxruntime-web@VERSION', or a folder), which lets "
+                        "the page translate in the browser (default: the copy 'export --format web' keeps in "
+                        "$PIX2PIX_HOME/web, if any)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch",
@@ -104,10 +108,23 @@ def add_commands(sub) -> None:
                                    "'y' are NCHW float32: an image model's in [-1, 1] (pixel / 127.5 - 1), other "
                                    "data's in the data's own units.")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
-    p.add_argument("--format", choices=("onnx",), default="onnx",
-                   help="onnx (the one format so far: any batch, height and width, padding inside the graph)")
-    p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--eval", action="store_true", help="deterministic: no dropout, running statistics")
+    p.add_argument("--format", choices=("onnx", "web"), default="onnx",
+                   help="onnx (default: any batch, height and width, padding inside the graph); web: a folder that "
+                        "is the whole app, the model running in the page (onnxruntime-web), for any static host")
+    p.add_argument("--out", required=True, help="the .onnx file to write (--format web: the site's folder)")
+    p.add_argument("--eval", action="store_true", help="deterministic: no dropout, running statistics (--format "
+                                                       "onnx; a web page has both modes)")
+    web = p.add_argument_group("--format web")
+    web.add_argument("--weights", choices=("fp32", "fp16", "int8"),
+                     help="the weights' precision (default: the smallest within 35 dB PSNR of fp32 on the val inputs)")
+    web.add_argument("--runtime", metavar="PATH",
+                     help="onnxruntime-web as a tarball ('npm pack onnxruntime-web@VERSION') or a folder (default: "
+                          "the copy in $PIX2PIX_HOME/web, else downloaded from the npm registry and checked)")
+    web.add_argument("--val", metavar="DIR", help="aligned pairs to calibrate and measure the weights on (default: "
+                                                  "the model's own val split)")
+    web.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
+                     help="what the model takes (default: guessed from its dataset)")
+    web.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
     p.set_defaults(func=cmd_export)
 
 
@@ -217,11 +234,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise Pix2PixError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); choose another --port") from None
 
+    from ..app import runtime as ort_web
+
+    runtime = ort_web.runtime_folder(Path(args.runtime), download=False) if args.runtime else ort_web.cached()
     hosts = (*args.allow_host, args.host)  # the bound name is allowed too (an IP address always is)
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts,
                      allow_origins=tuple(args.allow_origin),
-                     max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None)
+                     max_memory_bytes=int(args.max_memory * 2**30) if args.max_memory else None, runtime=runtime)
     for m in models:
         if m.images:
             print(f"model {m.name}: {m.kind} -> photo, {m.config.arch}, {m.backend.name}, {len(m.samples)} samples")
@@ -231,6 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"in, {m.config.out_channels}-channel out, as {bodies} of POST /api/translate; "
                   f"{m.config.arch}, {m.backend.name}")
     if any(m.images for m in models):
+        print(f"in-browser translation: {'on (onnxruntime-web ' + ort_web.VERSION + ')' if runtime else 'off (pass --runtime a tarball from ' + repr(ort_web.npm_pack_command()) + ')'}")
         print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
     else:
         print(f"API at http://{args.host}:{args.port}/api/translate  (docs: /docs)", flush=True)
@@ -241,9 +262,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..inference.export import EXPORTERS
 
+    web_only = [flag for flag, value in (("--weights", args.weights), ("--runtime", args.runtime), ("--val", args.val),
+                                         ("--input-kind", args.input_kind), ("--label-set", args.label_set)) if value]
+    if args.format == "web":
+        if args.eval:
+            raise Pix2PixError("--eval: a web page has both modes (its 'deterministic' switch); leave it out")
+        return export_web(args)
+    if web_only:
+        raise Pix2PixError(f"{web_only[0]} goes with --format web")
     report = EXPORTERS[args.format](Path(args.checkpoint), Path(args.out), eval=args.eval)
     print(f"wrote {args.out} ({report['mode']} mode{', dropout noise from ONNX Runtime' if report['dropout'] else ''}); "
           f"matches PyTorch within {report['max_abs_diff']:.1e} on {', '.join(report['sizes'])}")
+    return 0
+
+
+def export_web(args: argparse.Namespace) -> int:
+    from ..app.site import export_site
+
+    entry = export_site(Path(args.checkpoint), Path(args.out), weights=args.weights,
+                        runtime=Path(args.runtime) if args.runtime else None, val=Path(args.val) if args.val else None,
+                        kind=args.input_kind, labels=args.label_set)
+    web = entry["web"]
+    for w in web["choices"]:
+        psnr = "reference" if w["psnr_db"] is None else f"{w['psnr_db']:.1f} dB PSNR against fp32"
+        print(f"  {w['weights']}: {w['bytes'] / 2**20:.1f} MB, {psnr}, {w['ms_per_image']:.0f} ms an image "
+              f"(ONNX Runtime here)" + ("  <- chosen" if w["weights"] == web["chosen"] else ""))
+    where = "on the val inputs" if web["on_val"] else "on random inputs (no val split found)"
+    print(f"wrote {args.out}/ ({web['chosen']} weights, measured {where}); serve it from any static host, e.g. "
+          f"python -m http.server --directory {args.out} (one thread: its _headers file asks a host for threads)")
     return 0
 
 

@@ -1,13 +1,16 @@
 // The pix2pix page: draw (or upload, or pick a sample) on the left, see the model's output on the right.
 // Label-map models get a palette of their classes; sketch models a pen on white. Drawing is done with
 // axis-aligned filled squares, never anti-aliased lines, so a label map holds only its palette's colours.
+// The model runs on the server (POST /api/translate) or in this page (engine.js); a static site
+// (`pix2pix export --format web`, <body data-site>) has no server, so always the page.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("input"), ctx = canvas.getContext("2d", { willReadFrequently: true });
 const state = { models: [], model: null, tool: "brush", colour: "#000000", background: "#ffffff",
                 seed: 0, undo: [], redo: [], timer: null, inflight: 0, outputUrl: null, dragStart: null,
-                last: null, drawing: false };
+                last: null, drawing: false, engine: "server", webcam: null, frames: 0 };
+const SITE = document.body.dataset.site === "static";
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -41,6 +44,7 @@ function point(e) {
 
 let rectBase = null;
 canvas.addEventListener("pointerdown", (e) => {
+  stopWebcam();  // drawing takes the canvas back
   canvas.setPointerCapture(e.pointerId);
   snapshot();
   state.drawing = true;
@@ -75,6 +79,7 @@ function schedule(delay = 350) {  // translate shortly after the user stops draw
 
 async function translate() {
   if (!state.model) return;
+  if (state.engine === "browser") return translateInPage();
   const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
   const form = new FormData();
   form.append("image", blob, "input.png");
@@ -100,6 +105,82 @@ async function translate() {
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
   }
+}
+
+async function webInfo(m) {  // served models: the graph's inputs are described once it is asked for
+  if (!m.web.inputs) {
+    const res = await fetch(m.web.meta);
+    if (!res.ok) throw new Error((await res.json()).error || res.statusText);
+    Object.assign(m.web, await res.json());
+  }
+  return m.web;
+}
+
+async function translateInPage() {
+  const ticket = ++state.inflight, m = state.model;
+  $("output-frame").classList.add("busy");
+  setStatus(state.frames ? "translating…" : "loading the model…");
+  try {
+    await webInfo(m);
+    const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const r = await InPage.translate(m, image, { evalMode: $("eval").checked, seed: state.seed });
+    if (ticket !== state.inflight) return;
+    const out = document.createElement("canvas");
+    out.width = r.image.width; out.height = r.image.height;
+    out.getContext("2d").putImageData(r.image, 0, 0);
+    const blob = await new Promise((done) => out.toBlob(done, "image/png"));
+    if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
+    state.outputUrl = URL.createObjectURL(blob);
+    $("output").src = state.outputUrl;
+    $("download").href = state.outputUrl;
+    state.lastMs = r.ms;
+    $("note").textContent = r.note;
+    if (!state.webcam) setStatus(`${Math.round(r.ms)} ms in this browser (${r.engine})`);
+  } catch (err) {
+    if (ticket === state.inflight) setStatus("error: " + (err.message || err));
+  } finally {
+    if (ticket === state.inflight) $("output-frame").classList.remove("busy");
+  }
+}
+
+// The webcam: each frame drawn on the input canvas (its longer side 256) and translated with the same noise
+// (the seed is not changed), one at a time; the frame rate is shown.
+async function toggleWebcam() {
+  if (state.webcam) { stopWebcam(); return; }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  } catch (err) {
+    setStatus("no webcam: " + (err.message || err.name)); return;
+  }
+  const video = $("video");
+  video.srcObject = stream;
+  await video.play();
+  const s = 256 / Math.max(video.videoWidth, video.videoHeight);
+  resizeCanvas(Math.round(video.videoWidth * s / 2) * 2, Math.round(video.videoHeight * s / 2) * 2);
+  state.webcam = { stream, times: [] };
+  state.frames = 0;
+  $("webcam").classList.add("active");
+  clearTimeout(state.timer);
+  while (state.webcam) {
+    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+    await translate();
+    if (!state.webcam) break;
+    state.frames++;
+    const times = state.webcam.times;
+    times.push(performance.now());
+    if (times.length > 10) times.shift();
+    const fps = times.length > 1 ? 1000 * (times.length - 1) / (times[times.length - 1] - times[0]) : 0;
+    setStatus(`webcam: ${fps.toFixed(1)} frames/s`);
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+}
+
+function stopWebcam() {
+  if (!state.webcam) return;
+  state.webcam.stream.getTracks().forEach((t) => t.stop());
+  state.webcam = null;
+  $("webcam").classList.remove("active");
 }
 
 function fillCanvas(colour) {
@@ -133,8 +214,10 @@ function buildPalette(m) {
 
 async function loadSample(i) {
   const img = new Image();
-  img.src = `/api/models/${encodeURIComponent(state.model.name)}/samples/${i}`;
+  img.src = SITE ? `${state.model.sample_path}${i}.png`
+                 : `/api/models/${encodeURIComponent(state.model.name)}/samples/${i}`;
   await img.decode();
+  stopWebcam();
   snapshot();
   resizeCanvas(img.naturalWidth, img.naturalHeight);
   ctx.drawImage(img, 0, 0);
@@ -142,11 +225,27 @@ async function loadSample(i) {
   schedule(0);
 }
 
+function describeWeb(w) {  // what a static site says of its model: weights, size, PSNR, time at export
+  const mb = (w.bytes / 2 ** 20).toFixed(w.bytes < 10 * 2 ** 20 ? 1 : 0);
+  const psnr = w.psnr_db == null ? "" : ` (${w.psnr_db} dB against fp32${w.on_val ? " on val" : ""})`;
+  return ` · ${w.weights} weights, ${mb} MB${psnr} · ${w.ms_per_image} ms an image at export on ${w.measured_on}`;
+}
+
+function chooseEngine(m) {
+  const browser = $("engine").querySelector("option[value=browser]");
+  browser.disabled = !m.web;
+  browser.textContent = m.web ? "this browser" : "this browser (" + (m.web_unavailable || "not offered") + ")";
+  state.engine = SITE ? "browser" : (m.web && m.web.default ? "browser" : "server");
+  $("engine").value = state.engine;
+}
+
 function useModel(m) {
+  stopWebcam();
   state.model = m;
   document.body.className = "kind-" + m.kind;
-  $("model-info").textContent = `${m.kind} → photo · ${m.generator} · ${m.backend}` +
+  $("model-info").textContent = `${m.kind} → photo · ${m.generator}` + (SITE ? describeWeb(m.web) : ` · ${m.backend}`) +
     (m.step != null ? ` · step ${m.step}` : "");
+  chooseEngine(m);
   if (m.kind === "labels") {
     state.background = m.palette[0]; state.colour = m.palette[Math.min(2, m.palette.length - 1)];
     buildPalette(m);
@@ -175,12 +274,15 @@ $("clear").addEventListener("click", () => { snapshot(); fillCanvas(state.backgr
 $("fill").addEventListener("click", () => { snapshot(); fillCanvas(state.colour); schedule(); });
 $("resample").addEventListener("click", () => { state.seed = Math.floor(Math.random() * 2 ** 31); schedule(0); });
 $("eval").addEventListener("change", () => schedule(0));
+$("engine").addEventListener("change", (e) => { state.engine = e.target.value; $("note").textContent = ""; schedule(0); });
+$("webcam").addEventListener("click", toggleWebcam);
 $("samples").addEventListener("change", (e) => { if (e.target.value !== "") loadSample(+e.target.value); });
 $("model").addEventListener("change", (e) => useModel(state.models[+e.target.value]));
 $("upload").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   if (!file) return;
   const bitmap = await createImageBitmap(file);
+  stopWebcam();
   snapshot();
   const scale = Math.min(1, 512 / Math.max(bitmap.width, bitmap.height));  // big photos are shown at 512
   resizeCanvas(Math.round(bitmap.width * scale), Math.round(bitmap.height * scale));
@@ -197,8 +299,9 @@ document.addEventListener("keydown", (e) => {
 });
 
 (async function init() {
-  const res = await fetch("/api/models");
-  state.models = (await res.json()).filter((m) => m.page);  // array models are served by the API alone
+  const res = await fetch(SITE ? "site.json" : "/api/models");
+  const listed = SITE ? (await res.json()).models : await res.json();
+  state.models = listed.filter((m) => m.page);  // array models are served by the API alone
   state.models.forEach((m, i) => $("model").add(new Option(m.name, String(i))));
   $("model").disabled = state.models.length < 2;
   if (state.models.length) useModel(state.models[0]);
