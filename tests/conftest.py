@@ -314,3 +314,21 @@ def only_local(requests_elsewhere: list):
             requests_elsewhere.append(route.request.url)
             route.abort()
     return handle
+
+
+def new_output(page, previous: str) -> str:
+    """Wait until the page shows an output other than ``previous`` and is not busy; returns its URL."""
+    page.wait_for_function(f"document.getElementById('output').src !== {previous!r} && "
+                           "!document.getElementById('output-frame').classList.contains('busy')", timeout=60_000)
+    return page.evaluate("document.getElementById('output').src")
+
+
+def draw(page, x0, y0, x1, y1):
+    """A stroke on the input canvas from (x0, y0) to (x1, y1), in fractions of its size."""
+    box = page.locator("#input").bounding_box()
+    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+    page.mouse.down()
+    for k in range(1, 9):
+        page.mouse.move(box["x"] + (x0 + (x1 - x0) * k / 8) * box["width"],
+                        box["y"] + (y0 + (y1 - y0) * k / 8) * box["height"])
+    page.mouse.up()

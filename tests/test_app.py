@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import CMP4, chromium, free_port, label_image, only_local, png
+from conftest import CMP4, chromium, draw, free_port, label_image, new_output, only_local, png
 from pix2pix.app.models import load_served
 from pix2pix.app.server import create_app, server_config
 from pix2pix.inference.translate import Translator
@@ -216,37 +216,23 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         assert page.locator("#palette .swatch").count() == len(FACADES.classes)
         first = page.evaluate("document.getElementById('output').src")
 
-        def draw(x0, y0, x1, y1):
-            box = page.locator("#input").bounding_box()
-            page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
-            page.mouse.down()
-            for k in range(1, 9):
-                page.mouse.move(box["x"] + (x0 + (x1 - x0) * k / 8) * box["width"],
-                                box["y"] + (y0 + (y1 - y0) * k / 8) * box["height"])
-            page.mouse.up()
-
-        def wait_for_new_output(previous):
-            page.wait_for_function(f"document.getElementById('output').src !== {previous!r} && "
-                                   "!document.getElementById('output-frame').classList.contains('busy')")
-            return page.evaluate("document.getElementById('output').src")
-
         page.locator("#palette .swatch", has_text="door").click()
         page.fill("#size", "8")
-        draw(0.2, 0.2, 0.8, 0.8)
-        second = wait_for_new_output(first)
+        draw(page, 0.2, 0.2, 0.8, 0.8)
+        second = new_output(page, first)
         size = page.evaluate("[document.getElementById('output').naturalWidth, "
                              "document.getElementById('output').naturalHeight, "
                              "document.getElementById('input').width, document.getElementById('input').height]")
         assert size[:2] == size[2:] == [32, 32]
         page.click("button[data-tool=rect]")
-        draw(0.1, 0.6, 0.5, 0.9)
-        third = wait_for_new_output(second)
+        draw(page, 0.1, 0.6, 0.5, 0.9)
+        third = new_output(page, second)
         page.click("#undo")
-        fourth = wait_for_new_output(third)
+        fourth = new_output(page, third)
         upload = tmp_path / "upload.png"
         Image.fromarray(label_image(48, 40)).save(upload)
         page.set_input_files("#upload", str(upload))
-        wait_for_new_output(fourth)
+        new_output(page, fourth)
         assert page.evaluate("[document.getElementById('output').naturalWidth, "
                              "document.getElementById('output').naturalHeight]") == [48, 40]
         ARTIFACTS.mkdir(exist_ok=True)

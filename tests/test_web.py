@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import chromium, free_port, label_image, one_line_error, only_local
+from conftest import chromium, draw, free_port, label_image, new_output, one_line_error, only_local
 from pix2pix.app import runtime as ort_web
 from pix2pix.cli import main
 from pix2pix.config import GeneratorConfig
@@ -371,22 +371,6 @@ def expected_output(site: Path, canvas: np.ndarray, eval: bool, seed: int) -> np
     return np.floor((np.clip(y[0], -1, 1) + 1) / 2 * 255).transpose(1, 2, 0)
 
 
-def new_output(page, previous: str) -> str:
-    page.wait_for_function(f"document.getElementById('output').src !== {previous!r} && "
-                           "!document.getElementById('output-frame').classList.contains('busy')", timeout=60_000)
-    return page.evaluate("document.getElementById('output').src")
-
-
-def draw(page, x0, y0, x1, y1):
-    box = page.locator("#input").bounding_box()
-    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
-    page.mouse.down()
-    for k in range(1, 9):
-        page.mouse.move(box["x"] + (x0 + (x1 - x0) * k / 8) * box["width"],
-                        box["y"] + (y0 + (y1 - y0) * k / 8) * box["height"])
-    page.mouse.up()
-
-
 @pytest.mark.slow
 def test_the_exported_site_translates_in_chromium_with_no_network(site, tmp_path):
     """Served statically with its headers (two threads) and with none (one thread, said), every request that is
@@ -488,3 +472,19 @@ def test_serves_page_translates_in_the_browser_by_default_for_a_small_model(labe
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def test_a_large_model_runs_on_the_server_by_default(tmp_path):
+    """unet_256 (54.4 M parameters, 218 MB in fp32) is offered in the browser, but the switch starts at the
+    server; a model served from an .onnx file is not offered, and says why."""
+    from types import SimpleNamespace
+
+    from pix2pix.app.inpage import InPage
+
+    in_page = InPage(tmp_path)
+    big = SimpleNamespace(name="big", images=True, config=GeneratorConfig(arch="unet_256"),
+                          backend=SimpleNamespace(name="torch"), source=tmp_path / "latest.safetensors")
+    web = in_page.entry(big)["web"]
+    assert web["bytes"] == 4 * 54_413_955 and web["default"] is False
+    onnx_file = SimpleNamespace(**(vars(big) | {"backend": SimpleNamespace(name="onnx"), "source": tmp_path / "m.onnx"}))
+    assert "export --format web" in in_page.entry(onnx_file)["web_unavailable"]

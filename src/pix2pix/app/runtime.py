@@ -105,6 +105,8 @@ def _unpacked(obtain, source: str, progress: bool) -> Path:
                 raise Pix2PixError(f"{source}: the tarball's integrity is {got[:24]}..., not {PACKAGE} {VERSION}'s "
                                    f"{INTEGRITY[:24]}... (another version, or altered); make one with "
                                    f"'{npm_pack_command()}'")
+            if _complete(dest):  # the same package, unpacked before
+                return dest
             unpacked = Path(tmp) / "files"
             unpacked.mkdir()
             _extract(tgz, unpacked, source)
