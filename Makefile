@@ -26,9 +26,11 @@ demo: install
 
 runtime: $(RUNTIME)
 
+# Outside CI a machine without npm or the registry still runs the suite: the in-browser tests say they skipped.
 $(RUNTIME):
 	mkdir -p .cache
-	cd .cache && npm pack --silent onnxruntime-web@$(ORT_WEB) >/dev/null
+	cd .cache && npm pack --silent onnxruntime-web@$(ORT_WEB) >/dev/null || { test -z "$$CI" && \
+	  echo "make: no onnxruntime-web tarball (npm pack failed); the in-browser tests will skip" >&2; }
 
 test: install runtime
 	$(PY) -m pytest -q

@@ -60,7 +60,7 @@ def main() -> int:
             try:
                 web = entry["web"]
                 row = {"checkpoint": args.checkpoint, "generator": entry["generator"], "weights": weights,
-                       "mb": round(web["bytes"] / 2**20, 2), "psnr_db": web["psnr_db"], "on_val": web["on_val"],
+                       "mib": round(web["bytes"] / 2**20, 2), "psnr_db": web["psnr_db"], "on_val": web["on_val"],
                        "ort_python_ms": web["ms_per_image"], "machine": cpu_name()}
                 for threads in (1, 2):
                     row[f"browser_ms_{threads}_thread"] = round(in_browser_ms(browser, url, threads, args.runs), 1)

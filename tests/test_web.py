@@ -116,12 +116,13 @@ def test_weights_shrink_and_are_measured_against_fp32(tmp_path):
     assert default_weights(low) == "fp16"  # int8 under 35 dB is not the default
 
 
-def test_psnr_of_8_bit_outputs():
+def test_psnr_of_8_bit_outputs_pools_the_images():
     a = np.zeros((1, 3, 4, 4), np.float32)
-    assert psnr_8bit(a, a) == float("inf")
+    assert psnr_8bit([a], [a]) == float("inf")
     b = a.copy()
     b[..., 0, 0] = 2 / 255  # one level in 3 of 48 values
-    assert psnr_8bit(a, b) == pytest.approx(10 * np.log10(255 ** 2 / (3 / 48)), abs=0.01)
+    assert psnr_8bit([a], [b]) == pytest.approx(10 * np.log10(255 ** 2 / (3 / 48)), abs=0.01)
+    assert psnr_8bit([a, a], [a, b]) == pytest.approx(10 * np.log10(255 ** 2 / (3 / 96)), abs=0.01)
 
 
 # ------------------------------------------------------------------------------------------ the runtime
@@ -207,6 +208,10 @@ def test_a_runtime_that_is_not_the_pinned_one_is_refused(registry, tmp_path, mon
         ort_web.runtime_folder(tmp_path / "b.tgz", progress=False)
     with pytest.raises(Exception, match="not an onnxruntime-web folder"):
         ort_web.runtime_folder(tmp_path, progress=False)
+    with tarfile.open(fake_package(tmp_path / "c.tgz", version="1.20.0")) as tar:
+        tar.extractall(tmp_path / "node_modules", filter="data")
+    with pytest.raises(Exception, match="onnxruntime-web 1.20.0, not the"):
+        ort_web.runtime_folder(tmp_path / "node_modules" / "package", progress=False)
 
 
 def test_the_pinned_integrity_is_npms_for_the_real_tarball(tmp_path, monkeypatch):
@@ -257,6 +262,25 @@ def test_export_web_writes_the_whole_app(site, capsys):
     assert "http" not in (site / "index.html").read_text().replace("http-equiv", "")  # nothing from elsewhere
 
 
+def test_export_web_again_keeps_what_else_the_site_holds(site, labels_run, tmp_path, capsys):
+    """A second export into a site replaces the site's own files and keeps the user's (a CNAME, a .git); the
+    web graph is no file for serve --backend onnx, and says so."""
+    site = need(site)
+    again = tmp_path / "again"
+    shutil.copytree(site, again)
+    (again / "CNAME").write_text("pix2pix.example.org\n")
+    (again / ".git").mkdir()
+    (again / "models" / "stale.onnx").write_text("old")
+    assert main(["export", "--format", "web", "--checkpoint", str(labels_run), "--out", str(again), "--runtime",
+                 str(TARBALL), "--weights", "fp16"]) == 0
+    assert (again / "CNAME").read_text() == "pix2pix.example.org\n" and (again / ".git").is_dir()
+    assert not (again / "models" / "stale.onnx").exists()
+    assert json.loads((again / "site.json").read_text())["models"][0]["web"]["weights"] == "fp16"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == [".again.lock"]
+    code = main(["serve", "--checkpoint", str(again / "models" / "facadeish.onnx"), "--backend", "onnx"])
+    one_line_error(capsys, code, "a web graph")
+
+
 def test_export_web_misuse_is_one_line(labels_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
     taken = tmp_path / "mine"
@@ -278,6 +302,12 @@ def test_export_web_misuse_is_one_line(labels_run, tmp_path, capsys, monkeypatch
                  "--runtime", str(bad)])
     one_line_error(capsys, code, "integrity")
     assert not (tmp_path / "s").exists()
+    from pix2pix.app import site as site_module
+
+    monkeypatch.setattr(site_module, "_val_inputs", lambda model, val: [])  # a checkpoint without its dataset
+    code = main(["export", "--format", "web", "--checkpoint", str(labels_run), "--out", str(tmp_path / "s"),
+                 "--runtime", str(real_runtime()), "--weights", "int8"])
+    one_line_error(capsys, code, "no val split found to calibrate int8 weights on")
 
 
 # ------------------------------------------------------------------------------------ serve's switch
@@ -305,6 +335,9 @@ def test_serve_offers_the_in_browser_engine_with_the_runtime(labels_run, tmp_pat
         m = c.get("/api/models").json()[0]
         assert m["web"]["default"] and m["web"]["bytes"] < 2**20  # a small model runs in the browser by default
         assert c.get("/ort/ort.wasm.min.js").text == "ort.wasm.min.js"
+        assert c.get("/ort/ort.wasm.min.js").headers["content-type"].startswith("text/javascript")
+        (fake / "secret.txt").write_text("not the runtime's")
+        assert c.get("/ort/secret.txt").status_code == 404
         meta = c.get(m["web"]["meta"]).json()
         graph = c.get(m["web"]["url"]).content
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 40, 24)).astype(np.float32)

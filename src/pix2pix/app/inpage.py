@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import HTTPException
 
 from ..checkpoints import load_checkpoint
+from ..errors import Pix2PixError
 from ..networks import build_generator, count_params
 from .models import ServedModel
 from .runtime import npm_pack_command
 
 BROWSER_DEFAULT_MAX_BYTES = 50 * 2**20  # the 2017 app's author: "50MB was around the maximum size" to ship
+RUNTIME_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
 ISOLATION = [(b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-embedder-policy", b"require-corp")]
 
 
@@ -33,7 +38,7 @@ class InPage:
 
         with torch.device("meta"):
             size = 4 * count_params(build_generator(m.config))
-        base = f"/api/models/{m.name}"
+        base = f"/api/models/{quote(m.name, safe='')}"
         return {"web": {"url": f"{base}/web.onnx", "meta": f"{base}/web", "ort": "/ort/", "weights": "fp32",
                         "bytes": size, "default": size <= BROWSER_DEFAULT_MAX_BYTES}}
 
@@ -47,15 +52,19 @@ class InPage:
         return None
 
     def graph(self, m: ServedModel) -> tuple[bytes, dict]:
-        """The model's web graph and its ``web`` metadata, built once (seconds for a large model)."""
+        """The model's web graph and its ``web`` metadata, built once (seconds for a large model) from its
+        checkpoint's fp32 weights (the server's own copy may be bf16), as the file is now."""
         from ..inference.web import web_graph_bytes
 
         with self.lock:
             if m.name not in self.graphs:
                 import onnx
 
-                ckpt = load_checkpoint(Path(m.source))
-                data = web_graph_bytes(ckpt.build_generator().float().eval(), ckpt.generator, ckpt.meta)
+                try:
+                    ckpt = load_checkpoint(Path(m.source))
+                    data = web_graph_bytes(ckpt.build_generator().float().eval(), ckpt.generator, ckpt.meta)
+                except (Pix2PixError, OSError) as e:  # the file went away or changed since the start
+                    raise HTTPException(503, f"model {m.name!r} cannot be built for the browser: {e}") from None
                 props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
                 self.graphs[m.name] = data, json.loads(props["web"])
             return self.graphs[m.name]

@@ -70,8 +70,19 @@ def _complete(folder: Path) -> bool:
 
 
 def _files_in(folder: Path) -> Path:
+    """The folder of :data:`FILES` in ``folder`` (itself, dist/ or package/dist/), whose package.json, where
+    there is one, must say :data:`VERSION` (a folder is not hashed: its files are the user's word)."""
     for candidate in (folder, folder / "dist", folder / "package" / "dist"):
         if _complete(candidate):
+            for manifest in (candidate / "package.json", candidate.parent / "package.json"):
+                try:
+                    version = json.loads(manifest.read_text()).get("version")
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if version != VERSION:
+                    raise Pix2PixError(f"--runtime {folder}: {PACKAGE} {version}, not the {VERSION} this version "
+                                       f"of pix2pix pins; '{npm_pack_command()}' makes a tarball of it")
+                break
             return candidate
     missing = [f for f in FILES if not (folder / f).is_file()]
     raise Pix2PixError(f"--runtime {folder}: not an {PACKAGE} folder (no {missing[0]} in it or in its dist/)")

@@ -36,7 +36,8 @@ from ..data.rasters import MODES, as_array, checked_array, encode, pil_raster, t
 from ..errors import Pix2PixError
 from ..networks.generators import padded_size
 from .docs import add_docs
-from .inpage import CrossOriginIsolated, InPage
+from .inpage import RUNTIME_TYPES, CrossOriginIsolated, InPage
+from .runtime import FILES as RUNTIME_FILES
 from .models import ServedModel
 
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -488,7 +489,11 @@ def create_app(models: list[ServedModel], max_upload_bytes: int = MAX_UPLOAD_BYT
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     if runtime is not None:
-        app.mount("/ort", StaticFiles(directory=str(runtime)), name="ort")
+        @app.get("/ort/{name}", include_in_schema=False)
+        async def runtime_file(name: str):  # onnxruntime-web's files, and nothing else of that folder
+            if name not in RUNTIME_FILES:
+                raise HTTPException(404, f"no {name} in onnxruntime-web's files")
+            return FileResponse(str(runtime / name), media_type=RUNTIME_TYPES[Path(name).suffix])
     add_docs(app)
     app.add_middleware(BodyLimit, limit=max_upload_bytes, total=max_bodies_bytes)
     app.add_middleware(HostCheck, allowed=set(allow_hosts), origins=set(allow_origins))

@@ -9,8 +9,9 @@ page (onnxruntime-web), with no server code and nothing fetched from elsewhere:
     SITE/_headers                   COOP/COEP for hosts that read it (Netlify, Cloudflare Pages): threads
 
 Any static host serves it (``python -m http.server`` too, with one thread, which the page says). The folder is
-built beside SITE and renamed into place, so SITE is a whole site or the one that was there; a SITE that is
-not a site this command wrote is never replaced.
+built beside SITE and renamed into place, so SITE is a whole site or the one that was there. A SITE that is not
+a site this command wrote is never replaced; in one that is, what else its top level holds (a CNAME, .git, a
+page of your own) is carried into the new site.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -35,7 +37,7 @@ FORMAT = "pix2pix-site/1"
 SAMPLES = 8  # val inputs shipped with the site
 CALIBRATION = 16  # val inputs the weights are calibrated and measured on
 HEADERS = "/*\n  Cross-Origin-Opener-Policy: same-origin\n  Cross-Origin-Embedder-Policy: require-corp\n"
-BROWSER_DEFAULT_MAX_BYTES = 50 * 2**20  # serve: models up to this run in the page by default (the 2017 app's cap)
+OWNED = ("index.html", "static", "site.json", "models", "samples", "ort", "_headers")  # what a re-export replaces
 
 
 def export_site(checkpoint: Path, out: Path, weights: str | None = None, runtime: Path | None = None,
@@ -44,7 +46,7 @@ def export_site(checkpoint: Path, out: Path, weights: str | None = None, runtime
     """Write the site; returns site.json's model entry."""
     from ..inference.web import WEIGHTS, build_weights, default_weights
 
-    out = Path(out)
+    out = Path(out).resolve()
     if weights is not None and weights not in WEIGHTS:
         raise Pix2PixError(f"unknown --weights '{weights}'; choose from {', '.join(WEIGHTS)}")
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or _is_site(out))):
@@ -61,6 +63,9 @@ def export_site(checkpoint: Path, out: Path, weights: str | None = None, runtime
                            "page does not draw; export --format onnx for ONNX Runtime")
     runtime_files = ort_web.runtime_folder(runtime, progress=progress)  # before the slow part: a missing one fails
     inputs = _val_inputs(model, val)
+    if weights == "int8" and not inputs:
+        raise Pix2PixError(f"{checkpoint}: no val split found to calibrate int8 weights on: pass --val DIR (aligned "
+                           "pairs, as the dataset's val split), or --weights fp16")
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = Lock(out.parent / f".{out.name}.lock", f"is writing the site {out.name}")
     lock.acquire()
@@ -92,7 +97,7 @@ def _write(site: Path, model, built: dict, chosen: str, runtime_files: Path, on_
     page = (static / "index.html").read_text()
     (site / "index.html").write_text(page.replace('<body>', '<body data-site="static">', 1))
     (site / "models").mkdir()
-    graph = site / "models" / f"{model.name}.onnx"
+    graph = site / "models" / f"{model.name}.onnx"  # named after its run: a folder name, so no "/" in it
     shutil.copyfile(built[chosen].path, graph)
     (site / "ort").mkdir()
     for f in ort_web.FILES:
@@ -109,8 +114,8 @@ def _write(site: Path, model, built: dict, chosen: str, runtime_files: Path, on_
         except (OSError, Pix2PixError):
             break
     web = _web_metadata(built[chosen].path)
-    entry = model.describe() | {"samples": count, "sample_path": f"samples/{model.name}/",
-                                "web": web | {"url": f"models/{model.name}.onnx", "ort": "ort/", "chosen": chosen,
+    entry = model.describe() | {"samples": count, "sample_path": f"samples/{quote(model.name)}/",
+                                "web": web | {"url": f"models/{quote(model.name)}.onnx", "ort": "ort/", "chosen": chosen,
                                               "measured_on": cpu_name(), "on_val": on_val,
                                               "choices": [w.describe() for w in built.values()]}
                                 | built[chosen].describe()}
@@ -152,11 +157,15 @@ def _is_site(folder: Path) -> bool:
 
 
 def _replace(new: Path, out: Path) -> None:
-    """``new`` renamed to ``out``; an old site there is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}-old-{os.getpid()}"
-        os.replace(out, old)
+    """``new`` renamed to ``out``; an old site there gives its files that are not the site's own (:data:`OWNED`)
+    to the new one, is moved aside and removed after."""
+    if not out.exists():
+        os.replace(new, out)
+        return
+    old = out.parent / f".{out.name}-old-{os.getpid()}"
+    os.replace(out, old)
     os.replace(new, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    for entry in old.iterdir():  # until this loop ends, the old site (and what it carries) is kept in full
+        if entry.name not in OWNED:
+            os.replace(entry, out / entry.name)
+    shutil.rmtree(old, ignore_errors=True)

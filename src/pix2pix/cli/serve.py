@@ -116,7 +116,8 @@ def add_commands(sub) -> None:
                                                        "onnx; a web page has both modes)")
     web = p.add_argument_group("--format web")
     web.add_argument("--weights", choices=("fp32", "fp16", "int8"),
-                     help="the weights' precision (default: the smallest within 35 dB PSNR of fp32 on the val inputs)")
+                     help="the weights' precision (default: the smallest whose PSNR against fp32 on the val inputs is "
+                          "above 35 dB)")
     web.add_argument("--runtime", metavar="PATH",
                      help="onnxruntime-web as a tarball ('npm pack onnxruntime-web@VERSION') or a folder (default: "
                           "the copy in $PIX2PIX_HOME/web, else downloaded from the npm registry and checked)")
@@ -285,7 +286,7 @@ def export_web(args: argparse.Namespace) -> int:
     web = entry["web"]
     for w in web["choices"]:
         psnr = "reference" if w["psnr_db"] is None else f"{w['psnr_db']:.1f} dB PSNR against fp32"
-        print(f"  {w['weights']}: {w['bytes'] / 2**20:.1f} MB, {psnr}, {w['ms_per_image']:.0f} ms an image "
+        print(f"  {w['weights']}: {w['bytes'] / 2**20:.1f} MiB, {psnr}, {w['ms_per_image']:.0f} ms an image "
               f"(ONNX Runtime here)" + ("  <- chosen" if w["weights"] == web["chosen"] else ""))
     where = "on the val inputs" if web["on_val"] else "on random inputs (no val split found)"
     print(f"wrote {args.out}/ ({web['chosen']} weights, measured {where}); serve it from any static host, e.g. "

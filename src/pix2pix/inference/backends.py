@@ -21,6 +21,7 @@ from .engines import LONG_LIVED
 from .translate import Translator
 from ..networks.generators import pad_to_multiple
 from .onnx_graph import onnx_session
+from .web import WEB_FORMAT
 from ..data.units import EIGHT_BIT, Scales
 
 ONNX_FORMAT = "pix2pix-onnx/1"  # the metadata tag of a file written by ``pix2pix export``
@@ -97,6 +98,9 @@ def load_onnx(path: Path) -> tuple[OnnxBackend, GeneratorConfig, dict]:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as e:  # noqa: BLE001 - onnx raises several kinds for a file that is not ONNX
         raise Pix2PixError(f"{path}: not an ONNX file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if props.get("format") == WEB_FORMAT:
+        raise Pix2PixError(f"{path}: a web graph ('export --format web'), which a page runs; serve the checkpoint, "
+                           "or 'export --format onnx' for --backend onnx")
     if props.get("format") != ONNX_FORMAT:
         raise Pix2PixError(f"{path}: not exported by 'pix2pix export' (no {ONNX_FORMAT} metadata)")
     try:

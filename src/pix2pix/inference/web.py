@@ -41,6 +41,7 @@ from .onnx_graph import OPSET, onnx_session
 from .translate import exportable
 
 WEIGHTS = ("fp32", "fp16", "int8")
+WEB_FORMAT = "pix2pix-web/1"  # the metadata tag of a web graph (a page runs it; its inputs are not export's)
 MIN_PSNR_DB = 35.0  # the default weights are the smallest that stay above this against fp32
 
 
@@ -301,20 +302,25 @@ def to_int8(fp32: Path, out: Path, calibration: list[dict]) -> None:
     import logging
 
     root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # its advice to pre-process, logged on the root logger
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process, logged on the root logger
     try:
         quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "ConvTranspose"])
     finally:
-        root.level = level
+        root.setLevel(level)
 
 
-def psnr_8bit(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two outputs in [-1, 1] as the 8-bit images they are written as."""
-    qa, qb = (np.floor((np.clip(v, -1, 1) + 1) / 2 * 255) for v in (a, b))
-    mse = float(np.mean((qa - qb) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+def psnr_8bit(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """PSNR in dB between two lists of outputs in [-1, 1] as the 8-bit images they are written as, from the
+    mean squared error over all their pixels (one identical pair does not make it infinite)."""
+    squared, count = 0.0, 0
+    for x, y in zip(a, b):
+        qx, qy = (np.floor((np.clip(v, -1, 1) + 1) / 2 * 255) for v in (x, y))
+        squared, count = squared + float(np.sum((qx - qy) ** 2)), count + qx.size
+    mse = squared / max(count, 1)
+    return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
 @dataclass
@@ -322,7 +328,7 @@ class WebWeights:
     name: str
     path: Path
     bytes: int
-    psnr_db: float  # mean over the val inputs against fp32 (inf for fp32 itself)
+    psnr_db: float  # over the val inputs against fp32 (inf for fp32 itself)
     ms_per_image: float  # ONNX Runtime on this machine, one val input at a time
 
     def describe(self) -> dict:
@@ -351,7 +357,7 @@ def build_weights(G: nn.Module, cfg: GeneratorConfig, inputs: list[np.ndarray], 
     if "int8" in which:
         if not inputs:
             raise Pix2PixError("int8 weights are calibrated on the model's val inputs, and none were found: pass "
-                               "--val DIR (a folder of the model's inputs or aligned pairs)")
+                               "--val DIR (a folder of aligned pairs, as the dataset's val split)")
         paths["int8"] = folder / "model-int8.onnx"
         calibration = feeds + [web.feeds(x, eval=True) for x in inputs]
         to_int8(fp32, paths["int8"], calibration)
@@ -370,7 +376,7 @@ def build_weights(G: nn.Module, cfg: GeneratorConfig, inputs: list[np.ndarray], 
             seconds.append(time.perf_counter() - t)
         if reference is None:
             reference = outputs
-        psnr = float(np.mean([psnr_8bit(a, b) for a, b in zip(reference, outputs)])) if outputs else float("nan")
+        psnr = psnr_8bit(reference, outputs)
         ms = 1000 * float(np.median(seconds[1:] or seconds)) if seconds else float("nan")
         out[name] = WebWeights(name, paths[name], paths[name].stat().st_size, psnr, ms)
     return {k: v for k, v in out.items() if k in which}
@@ -387,10 +393,8 @@ def _annotate(path: Path, web: WebGenerator, cfg: GeneratorConfig, weights: str,
     import onnx
     from dataclasses import asdict
 
-    from .backends import ONNX_FORMAT
-
     model = onnx.load(str(path))
-    fields = {"format": ONNX_FORMAT, "generator": json.dumps(asdict(cfg)), "padding": "graph",
+    fields = {"format": WEB_FORMAT, "generator": json.dumps(asdict(cfg)), "padding": "graph",
               "pad_multiple": str(web.pad_rule[0]), "pad_minimum": str(web.pad_rule[1]), "mode": "inputs",
               "step": str(meta.get("step", "")), "web": json.dumps(web.metadata() | {"weights": weights})}
     kept = [p for p in model.metadata_props if p.key not in fields] if replace else []

@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("input"), ctx = canvas.getContext("2d", { willReadFrequently: true });
 const state = { models: [], model: null, tool: "brush", colour: "#000000", background: "#ffffff",
                 seed: 0, undo: [], redo: [], timer: null, inflight: 0, outputUrl: null, dragStart: null,
-                last: null, drawing: false, engine: "server", webcam: null, frames: 0 };
+                last: null, drawing: false, engine: "server", webcam: null, frames: 0,
+                loaded: new Set() };
 const SITE = document.body.dataset.site === "static";
 
 function setStatus(text) { $("status").textContent = text; }
@@ -77,8 +78,8 @@ function schedule(delay = 350) {  // translate shortly after the user stops draw
   state.timer = setTimeout(translate, delay);
 }
 
-async function translate() {
-  if (!state.model) return;
+async function translate() {  // true once the output shows this input (false: failed, or overtaken)
+  if (!state.model) return false;
   if (state.engine === "browser") return translateInPage();
   const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
   const form = new FormData();
@@ -94,14 +95,16 @@ async function translate() {
     const res = await fetch("/api/translate", { method: "POST", body: form });
     if (!res.ok) throw new Error((await res.json()).error || res.statusText);
     const out = await res.blob();
-    if (ticket !== state.inflight) return;  // a newer drawing is on its way
+    if (ticket !== state.inflight) return false;  // a newer drawing is on its way
     if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
     state.outputUrl = URL.createObjectURL(out);
     $("output").src = state.outputUrl;
     $("download").href = state.outputUrl;
-    setStatus(`${Math.round(performance.now() - t0)} ms`);
+    if (!state.webcam) setStatus(`${Math.round(performance.now() - t0)} ms`);
+    return true;
   } catch (err) {
     if (ticket === state.inflight) setStatus("error: " + err.message);
+    return false;
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
   }
@@ -119,12 +122,13 @@ async function webInfo(m) {  // served models: the graph's inputs are described 
 async function translateInPage() {
   const ticket = ++state.inflight, m = state.model;
   $("output-frame").classList.add("busy");
-  setStatus(state.frames ? "translating…" : "loading the model…");
+  setStatus(state.loaded.has(m.name) ? "translating…" : "loading the model…");
   try {
     await webInfo(m);
     const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
     const r = await InPage.translate(m, image, { evalMode: $("eval").checked, seed: state.seed });
-    if (ticket !== state.inflight) return;
+    state.loaded.add(m.name);
+    if (ticket !== state.inflight) return false;
     const out = document.createElement("canvas");
     out.width = r.image.width; out.height = r.image.height;
     out.getContext("2d").putImageData(r.image, 0, 0);
@@ -136,50 +140,58 @@ async function translateInPage() {
     state.lastMs = r.ms;
     $("note").textContent = r.note;
     if (!state.webcam) setStatus(`${Math.round(r.ms)} ms in this browser (${r.engine})`);
+    return true;
   } catch (err) {
     if (ticket === state.inflight) setStatus("error: " + (err.message || err));
+    return false;
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
   }
 }
 
 // The webcam: each frame drawn on the input canvas (its longer side 256) and translated with the same noise
-// (the seed is not changed), one at a time; the frame rate is shown.
+// (the seed is not changed), one at a time; the frame rate is shown. A failed frame stops it, saying why.
 async function toggleWebcam() {
   if (state.webcam) { stopWebcam(); return; }
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
-  } catch (err) {
-    setStatus("no webcam: " + (err.message || err.name)); return;
-  }
-  const video = $("video");
-  video.srcObject = stream;
-  await video.play();
-  const s = 256 / Math.max(video.videoWidth, video.videoHeight);
-  resizeCanvas(Math.round(video.videoWidth * s / 2) * 2, Math.round(video.videoHeight * s / 2) * 2);
-  state.webcam = { stream, times: [] };
-  state.frames = 0;
+  const cam = { stream: null, times: [] };
+  state.webcam = cam;  // at once: a second click while the camera starts stops it
   $("webcam").classList.add("active");
   clearTimeout(state.timer);
-  while (state.webcam) {
-    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-    await translate();
-    if (!state.webcam) break;
-    state.frames++;
-    const times = state.webcam.times;
-    times.push(performance.now());
-    if (times.length > 10) times.shift();
-    const fps = times.length > 1 ? 1000 * (times.length - 1) / (times[times.length - 1] - times[0]) : 0;
-    setStatus(`webcam: ${fps.toFixed(1)} frames/s`);
-    await new Promise((r) => requestAnimationFrame(r));
+  try {
+    cam.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+    if (state.webcam !== cam) { cam.stream.getTracks().forEach((t) => t.stop()); return; }
+    const video = $("video");
+    video.srcObject = cam.stream;
+    await video.play();
+    snapshot();  // the drawing it replaces stays one undo away
+    const s = 256 / Math.max(video.videoWidth, video.videoHeight);
+    resizeCanvas(Math.round(video.videoWidth * s / 2) * 2, Math.round(video.videoHeight * s / 2) * 2);
+    state.frames = 0;
+    while (state.webcam === cam) {
+      ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+      if (!await translate()) {
+        if (state.webcam === cam && !$("status").textContent.startsWith("error")) continue;  // overtaken
+        break;
+      }
+      if (state.webcam !== cam) break;
+      state.frames++;
+      cam.times.push(performance.now());
+      if (cam.times.length > 10) cam.times.shift();
+      const t = cam.times, fps = t.length > 1 ? 1000 * (t.length - 1) / (t[t.length - 1] - t[0]) : 0;
+      setStatus(`webcam: ${fps.toFixed(1)} frames/s`);
+      await new Promise((r) => requestAnimationFrame(r));
+    }
+  } catch (err) {
+    setStatus("webcam: " + (err.message || err.name));
   }
+  if (state.webcam === cam) stopWebcam();
 }
 
 function stopWebcam() {
-  if (!state.webcam) return;
-  state.webcam.stream.getTracks().forEach((t) => t.stop());
+  const cam = state.webcam;
+  if (!cam) return;
   state.webcam = null;
+  if (cam.stream) cam.stream.getTracks().forEach((t) => t.stop());
   $("webcam").classList.remove("active");
 }
 
@@ -228,7 +240,7 @@ async function loadSample(i) {
 function describeWeb(w) {  // what a static site says of its model: weights, size, PSNR, time at export
   const mb = (w.bytes / 2 ** 20).toFixed(w.bytes < 10 * 2 ** 20 ? 1 : 0);
   const psnr = w.psnr_db == null ? "" : ` (${w.psnr_db} dB against fp32${w.on_val ? " on val" : ""})`;
-  return ` · ${w.weights} weights, ${mb} MB${psnr} · ${w.ms_per_image} ms an image at export on ${w.measured_on}`;
+  return ` · ${w.weights} weights, ${mb} MiB${psnr} · ${w.ms_per_image} ms an image at export on ${w.measured_on}`;
 }
 
 function chooseEngine(m) {

@@ -7,6 +7,7 @@
 const InPage = (() => {
   let loading = null;
   const sessions = new Map();   // graph URL -> a session's promise
+  const queues = new Map();     // graph URL -> the promise of its last run: one run of a session at a time
   const noiseCache = { key: null, masks: null };
   const query = new URLSearchParams(location.search);
 
@@ -38,6 +39,7 @@ const InPage = (() => {
       return { gpu, threads, note: isolated || threads > 1 ? "" :
         "one thread: this page is not cross-origin isolated (its host sends no COOP/COEP headers)" };
     })();
+    loading.catch(() => { loading = null; });  // a runtime that failed to load is tried again next time
     return loading;
   }
 
@@ -114,9 +116,15 @@ const InPage = (() => {
     const feeds = { x: toInput(image, model.in_channels) };
     if (web.inputs.includes("eval")) feeds.eval = new ort.Tensor("float32", new Float32Array([evalMode ? 1 : 0]), [1]);
     Object.assign(feeds, noise(web, image.height, image.width, seed, evalMode));
-    const t0 = performance.now();
-    const out = await s.run(feeds);
-    const ms = performance.now() - t0;
+    let ms = 0;
+    const run = (queues.get(web.url) || Promise.resolve()).catch(() => {}).then(async () => {
+      const t0 = performance.now();
+      const result = await s.run(feeds);
+      ms = performance.now() - t0;
+      return result;
+    });
+    queues.set(web.url, run);
+    const out = await run;
     const result = toImage(out.y, image.width, image.height);
     out.y.dispose && out.y.dispose();
     return { image: result, ms, engine: (rt.gpu ? "WebGPU" : "wasm") + `, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`,
