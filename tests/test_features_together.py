@@ -208,8 +208,10 @@ def test_a_sigterm_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp
     assert _same(straight, _weights(_train(tmp_path, data, "again", *flags))) == []
     seconds = time.perf_counter() - start
     rng = random.Random(0)
-    stopped_early = 0
-    for trial in range(10):
+    stopped_early = trial = 0
+    # 10 trials, and more (up to 20) until 5 signals have landed while a run was going: on a machine whose load
+    # changes, a run may end before its signal comes, and each time that happens the window is narrowed.
+    while trial < 10 or (stopped_early < 5 and trial < 20):
         name = f"t{trial}"
         timer = threading.Timer(rng.uniform(0, seconds), os.kill, (os.getpid(), signal.SIGTERM))
         with _Ignored():
@@ -223,7 +225,10 @@ def test_a_sigterm_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp
         if code == 143:
             assert main(["train", "--resume", str(run), "--no-progress"]) == 0
         assert _same(straight, _weights(run)) == [], f"trial {trial}"
-    assert stopped_early >= 5  # most signals landed while the run was going
+        if code == 0:
+            seconds *= 0.7
+        trial += 1
+    assert stopped_early >= 5  # signals landed while the runs were going
 
 
 @pytest.mark.slow

@@ -396,6 +396,15 @@ def pixels_of(page, expression: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
+def matches_python(page, site: Path, eval: bool) -> np.ndarray:
+    """The page's output is within 2 levels of Python ONNX Runtime's on the page's input and noise."""
+    canvas = pixels_of(page, "document.getElementById('input')")
+    out = pixels_of(page, "document.getElementById('output')")
+    diff = np.abs(out.astype(int) - expected_output(site, canvas, eval, page.evaluate("state.seed"))).max()
+    assert diff <= 2, diff
+    return out
+
+
 def expected_output(site: Path, canvas: np.ndarray, eval: bool, seed: int) -> np.ndarray:
     """What Python ONNX Runtime makes of the page's input with the page's noise: the site's own graph."""
     web = json.loads((site / "site.json").read_text())["models"][0]["web"]
@@ -427,12 +436,7 @@ def test_the_exported_site_translates_in_chromium_with_no_network(site, tmp_path
             assert "in this browser (wasm, 2 threads)" in page.inner_text("#status")
 
             def check(eval: bool):
-                canvas = pixels_of(page, "document.getElementById('input')")
-                out = pixels_of(page, "document.getElementById('output')")
-                seed = page.evaluate("state.seed")
-                diff = np.abs(out.astype(int) - expected_output(site, canvas, eval, seed)).max()
-                assert diff <= 2, diff
-                return out
+                return matches_python(page, site, eval)
 
             check(False)
             page.locator("#palette .swatch", has_text="door").click()
@@ -521,3 +525,33 @@ def test_a_large_model_runs_on_the_server_by_default(tmp_path):
     assert web["bytes"] == 4 * 54_413_955 and web["default"] is False
     onnx_file = SimpleNamespace(**(vars(big) | {"backend": SimpleNamespace(name="onnx"), "source": tmp_path / "m.onnx"}))
     assert "export --format web" in in_page.entry(onnx_file)["web_unavailable"]
+
+
+@pytest.mark.slow
+def test_an_fp32_site_matches_python_onnx_runtime_in_chromium(labels_run, tmp_path, monkeypatch):
+    """--weights fp32: a drawing and a re-sample in the paper's mode, and eval mode, within 2 levels."""
+    monkeypatch.setenv("PIX2PIX_HOME", str(tmp_path / "home"))
+    site = tmp_path / "fp32"
+    assert main(["export", "--format", "web", "--checkpoint", str(labels_run), "--out", str(site), "--runtime",
+                 str(real_runtime()), "--weights", "fp32"]) == 0
+    server, url = serve_folder(site, isolated=True)
+    try:
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1000, "height": 760})
+            elsewhere = []
+            page.route("**/*", only_local(elsewhere))
+            page.goto(url)
+            previous = new_output(page, "")
+            page.locator("#palette .swatch", has_text="window").click()
+            draw(page, 0.1, 0.8, 0.9, 0.3)
+            previous = new_output(page, previous)
+            matches_python(page, site, eval=False)
+            page.click("#resample")
+            previous = new_output(page, previous)
+            matches_python(page, site, eval=False)
+            page.click("#eval")
+            new_output(page, previous)
+            matches_python(page, site, eval=True)
+        assert elsewhere == []
+    finally:
+        server.shutdown()

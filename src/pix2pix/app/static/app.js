@@ -89,7 +89,7 @@ async function translate() {  // true once the output shows this input (false: f
   form.append("eval", $("eval").checked ? "true" : "false");
   const ticket = ++state.inflight;
   $("output-frame").classList.add("busy");
-  setStatus("translating…");
+  if (!state.webcam) setStatus("translating…");
   const t0 = performance.now();
   try {
     const res = await fetch("/api/translate", { method: "POST", body: form });
@@ -122,7 +122,7 @@ async function webInfo(m) {  // served models: the graph's inputs are described 
 async function translateInPage() {
   const ticket = ++state.inflight, m = state.model;
   $("output-frame").classList.add("busy");
-  setStatus(state.loaded.has(m.name) ? "translating…" : "loading the model…");
+  if (!state.webcam) setStatus(state.loaded.has(m.name) ? "translating…" : "loading the model…");
   try {
     await webInfo(m);
     const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
