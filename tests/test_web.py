@@ -523,7 +523,8 @@ def test_a_large_model_runs_on_the_server_by_default(tmp_path):
                           backend=SimpleNamespace(name="torch"), source=tmp_path / "latest.safetensors")
     web = in_page.entry(big)["web"]
     assert web["bytes"] == 4 * 54_413_955 and web["default"] is False
-    onnx_file = SimpleNamespace(**(vars(big) | {"backend": SimpleNamespace(name="onnx"), "source": tmp_path / "m.onnx"}))
+    onnx_file = SimpleNamespace(**(vars(big) | {"backend": SimpleNamespace(name="onnx"),
+                                                "source": tmp_path / "m.onnx"}))
     assert "export --format web" in in_page.entry(onnx_file)["web_unavailable"]
 
 

@@ -63,7 +63,8 @@ class ServedModel:
         return BYTES_PER_WIDTH_PIXEL * self.config.ngf * ph * pw + 4 * 4 * channels * ph * pw
 
     def describe(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "direction": self.direction, "backend": self.backend.name if self.backend else "browser",
+        d = {"name": self.name, "kind": self.kind, "direction": self.direction,
+             "backend": self.backend.name if self.backend else "browser",
              "in_channels": self.config.in_channels, "out_channels": self.config.out_channels,
              "generator": self.config.arch, "step": self.step, "samples": len(self.samples),
              "classes": None, "palette": None, "page": self.images,

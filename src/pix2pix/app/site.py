@@ -114,11 +114,9 @@ def _write(site: Path, model, built: dict, chosen: str, runtime_files: Path, on_
         except (OSError, Pix2PixError):
             break
     web = _web_metadata(built[chosen].path)
-    entry = model.describe() | {"samples": count, "sample_path": f"samples/{quote(model.name)}/",
-                                "web": web | {"url": f"models/{quote(model.name)}.onnx", "ort": "ort/", "chosen": chosen,
-                                              "measured_on": cpu_name(), "on_val": on_val,
-                                              "choices": [w.describe() for w in built.values()]}
-                                | built[chosen].describe()}
+    web |= {"url": f"models/{quote(model.name)}.onnx", "ort": "ort/", "chosen": chosen, "measured_on": cpu_name(),
+            "on_val": on_val, "choices": [w.describe() for w in built.values()]} | built[chosen].describe()
+    entry = model.describe() | {"samples": count, "sample_path": f"samples/{quote(model.name)}/", "web": web}
     (site / "site.json").write_text(json.dumps({"format": FORMAT, "runtime": {
         "package": ort_web.PACKAGE, "version": ort_web.VERSION, "path": "ort/"}, "models": [entry]}, indent=1))
     return entry

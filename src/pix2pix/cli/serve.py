@@ -252,7 +252,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"in, {m.config.out_channels}-channel out, as {bodies} of POST /api/translate; "
                   f"{m.config.arch}, {m.backend.name}")
     if any(m.images for m in models):
-        print(f"in-browser translation: {'on (onnxruntime-web ' + ort_web.VERSION + ')' if runtime else 'off (pass --runtime a tarball from ' + repr(ort_web.npm_pack_command()) + ')'}")
+        state = f"on (onnxruntime-web {ort_web.VERSION})" if runtime else \
+            f"off (pass --runtime a tarball from '{ort_web.npm_pack_command()}')"
+        print(f"in-browser translation: {state}")
         print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
     else:
         print(f"API at http://{args.host}:{args.port}/api/translate  (docs: /docs)", flush=True)

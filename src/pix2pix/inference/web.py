@@ -128,12 +128,13 @@ class WebGenerator(nn.Module):
 
 
 def _dropout_layers(G: nn.Module, in_channels: int, multiple: int, minimum: int) -> list[DropoutLayer]:
-    """Each dropout layer's channels and stride, in the order the forward pass meets them, from a pass at a
-    padded size (the original G's dropout modules, in ``modules()`` order, are the ones swapped in order)."""
+    """Each dropout layer's channels and stride, in G's ``modules()`` order (the numbering of the graph's
+    ``dropout`` inputs), from a pass at a padded size."""
     side = max(multiple, minimum) * 2
     found: dict[int, tuple] = {}
     modules = [m for m in G.modules() if isinstance(m, nn.Dropout) and m.p > 0]
     probe = copy.deepcopy(G).float().cpu().eval()
+
     def hook(k):
         def record(module, inputs, output) -> None:  # returns None: the output goes on unchanged
             found.setdefault(k, tuple(inputs[0].shape))
