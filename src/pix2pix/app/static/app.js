@@ -78,7 +78,8 @@ function schedule(delay = 350) {  // translate shortly after the user stops draw
   state.timer = setTimeout(translate, delay);
 }
 
-async function translate() {  // true once the output shows this input (false: failed, or overtaken)
+async function translate() {  // true once the output shows this input (false: overtaken, or state.failed)
+  state.failed = false;
   if (!state.model) return false;
   if (state.engine === "browser") return translateInPage();
   const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
@@ -104,6 +105,7 @@ async function translate() {  // true once the output shows this input (false: f
     return true;
   } catch (err) {
     if (ticket === state.inflight) setStatus("error: " + err.message);
+    state.failed = true;
     return false;
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
@@ -143,6 +145,7 @@ async function translateInPage() {
     return true;
   } catch (err) {
     if (ticket === state.inflight) setStatus("error: " + (err.message || err));
+    state.failed = true;
     return false;
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
@@ -170,8 +173,8 @@ async function toggleWebcam() {
     while (state.webcam === cam) {
       ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
       if (!await translate()) {
-        if (state.webcam === cam && !$("status").textContent.startsWith("error")) continue;  // overtaken
-        break;
+        if (state.failed) break;
+        continue;  // overtaken (the eval switch, re-sample): the next frame goes on
       }
       if (state.webcam !== cam) break;
       state.frames++;
