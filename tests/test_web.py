@@ -433,7 +433,7 @@ def test_the_exported_site_translates_in_chromium_with_no_network(site, tmp_path
             page.route("**/*", only_local(elsewhere))
             page.goto(isolated_url + "?threads=2")
             first = new_output(page, "")
-            assert "in this browser (wasm, 2 threads)" in page.inner_text("#status")
+            assert "in this browser (wasm, 2 threads; the first run includes its set-up)" in page.inner_text("#status")
 
             def check(eval: bool):
                 return matches_python(page, site, eval)
@@ -442,6 +442,7 @@ def test_the_exported_site_translates_in_chromium_with_no_network(site, tmp_path
             page.locator("#palette .swatch", has_text="door").click()
             draw(page, 0.2, 0.2, 0.8, 0.7)
             drawn = new_output(page, first)
+            assert "set-up" not in page.inner_text("#status")  # said of the first run only
             check(False)
             page.click("#eval")
             deterministic = new_output(page, drawn)
@@ -465,7 +466,7 @@ def test_the_exported_site_translates_in_chromium_with_no_network(site, tmp_path
 
             page.goto(plain_url)  # no COOP/COEP: one thread, and the page says why
             new_output(page, "")
-            assert "wasm, 1 thread)" in page.inner_text("#status")
+            assert "(wasm, 1 thread;" in page.inner_text("#status")
             assert "not cross-origin isolated" in page.inner_text("#note")
             check(False)
         assert elsewhere == [] and errors == []
