@@ -37,6 +37,7 @@ EXAMPLES = """examples:
   pix2pix translate --checkpoint runs/NAME --input photos/ --output out/
   pix2pix serve --checkpoint runs/NAME                  # the app: draw and translate in a browser
   pix2pix export --checkpoint runs/NAME --out model.onnx
+  pix2pix export --checkpoint runs/NAME --format web --out site/   # the app as a static site, no server
 
 'pix2pix COMMAND --help' says what a command takes."""
 

@@ -102,11 +102,13 @@ def add_commands(sub) -> None:
                         "$PIX2PIX_HOME/web, if any)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size), checked against PyTorch",
+    p = sub.add_parser("export", help="export a generator (ONNX, dynamic size; or a static web app), checked",
                        description="Write the generator as one ONNX file (any batch, height and width; the padding "
                                    "and the test mode inside it), checked against PyTorch. Its input 'x' and output "
                                    "'y' are NCHW float32: an image model's in [-1, 1] (pixel / 127.5 - 1), other "
-                                   "data's in the data's own units.")
+                                   "data's in the data's own units. --format web writes a folder that is the whole "
+                                   "drawing app, the model running in the page (onnxruntime-web): serve it from any "
+                                   "static host.")
     p.add_argument("--checkpoint", required=True, help="run folder, .safetensors or reference .pth")
     p.add_argument("--format", choices=("onnx", "web"), default="onnx",
                    help="onnx (default: any batch, height and width, padding inside the graph); web: a folder that "
