@@ -237,6 +237,10 @@ def test_the_page_in_a_real_browser(server, tmp_path):
                              "document.getElementById('output').naturalHeight]") == [48, 40]
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "app.png"))
+        (tmp_path / "notes.png").write_text("not an image")  # said in the status line, nothing else changes
+        page.set_input_files("#upload", str(tmp_path / "notes.png"))
+        page.wait_for_function("document.getElementById('status').textContent.includes('is not an image')")
+        assert page.evaluate("document.getElementById('input').width") == 48
     assert errors == []
 
 

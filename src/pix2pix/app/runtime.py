@@ -52,7 +52,7 @@ def runtime_folder(runtime: Path | None = None, download: bool = True, progress:
             return _files_in(runtime)
         if not runtime.is_file():
             raise Pix2PixError(f"--runtime {runtime}: no such file or folder")
-        return _unpacked(lambda part: shutil.copyfile(runtime, part), str(runtime), progress)
+        return _unpacked(lambda part: shutil.copyfile(runtime, part), f"--runtime {runtime}", progress)
     if _complete(cache_folder()):
         return cache_folder()
     if not download:
@@ -113,8 +113,8 @@ def _unpacked(obtain, source: str, progress: bool) -> Path:
             obtain(tgz)
             got = integrity(tgz)
             if got != INTEGRITY:
-                raise Pix2PixError(f"{source}: the tarball's integrity is {got[:24]}..., not {PACKAGE} {VERSION}'s "
-                                   f"{INTEGRITY[:24]}... (another version, or altered); make one with "
+                raise Pix2PixError(f"{source}: not {PACKAGE} {VERSION}'s npm tarball (its sha512 integrity differs: "
+                                   f"another version, an altered file, or no tarball at all); make one with "
                                    f"'{npm_pack_command()}'")
             if _complete(dest):  # the same package, unpacked before
                 return dest

@@ -255,7 +255,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"{m.config.arch}, {m.backend.name}")
     if any(m.images for m in models):
         state = f"on (onnxruntime-web {ort_web.VERSION})" if runtime else \
-            f"off (pass --runtime a tarball from '{ort_web.npm_pack_command()}')"
+            f"off (pass --runtime a tarball from '{ort_web.npm_pack_command()}', or run 'pix2pix export " \
+            f"--format web' once, which keeps a copy in $PIX2PIX_HOME/web)"
         print(f"in-browser translation: {state}")
         print(f"open http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
     else:
@@ -284,6 +285,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def export_web(args: argparse.Namespace) -> int:
     from ..app.site import export_site
 
+    replacing = Path(args.out).is_dir() and any(Path(args.out).iterdir())
     entry = export_site(Path(args.checkpoint), Path(args.out), weights=args.weights,
                         runtime=Path(args.runtime) if args.runtime else None, val=Path(args.val) if args.val else None,
                         kind=args.input_kind, labels=args.label_set)
@@ -293,8 +295,10 @@ def export_web(args: argparse.Namespace) -> int:
         print(f"  {w['weights']}: {w['bytes'] / 2**20:.1f} MiB, {psnr}, {w['ms_per_image']:.0f} ms an image "
               f"(ONNX Runtime here)" + ("  <- chosen" if w["weights"] == web["chosen"] else ""))
     where = "on the val inputs" if web["on_val"] else "on random inputs (no val split found)"
-    print(f"wrote {args.out}/ ({web['chosen']} weights, measured {where}); serve it from any static host, e.g. "
-          f"python -m http.server --directory {args.out} (one thread: its _headers file asks a host for threads)")
+    print(f"wrote {args.out}/ ({web['chosen']} weights, measured {where})" +
+          (", replacing the site that was there (files of yours beside it kept)" if replacing else ""))
+    print(f"serve it from any static host, or here: python -m http.server --bind 127.0.0.1 --directory {args.out} "
+          f"8000 (one thread there; a host that reads its _headers file gives it threads)")
     return 0
 
 

@@ -234,6 +234,7 @@ async function loadSample(i) {
   await img.decode();
   stopWebcam();
   snapshot();
+  $("samples").value = String(i);
   resizeCanvas(img.naturalWidth, img.naturalHeight);
   ctx.drawImage(img, 0, 0);
   state.undo = []; state.redo = [];
@@ -241,9 +242,10 @@ async function loadSample(i) {
 }
 
 function describeWeb(w) {  // what a static site says of its model: weights, size, PSNR, time at export
-  const mb = (w.bytes / 2 ** 20).toFixed(w.bytes < 10 * 2 ** 20 ? 1 : 0);
+  const mb = (w.bytes / 2 ** 20).toFixed(w.bytes < 100 * 2 ** 20 ? 1 : 0);
   const psnr = w.psnr_db == null ? "" : ` (${w.psnr_db} dB against fp32${w.on_val ? " on val" : ""})`;
-  return ` · ${w.weights} weights, ${mb} MiB${psnr} · ${w.ms_per_image} ms an image at export on ${w.measured_on}`;
+  return ` · ${w.weights} weights, ${mb} MiB${psnr} · exported on ${w.measured_on}, where ONNX Runtime ` +
+    `took ${w.ms_per_image} ms an image`;
 }
 
 function chooseEngine(m) {
@@ -254,13 +256,17 @@ function chooseEngine(m) {
   $("engine").value = state.engine;
 }
 
+function showInfo(m) {  // the model, and what runs it (the server's engine, or this browser)
+  const where = SITE ? describeWeb(m.web) : ` · ${state.engine === "browser" ? "in this browser" : m.backend}`;
+  $("model-info").textContent = `${m.kind} → photo · ${m.generator}` + where + (m.step != null ? ` · step ${m.step}` : "");
+}
+
 function useModel(m) {
   stopWebcam();
   state.model = m;
   document.body.className = "kind-" + m.kind;
-  $("model-info").textContent = `${m.kind} → photo · ${m.generator}` + (SITE ? describeWeb(m.web) : ` · ${m.backend}`) +
-    (m.step != null ? ` · step ${m.step}` : "");
   chooseEngine(m);
+  showInfo(m);
   if (m.kind === "labels") {
     state.background = m.palette[0]; state.colour = m.palette[Math.min(2, m.palette.length - 1)];
     buildPalette(m);
@@ -289,16 +295,25 @@ $("clear").addEventListener("click", () => { snapshot(); fillCanvas(state.backgr
 $("fill").addEventListener("click", () => { snapshot(); fillCanvas(state.colour); schedule(); });
 $("resample").addEventListener("click", () => { state.seed = Math.floor(Math.random() * 2 ** 31); schedule(0); });
 $("eval").addEventListener("change", () => schedule(0));
-$("engine").addEventListener("change", (e) => { state.engine = e.target.value; $("note").textContent = ""; schedule(0); });
+$("engine").addEventListener("change", (e) => {
+  state.engine = e.target.value; $("note").textContent = ""; showInfo(state.model); schedule(0);
+});
 $("webcam").addEventListener("click", toggleWebcam);
 $("samples").addEventListener("change", (e) => { if (e.target.value !== "") loadSample(+e.target.value); });
 $("model").addEventListener("change", (e) => useModel(state.models[+e.target.value]));
 $("upload").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   if (!file) return;
-  const bitmap = await createImageBitmap(file);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (err) {
+    setStatus(`error: ${file.name} is not an image this browser reads`); e.target.value = ""; return;
+  }
+  e.target.value = "";  // the same file chosen again is read again
   stopWebcam();
   snapshot();
+  $("samples").value = "";
   const scale = Math.min(1, 512 / Math.max(bitmap.width, bitmap.height));  // big photos are shown at 512
   resizeCanvas(Math.round(bitmap.width * scale), Math.round(bitmap.height * scale));
   ctx.imageSmoothingEnabled = state.model.kind !== "labels";
