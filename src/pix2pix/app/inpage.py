@@ -27,10 +27,17 @@ class InPage:
     def __init__(self, runtime: Path | None):
         self.runtime = runtime
         self.graphs: dict[str, tuple[bytes, dict]] = {}
+        self.entries: dict[int, dict] = {}  # by id(): the served models live as long as the app
         self.lock = threading.Lock()  # one build at a time; a second request for the same model waits for it
 
     def entry(self, m: ServedModel) -> dict:
-        """What ``/api/models`` says of ``m``'s in-browser engine: ``web`` (None where there is none) and why not."""
+        """What ``/api/models`` says of ``m``'s in-browser engine: ``web`` (None where there is none) and why not;
+        worked out once a model."""
+        if id(m) not in self.entries:
+            self.entries[id(m)] = self._entry(m)
+        return self.entries[id(m)]
+
+    def _entry(self, m: ServedModel) -> dict:
         why = self._unavailable(m)
         if why:
             return {"web": None, "web_unavailable": why}

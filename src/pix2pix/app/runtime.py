@@ -43,9 +43,9 @@ def cache_folder() -> Path:
     return home() / "web" / f"{PACKAGE}-{VERSION}"
 
 
-def runtime_folder(runtime: Path | None = None, download: bool = True, progress: bool = True) -> Path:
+def runtime_folder(runtime: Path | None = None, progress: bool = True) -> Path:
     """A folder holding :data:`FILES`: ``runtime`` (a checked tarball, unpacked into the cache, or a folder),
-    else the cache, else (``download``) the registry's tarball, checked and unpacked into the cache."""
+    else the cache, else the registry's tarball, checked and unpacked into the cache."""
     if runtime is not None:
         runtime = Path(runtime)
         if runtime.is_dir():
@@ -55,9 +55,6 @@ def runtime_folder(runtime: Path | None = None, download: bool = True, progress:
         return _unpacked(lambda part: shutil.copyfile(runtime, part), f"--runtime {runtime}", progress)
     if _complete(cache_folder()):
         return cache_folder()
-    if not download:
-        raise Pix2PixError(f"{PACKAGE} {VERSION} is not in {cache_folder()}: pass --runtime (a tarball from "
-                           f"'{npm_pack_command()}'), or run 'pix2pix export --format web' once with the network")
     return _unpacked(lambda part: _download(part, progress), "the registry", progress)
 
 

@@ -85,9 +85,7 @@ def add_commands(sub) -> None:
                         "engine, each new size compiled in the background while PyTorch answers; ONNX Runtime on "
                         "a CPU without bf16; PyTorch on a GPU); torch; onnx: an exported .onnx file")
     add_device(p)
-    p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
-                   help="what the models take (default: guessed from each one's dataset)")
-    p.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
+    add_input_kind(p)
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="larger uploads get 413 (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=4096 * 4096, help="larger images get 400")
     p.add_argument("--max-batch", type=positive(int), default=8, help="requests batched together (default 8)")
@@ -125,10 +123,15 @@ def add_commands(sub) -> None:
                           "the copy in $PIX2PIX_HOME/web, else downloaded from the npm registry and checked)")
     web.add_argument("--val", metavar="DIR", help="aligned pairs to calibrate and measure the weights on (default: "
                                                   "the model's own val split)")
-    web.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
-                     help="what the model takes (default: guessed from its dataset)")
-    web.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
+    add_input_kind(web)
     p.set_defaults(func=cmd_export)
+
+
+def add_input_kind(p) -> None:
+    """What a page draws for a model: serve's and export --format web's."""
+    p.add_argument("--input-kind", choices=("labels", "sketch", "photo"),
+                   help="what the model takes (default: guessed from its dataset)")
+    p.add_argument("--label-set", choices=("facades", "cityscapes"), help="classes and colours of label inputs")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -239,7 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..app import runtime as ort_web
 
-    runtime = ort_web.runtime_folder(Path(args.runtime), download=False) if args.runtime else ort_web.cached()
+    runtime = ort_web.runtime_folder(Path(args.runtime)) if args.runtime else ort_web.cached()
     hosts = (*args.allow_host, args.host)  # the bound name is allowed too (an IP address always is)
     app = create_app(models, max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, allow_hosts=hosts,

@@ -28,7 +28,7 @@ from ..config import GeneratorConfig
 from ..errors import Pix2PixError
 from ..files import atomic_write
 from .translate import exportable
-from .onnx_graph import onnx_session, write_graph
+from .onnx_graph import onnx_session, write_graph, write_metadata
 from ..data.units import Scales
 
 
@@ -102,18 +102,12 @@ class InUnits(torch.nn.Module):
 
 def _annotate(path: Path, cfg: GeneratorConfig, multiple: int, minimum: int, eval: bool, meta: dict,
               scales: Scales) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
     run = meta.get("config") or {}
     fields = {"format": ONNX_FORMAT, "generator": json.dumps(asdict(cfg)), "pad_multiple": str(multiple),
               "pad_minimum": str(minimum), "padding": "graph", "mode": "eval" if eval else "paper",
               "step": str(meta.get("step", "")), "data": json.dumps(run.get("data", {})),
               "scales": json.dumps(scales.to_dict()), "io": "unit" if scales.eight_bit else "data"}
-    for k, v in fields.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(model, str(path))
+    write_metadata(path, fields)
 
 
 EXPORTERS = {"onnx": export_onnx}  # pix2pix export --format

@@ -57,6 +57,20 @@ def seeded(graph: bytes, seed: int) -> bytes:
     return model.SerializeToString()
 
 
+def write_metadata(path: Path, fields: dict[str, str]) -> None:
+    """Set ``fields`` in an ONNX file's metadata (a key already there takes the new value)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in fields]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for k, v in fields.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+
+
 def onnx_session(model: Path | bytes):
     """An ONNX Runtime CPU session of a file or of a serialized graph."""
     import onnxruntime as ort

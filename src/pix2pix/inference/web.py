@@ -37,7 +37,7 @@ from torch import nn
 
 from ..config import GeneratorConfig
 from ..errors import Pix2PixError
-from .onnx_graph import OPSET, onnx_session
+from .onnx_graph import OPSET, onnx_session, write_metadata
 from .translate import exportable
 
 WEIGHTS = ("fp32", "fp16", "int8")
@@ -355,6 +355,7 @@ def build_weights(G: nn.Module, cfg: GeneratorConfig, inputs: list[np.ndarray], 
     if "fp16" in which:
         paths["fp16"] = folder / "model-fp16.onnx"
         onnx.save(to_fp16(onnx.load(str(fp32))), str(paths["fp16"]))
+        _annotate(paths["fp16"], web, cfg, "fp16", meta or {})
     if "int8" in which:
         if not inputs:
             raise Pix2PixError("int8 weights are calibrated on the model's val inputs, and none were found: pass "
@@ -362,9 +363,7 @@ def build_weights(G: nn.Module, cfg: GeneratorConfig, inputs: list[np.ndarray], 
         paths["int8"] = folder / "model-int8.onnx"
         calibration = feeds + [web.feeds(x, eval=True) for x in inputs]
         to_int8(fp32, paths["int8"], calibration)
-        _annotate(paths["int8"], web, cfg, "int8", meta or {}, replace=True)
-    if "fp16" in which:
-        _annotate(paths["fp16"], web, cfg, "fp16", meta or {}, replace=True)
+        _annotate(paths["int8"], web, cfg, "int8", meta or {})
     reference, out = None, {}
     for name in ("fp32", "fp16", "int8"):
         if name not in paths:
@@ -389,22 +388,13 @@ def default_weights(built: dict[str, WebWeights]) -> str:
     return min(good, key=lambda w: w.bytes).name
 
 
-def _annotate(path: Path, web: WebGenerator, cfg: GeneratorConfig, weights: str, meta: dict,
-              replace: bool = False) -> None:
-    import onnx
+def _annotate(path: Path, web: WebGenerator, cfg: GeneratorConfig, weights: str, meta: dict) -> None:
     from dataclasses import asdict
 
-    model = onnx.load(str(path))
-    fields = {"format": WEB_FORMAT, "generator": json.dumps(asdict(cfg)), "padding": "graph",
-              "pad_multiple": str(web.pad_rule[0]), "pad_minimum": str(web.pad_rule[1]), "mode": "inputs",
-              "step": str(meta.get("step", "")), "web": json.dumps(web.metadata() | {"weights": weights})}
-    kept = [p for p in model.metadata_props if p.key not in fields] if replace else []
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for k, v in fields.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(model, str(path))
+    write_metadata(path, {"format": WEB_FORMAT, "generator": json.dumps(asdict(cfg)), "padding": "graph",
+                          "pad_multiple": str(web.pad_rule[0]), "pad_minimum": str(web.pad_rule[1]),
+                          "mode": "inputs", "step": str(meta.get("step", "")),
+                          "web": json.dumps(web.metadata() | {"weights": weights})})
 
 
 def web_graph_bytes(G: nn.Module, cfg: GeneratorConfig, meta: dict | None = None) -> bytes:

@@ -97,10 +97,7 @@ async function translate() {  // true once the output shows this input (false: o
     if (!res.ok) throw new Error((await res.json()).error || res.statusText);
     const out = await res.blob();
     if (ticket !== state.inflight) return false;  // a newer drawing is on its way
-    if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
-    state.outputUrl = URL.createObjectURL(out);
-    $("output").src = state.outputUrl;
-    $("download").href = state.outputUrl;
+    showOutput(out);
     if (!state.webcam) setStatus(`${Math.round(performance.now() - t0)} ms`);
     return true;
   } catch (err) {
@@ -110,6 +107,13 @@ async function translate() {  // true once the output shows this input (false: o
   } finally {
     if (ticket === state.inflight) $("output-frame").classList.remove("busy");
   }
+}
+
+function showOutput(blob) {  // the output image, and what Download saves
+  if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
+  state.outputUrl = URL.createObjectURL(blob);
+  $("output").src = state.outputUrl;
+  $("download").href = state.outputUrl;
 }
 
 async function webInfo(m) {  // served models: the graph's inputs are described once it is asked for
@@ -134,11 +138,7 @@ async function translateInPage() {
     const out = document.createElement("canvas");
     out.width = r.image.width; out.height = r.image.height;
     out.getContext("2d").putImageData(r.image, 0, 0);
-    const blob = await new Promise((done) => out.toBlob(done, "image/png"));
-    if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
-    state.outputUrl = URL.createObjectURL(blob);
-    $("output").src = state.outputUrl;
-    $("download").href = state.outputUrl;
+    showOutput(await new Promise((done) => out.toBlob(done, "image/png")));
     state.lastMs = r.ms;
     $("note").textContent = r.note;
     if (!state.webcam) setStatus(`${Math.round(r.ms)} ms in this browser (${r.engine})`);
